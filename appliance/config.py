@@ -1,0 +1,319 @@
+"""Settings: one msgspec Struct tree <- salesboost.toml <- SALESBOOST__SECTION__KEY env.
+
+Precedence, lowest first: the defaults written below, the TOML file, the environment.
+Every field carries a description (``msgspec.Meta``); ``salesboost config docs`` renders
+them into ``docs/configuration.md`` and a test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "SALESBOOST__"
+DEFAULT_CONFIG_FILE = "salesboost.toml"
+
+
+def _doc(text: str, **constraints: Any) -> msgspec.Meta:
+    return msgspec.Meta(description=text, **constraints)
+
+
+class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The HTTP/WebSocket listener."""
+
+    host: Annotated[str, _doc("Address to listen on; 0.0.0.0 serves the whole LAN.")] = "0.0.0.0"  # noqa: S104
+    port: Annotated[int, _doc("TCP port to listen on.", ge=1, le=65535)] = 8000
+    graceful_timeout_s: Annotated[
+        int, _doc("On SIGTERM, seconds in-flight requests may take to finish.", ge=0)
+    ] = 20
+    max_body_bytes: Annotated[
+        int, _doc("Largest request body accepted; larger gets 413.", ge=1024)
+    ] = 64 * 1024 * 1024
+    tls_certfile: Annotated[str, _doc("PEM certificate for HTTPS; empty serves plain HTTP.")] = ""
+    tls_keyfile: Annotated[str, _doc("PEM private key matching tls_certfile.")] = ""
+    allowed_origins: Annotated[
+        list[str],
+        _doc("Extra origins (scheme://host:port) allowed to call the API besides its own."),
+    ] = msgspec.field(default_factory=list)
+
+
+class PathsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where the appliance keeps its files."""
+
+    state_dir: Annotated[
+        str, _doc("State directory: SQLite database, sessions, uploads, LanceDB, file keyring.")
+    ] = str(PROJECT_ROOT / "state")
+    models_dir: Annotated[str, _doc("Directory holding model files and manifest.toml.")] = str(
+        PROJECT_ROOT / "models"
+    )
+
+
+class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Logging."""
+
+    level: Annotated[
+        Literal["debug", "info", "warning", "error"], _doc("Lowest level written.")
+    ] = "info"
+    json: Annotated[bool, _doc("One JSON object per line (true) or human-readable lines.")] = True
+    access: Annotated[bool, _doc("Write one line per HTTP request.")] = True
+
+
+class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Logins, sessions, tokens and throttling."""
+
+    session_max_age_s: Annotated[int, _doc("Browser session lifetime in seconds.", ge=60)] = (
+        12 * 3600
+    )
+    secure_cookies: Annotated[
+        Literal["auto", "always", "never"],
+        _doc("Mark cookies Secure: auto = when TLS is configured."),
+    ] = "auto"
+    lockout_threshold: Annotated[
+        int, _doc("Failed logins per user and IP that lock the pair out.", ge=1)
+    ] = 5
+    lockout_window_s: Annotated[int, _doc("Window in which failed logins are counted.", ge=1)] = 900
+    lockout_s: Annotated[int, _doc("How long a locked user+IP pair must wait.", ge=1)] = 300
+    login_rate_per_minute: Annotated[
+        int, _doc("Login requests per minute per client IP (all users).", ge=1)
+    ] = 30
+    api_rate_per_minute: Annotated[
+        int, _doc("Requests per minute per client IP across the API.", ge=1)
+    ] = 1_000_000
+    password_min_length: Annotated[int, _doc("Shortest password accepted.", ge=8)] = 10
+
+
+class SecretsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where named secrets are read from, after $CREDENTIALS_DIRECTORY."""
+
+    keyring: Annotated[
+        Literal["auto", "system", "file"],
+        _doc(
+            "auto: the OS keyring if one is usable, else the file keyring in the state dir; "
+            "system: the OS keyring only; file: the file keyring (keyrings.alt, mode 0600)."
+        ),
+    ] = "auto"
+
+
+class ReadinessConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What /readyz demands."""
+
+    min_free_disk_mb: Annotated[
+        int, _doc("Free space the state dir needs to count as ready.", ge=0)
+    ] = 512
+    require_models: Annotated[
+        bool, _doc("Not ready while a model in the manifest is missing or corrupt.")
+    ] = True
+
+
+class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Prometheus metrics at /metrics."""
+
+    enabled: Annotated[bool, _doc("Serve /metrics.")] = True
+    public: Annotated[
+        bool, _doc("Serve /metrics without login (for a scraper); false needs an admin.")
+    ] = True
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The whole configuration."""
+
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    paths: PathsConfig = msgspec.field(default_factory=PathsConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
+    readiness: ReadinessConfig = msgspec.field(default_factory=ReadinessConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+
+    @property
+    def state_dir(self) -> Path:
+        """The state directory as a Path."""
+        return Path(self.paths.state_dir)
+
+    @property
+    def models_dir(self) -> Path:
+        """The models directory as a Path."""
+        return Path(self.paths.models_dir)
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database file."""
+        return self.state_dir / "salesboost.db"
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS itself."""
+        return bool(self.server.tls_certfile)
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; ``key`` names its path (``server.port``)."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"config error at {key or '(root)'}: {why}")
+        self.key = key
+        self.why = why
+
+
+Source = Literal["default", "file", "env", "cli"]
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Settings plus where each leaf value came from."""
+
+    settings: Settings
+    sources: dict[str, Source]
+    file: Path | None
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(".".join(path), "is a section, not a value")
+        node = child
+    node[path[-1]] = value
+
+
+def _env_value(raw: str) -> Any:
+    text = raw.strip()
+    if text.startswith(("[", "{")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn SALESBOOST__SECTION__KEY variables into a nested dict of raw strings."""
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if len(path) < 2:
+            raise ConfigError(name, "environment overrides need SALESBOOST__SECTION__KEY")
+        _set_path(tree, path, _env_value(raw))
+    return tree
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _leaves(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _leaves(value, path + ".")
+        else:
+            yield path, value
+
+
+def _error_key(err: msgspec.ValidationError) -> tuple[str, str]:
+    text = str(err)
+    key = ""
+    if " - at `$." in text:
+        text, _, where = text.rpartition(" - at `$.")
+        key = where.rstrip("`")
+    if text.startswith("Object contains unknown field `"):
+        field = text.split("`")[1]
+        key = f"{key}.{field}" if key else field
+        text = "unknown key"
+    return key, text
+
+
+def _convert(tree: Mapping[str, Any], strict: bool) -> Settings:
+    try:
+        return msgspec.convert(tree, Settings, strict=strict)
+    except msgspec.ValidationError as err:
+        key, why = _error_key(err)
+        raise ConfigError(key, why) from None
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> LoadedSettings:
+    """Build the effective settings; raises ConfigError naming the bad key."""
+    environ = os.environ if environ is None else environ
+    if config_file is None:
+        env_file = environ.get("SALESBOOST_CONFIG")
+        if env_file:
+            config_file = Path(env_file)
+        elif Path(DEFAULT_CONFIG_FILE).is_file():
+            config_file = Path(DEFAULT_CONFIG_FILE)
+    file_tree: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            file_tree = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("", f"config file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError("", f"{config_file} is not valid TOML: {err}") from None
+        _convert(file_tree, strict=True)  # type errors in the file are reported as such
+    env_tree = env_overrides(environ)
+    cli_tree: dict[str, Any] = {}
+    for dotted, value in (cli or {}).items():
+        if value is not None:
+            _set_path(cli_tree, dotted.split("."), value)
+    merged = _merge(_merge(file_tree, env_tree), cli_tree)
+    settings = _convert(merged, strict=False)
+    sources: dict[str, Source] = {key: "default" for key, _ in _leaves(to_tree(settings))}
+    for layer, name in ((file_tree, "file"), (env_tree, "env"), (cli_tree, "cli")):
+        for key, _ in _leaves(layer):
+            sources[key] = name  # type: ignore[assignment]
+    return LoadedSettings(settings=settings, sources=sources, file=config_file)
+
+
+def to_tree(settings: Settings) -> dict[str, Any]:
+    """The settings as plain nested dicts."""
+    tree: dict[str, Any] = msgspec.to_builtins(settings)
+    return tree
+
+
+def describe_fields() -> list[tuple[str, str, Any, str]]:
+    """Every leaf key as (dotted key, type, default, description), in declaration order."""
+    rows: list[tuple[str, str, Any, str]] = []
+    defaults = to_tree(Settings())
+    for section in msgspec.structs.fields(Settings):
+        section_type = section.type
+        section_info = msgspec.inspect.type_info(section_type)
+        assert isinstance(section_info, msgspec.inspect.StructType)
+        for info in section_info.fields:
+            key = f"{section.name}.{info.name}"
+            schema = getattr(info.type, "extra_json_schema", None) or {}
+            description = str(schema.get("description", ""))
+            rows.append(
+                (key, _type_name(info.type), defaults[section.name][info.name], description)
+            )
+    return rows
+
+
+def _type_name(info: msgspec.inspect.Type) -> str:
+    inner = info
+    if isinstance(inner, msgspec.inspect.Metadata):
+        inner = inner.type
+    if isinstance(inner, msgspec.inspect.LiteralType):
+        return " | ".join(repr(v) for v in inner.values)
+    if isinstance(inner, msgspec.inspect.ListType):
+        return f"list[{_type_name(inner.item_type)}]"
+    return type(inner).__name__.removesuffix("Type").lower()

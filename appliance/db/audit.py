@@ -1,0 +1,56 @@
+"""The audit log: who did what to whom, from where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from appliance.db.database import Database
+
+
+class AuditEntry(msgspec.Struct, kw_only=True, frozen=True):
+    """One audit row."""
+
+    id: int
+    at: str
+    actor_id: int | None
+    actor: str
+    action: str
+    target: str
+    ip: str
+    detail: dict[str, Any]
+
+
+class AuditRepository:
+    """Append-only writes and filtered reads of the audit log."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(
+        self,
+        action: str,
+        *,
+        actor: str,
+        actor_id: int | None = None,
+        target: str = "",
+        ip: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one row."""
+        await self.db.execute(
+            "INSERT INTO audit_log (actor_id, actor, action, target, ip, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (actor_id, actor, action, target, ip, msgspec.json.encode(detail or {}).decode()),
+        )
+
+    async def list(self, action: str | None = None, limit: int = 200) -> list[AuditEntry]:
+        """Newest first, optionally one action."""
+        sql = "SELECT id, at, actor_id, actor, action, target, ip, detail FROM audit_log"
+        params: tuple[Any, ...] = ()
+        if action:
+            sql += " WHERE action = ?"
+            params = (action,)
+        rows = await self.db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [AuditEntry(**{**dict(r), "detail": msgspec.json.decode(r["detail"])}) for r in rows]

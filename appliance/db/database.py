@@ -1,0 +1,113 @@
+"""The SQLite database: one writer connection (``BEGIN IMMEDIATE``) and one reader, via aiosqlite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+Row = aiosqlite.Row
+Params = Iterable[Any] | dict[str, Any]
+
+
+class DatabaseClosedError(Exception):
+    """The database was used before ``start()`` or after ``close()``."""
+
+    code = "database_closed"
+
+
+async def _open(path: Path, readonly: bool) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.execute("PRAGMA busy_timeout=10000")
+    await conn.execute("PRAGMA synchronous=NORMAL")
+    if readonly:
+        await conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+class Database:
+    """All writes go through one connection, serialized by a lock; reads use a second one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Open both connections."""
+        self._writer = await _open(self.path, readonly=False)
+        self._reader = await _open(self.path, readonly=True)
+
+    async def close(self) -> None:
+        """Close both connections; later use raises DatabaseClosedError."""
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        async with self._write_lock:
+            if writer is not None:
+                await writer.close()
+        if reader is not None:
+            await reader.close()
+
+    async def __aenter__(self) -> Database:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _read_conn(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise DatabaseClosedError("the database is not open (start() not called, or closed)")
+        return self._reader
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """First row of a read query."""
+        async with self._read_conn().execute(sql, params) as cur:
+            row: Row | None = await cur.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """All rows of a read query."""
+        async with self._read_conn().execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        """First column of the first row, or None."""
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error)."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise DatabaseClosedError(
+                    "the database is not open (start() not called, or closed)"
+                )
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            else:
+                await conn.execute("COMMIT")
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """One write statement in its own transaction; returns lastrowid."""
+        async with self.transaction() as conn:
+            cur = await conn.execute(sql, params)
+            return cur.lastrowid or 0
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        await self.fetchone("SELECT 1")

@@ -1,0 +1,150 @@
+"""Users and teams."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from appliance.db.database import Database, Row
+
+Role = Literal["admin", "manager", "trainee"]
+ROLES: tuple[Role, ...] = ("admin", "manager", "trainee")
+
+
+class User(msgspec.Struct, kw_only=True, frozen=True):
+    """A user as stored (the hash stays inside the auth package)."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    team_id: int | None
+    team: str | None
+    disabled: bool
+    must_change_password: bool
+    auth_epoch: int
+    created_at: str
+    password_hash: str = msgspec.field(default="", name="-")
+
+
+_SELECT = """
+SELECT u.id, u.username, u.display_name, u.role, u.team_id, t.name AS team, u.disabled,
+       u.must_change_password, u.auth_epoch, u.created_at, u.password_hash
+FROM users u LEFT JOIN teams t ON t.id = u.team_id
+"""
+
+
+def _user(row: Row) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        display_name=row["display_name"],
+        role=row["role"],
+        team_id=row["team_id"],
+        team=row["team"],
+        disabled=bool(row["disabled"]),
+        must_change_password=bool(row["must_change_password"]),
+        auth_epoch=row["auth_epoch"],
+        created_at=row["created_at"],
+        password_hash=row["password_hash"],
+    )
+
+
+class UserRepository:
+    """Reads and writes of users and teams."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, user_id: int) -> User | None:
+        """A user by id."""
+        row = await self.db.fetchone(_SELECT + " WHERE u.id = ?", (user_id,))
+        return None if row is None else _user(row)
+
+    async def by_username(self, username: str) -> User | None:
+        """A user by (case-insensitive) username."""
+        row = await self.db.fetchone(_SELECT + " WHERE u.username = ?", (username,))
+        return None if row is None else _user(row)
+
+    async def list(self, team_id: int | None = None) -> list[User]:
+        """All users, or one team's."""
+        if team_id is None:
+            rows = await self.db.fetchall(_SELECT + " ORDER BY u.id")
+        else:
+            rows = await self.db.fetchall(
+                _SELECT + " WHERE u.team_id = ? ORDER BY u.id", (team_id,)
+            )
+        return [_user(r) for r in rows]
+
+    async def count_admins(self) -> int:
+        """Enabled admins."""
+        value = await self.db.fetchval(
+            "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0"
+        )
+        return int(value or 0)
+
+    async def ensure_team(self, name: str) -> int:
+        """The id of the team with this name, created if needed."""
+        async with self.db.transaction() as conn:
+            await conn.execute("INSERT OR IGNORE INTO teams (name) VALUES (?)", (name,))
+            async with conn.execute("SELECT id FROM teams WHERE name = ?", (name,)) as cur:
+                row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def create(
+        self,
+        *,
+        username: str,
+        password_hash: str,
+        role: Role,
+        team_id: int | None,
+        display_name: str = "",
+        must_change_password: bool = False,
+    ) -> int:
+        """Insert a user; returns its id (IntegrityError when the name is taken)."""
+        return await self.db.execute(
+            "INSERT INTO users (username, display_name, role, team_id, password_hash, "
+            "must_change_password) VALUES (?, ?, ?, ?, ?, ?)",
+            (username, display_name, role, team_id, password_hash, int(must_change_password)),
+        )
+
+    async def update(
+        self,
+        user_id: int,
+        *,
+        role: Role | None = None,
+        team_id: int | None = None,
+        display_name: str | None = None,
+        disabled: bool | None = None,
+        password_hash: str | None = None,
+        must_change_password: bool | None = None,
+        end_sessions: bool = False,
+    ) -> None:
+        """Change the given fields; ``end_sessions`` voids every session and cookie at once."""
+        sets: list[str] = []
+        params: list[object] = []
+        for column, value in (
+            ("role", role),
+            ("team_id", team_id),
+            ("display_name", display_name),
+            ("disabled", None if disabled is None else int(disabled)),
+            ("password_hash", password_hash),
+            (
+                "must_change_password",
+                None if must_change_password is None else int(must_change_password),
+            ),
+        ):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                params.append(value)
+        if end_sessions:
+            sets.append("auth_epoch = auth_epoch + 1")
+        if not sets:
+            return
+        sets.append("updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+        await self.db.execute(
+            f"UPDATE users SET {', '.join(sets)} WHERE id = ?",  # noqa: S608 - columns are fixed names
+            (*params, user_id),
+        )

@@ -1,0 +1,223 @@
+"""`salesboost doctor`: what this box has and whether the appliance can run on it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import psutil
+
+from appliance.config import Settings
+
+Status = Literal["ok", "warn", "fail", "info"]
+
+
+@dataclass
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    status: Status
+    detail: str
+
+
+def _python() -> Check:
+    ok = sys.version_info >= (3, 11)
+    return Check(
+        "python",
+        "ok" if ok else "fail",
+        f"{platform.python_implementation()} {platform.python_version()} at {sys.executable}",
+    )
+
+
+def _cpu() -> Check:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    physical = psutil.cpu_count(logical=False) or 0
+    logical = psutil.cpu_count(logical=True) or 0
+    mem = psutil.virtual_memory().total / 2**30
+    return Check(
+        "cpu", "info", f"{model}; {physical} physical / {logical} logical cores; {mem:.1f} GiB RAM"
+    )
+
+
+def _gpu_llama() -> Check:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return Check("gpu: llama.cpp", "fail", "llama-cpp-python is not installed")
+    import llama_cpp
+
+    offload = bool(llama_cpp.llama_supports_gpu_offload())
+    return Check(
+        "gpu: llama.cpp",
+        "ok" if offload else "info",
+        f"llama-cpp-python {llama_cpp.__version__}, GPU offload "
+        f"{'supported' if offload else 'not in this build (CPU)'}",
+    )
+
+
+def _gpu_onnxruntime() -> Check:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return Check("gpu: onnxruntime", "fail", "onnxruntime is not installed")
+    import onnxruntime
+
+    providers = onnxruntime.get_available_providers()
+    cuda = "CUDAExecutionProvider" in providers
+    return Check(
+        "gpu: onnxruntime",
+        "ok" if cuda else "info",
+        f"onnxruntime {onnxruntime.__version__}, providers: {', '.join(providers)}",
+    )
+
+
+def _gpu_torch() -> Check:
+    if importlib.util.find_spec("torch") is None:
+        return Check("gpu: torch", "warn", "torch is not installed")
+    import torch
+
+    if torch.cuda.is_available():
+        return Check(
+            "gpu: torch", "ok", f"torch {torch.__version__}, CUDA: {torch.cuda.get_device_name(0)}"
+        )
+    return Check("gpu: torch", "info", f"torch {torch.__version__}, no CUDA device (CPU)")
+
+
+def _models(settings: Settings) -> list[Check]:
+    from appliance.models import HASH_CACHE, HashCache, ModelError, load_manifest, verify
+
+    try:
+        manifest = load_manifest(settings.models_dir)
+    except ModelError as err:
+        return [Check("models", "fail", str(err))]
+    statuses = verify(
+        settings.models_dir, manifest, HashCache(settings.state_dir / HASH_CACHE), deep=True
+    )
+    out = []
+    for entry in manifest.model:
+        mine = [s for s in statuses if s.model == entry.name]
+        bad = [s for s in mine if s.state != "ok"]
+        if bad:
+            status: Status = "fail" if entry.required else "warn"
+            detail = "; ".join(f"{s.path}: {s.state} ({s.detail})" for s in bad)
+        else:
+            status, detail = (
+                "ok",
+                f"{settings.models_dir / entry.path} ({len(mine)} files, sha256 OK)",
+            )
+        out.append(Check(f"model {entry.name} [{entry.role}]", status, detail))
+    return out
+
+
+def _state_dir(settings: Settings) -> Check:
+    path = settings.state_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-"):
+            pass
+    except OSError as err:
+        return Check("state dir", "fail", f"{path} is not writable: {err}")
+    free_mb = shutil.disk_usage(path).free // 2**20
+    need = settings.readiness.min_free_disk_mb
+    status: Status = "ok" if free_mb >= need else "fail"
+    return Check("state dir", status, f"{path} writable, {free_mb} MiB free (need {need})")
+
+
+def _secrets(settings: Settings) -> Check:
+    from appliance.secrets import SESSION_KEY, SecretError, SecretStore
+
+    store = SecretStore(settings)
+    try:
+        info = store.describe()
+        source = store.source_of(SESSION_KEY)
+    except SecretError as err:
+        return Check("secrets", "fail", str(err))
+    where = info["name"] + (f" at {info['path']}" if info["path"] else "")
+    if info["backend"] == "file":
+        where = f"file keyring ({where}; no OS keyring on this box)"
+        if store.file_mode_ok() is False:
+            return Check("secrets", "fail", f"{where} is readable by others: chmod 600 it")
+    if store.credentials_dir:
+        where += f"; systemd credentials in {store.credentials_dir}"
+    if source is None:
+        return Check("secrets", "fail", f"{where}; session_key missing (salesboost secrets ensure)")
+    return Check("secrets", "ok", f"{where}; session_key from {source}")
+
+
+def _database(settings: Settings) -> Check:
+    from appliance.db.migrations import MigrationError, check, connect_sync, discover
+
+    if not settings.db_path.exists():
+        return Check(
+            "database", "warn", f"{settings.db_path} does not exist yet (salesboost migrate)"
+        )
+    conn = connect_sync(settings.db_path)
+    try:
+        pending = check(conn, discover())
+    except MigrationError as err:
+        return Check("database", "fail", str(err))
+    finally:
+        conn.close()
+    if pending:
+        return Check("database", "warn", f"{len(pending)} migrations pending (serve applies them)")
+    return Check("database", "ok", f"{settings.db_path}, schema up to date")
+
+
+def _port(settings: Settings) -> Check:
+    host, port = settings.server.host, settings.server.port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            return Check(
+                "port",
+                "warn",
+                f"{host}:{port} is in use or not bindable ({err.strerror}); "
+                "is the appliance already running?",
+            )
+    return Check("port", "ok", f"{host}:{port} is free")
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check, in report order; one failing check never stops the others."""
+    checks: list[Check] = []
+    steps: list[Callable[[], Check | list[Check]]] = [
+        _python,
+        _cpu,
+        _gpu_llama,
+        _gpu_onnxruntime,
+        _gpu_torch,
+        lambda: _models(settings),
+        lambda: _state_dir(settings),
+        lambda: _secrets(settings),
+        lambda: _database(settings),
+        lambda: _port(settings),
+    ]
+    for step in steps:
+        try:
+            result = step()
+        except Exception as err:  # a broken probe is a finding, not a crash
+            result = Check(
+                getattr(step, "__name__", "check").strip("_"),
+                "fail",
+                f"{type(err).__name__}: {err}",
+            )
+        checks.extend(result if isinstance(result, list) else [result])
+    checks.append(
+        Check("offline", "info", "HF_HUB_OFFLINE=" + os.environ.get("HF_HUB_OFFLINE", ""))
+    )
+    return checks

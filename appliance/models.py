@@ -1,0 +1,194 @@
+"""The model manifest (``models/manifest.toml``): what each model is, where its files lie, their sha256.
+
+Bundled models come from PyPI packages that ship them; :func:`place_bundled` copies (or
+assembles) them under ``models/``. Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+MANIFEST = "manifest.toml"
+HASH_CACHE = "model-hashes.json"
+
+
+class ModelFile(msgspec.Struct, kw_only=True, frozen=True):
+    """One file of a model, relative to the models directory."""
+
+    path: str
+    sha256: str
+
+
+class ModelEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One model in the manifest."""
+
+    name: str
+    role: Literal["chat", "embedding", "reranker", "ocr_det", "ocr_rec", "ocr_cls"]
+    path: str
+    files: list[ModelFile]
+    source: str
+    license: str = ""
+    format: str = ""
+    context_length: int = 0
+    chat_template: bool = False
+    bundled_from: str = ""
+    """How install places it: ``module:subpath`` to copy out of an installed package, or
+    ``module:assemble()`` for a package that reassembles its file; empty for operator-placed files."""
+    required: bool = True
+
+
+class Manifest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The whole manifest file."""
+
+    model: list[ModelEntry] = msgspec.field(default_factory=list)
+
+
+class ModelError(Exception):
+    """A model file is missing or corrupt; the message names the file."""
+
+    code = "model_error"
+
+
+def load_manifest(models_dir: Path) -> Manifest:
+    """Parse and validate ``manifest.toml``."""
+    path = models_dir / MANIFEST
+    try:
+        return msgspec.convert(tomllib.loads(path.read_text(encoding="utf-8")), Manifest)
+    except FileNotFoundError:
+        raise ModelError(f"{path} is missing") from None
+    except (tomllib.TOMLDecodeError, msgspec.ValidationError) as err:
+        raise ModelError(f"{path} is invalid: {err}") from None
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(4 * 1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """The check of one model file."""
+
+    model: str
+    path: Path
+    state: Literal["ok", "missing", "corrupt"]
+    detail: str = ""
+
+
+class HashCache:
+    """sha256 by (path, size, mtime) in the state dir, so start-up does not re-hash gigabytes."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._data: dict[str, list[object]] = {}
+        if path is not None and path.is_file():
+            try:
+                self._data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                self._data = {}
+
+    def sha256(self, file: Path, *, trust_cache: bool) -> str:
+        """The file's sha256, from the cache when its size and mtime are unchanged."""
+        st = file.stat()
+        key = str(file.resolve())
+        hit = self._data.get(key)
+        if trust_cache and hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return str(hit[2])
+        digest = sha256_file(file)
+        self._data[key] = [st.st_size, st.st_mtime_ns, digest]
+        return digest
+
+    def save(self) -> None:
+        """Write the cache (best effort: a read-only state dir only costs a re-hash)."""
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._data), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError:
+            pass
+
+
+def verify(
+    models_dir: Path, manifest: Manifest, cache: HashCache | None = None, *, deep: bool = False
+) -> list[FileStatus]:
+    """Check every file of every model: present and matching its sha256."""
+    cache = cache or HashCache(None)
+    out: list[FileStatus] = []
+    for entry in manifest.model:
+        for f in entry.files:
+            path = models_dir / f.path
+            if not path.is_file():
+                out.append(FileStatus(entry.name, path, "missing", "file not found"))
+                continue
+            digest = cache.sha256(path, trust_cache=not deep)
+            if digest != f.sha256:
+                out.append(
+                    FileStatus(
+                        entry.name,
+                        path,
+                        "corrupt",
+                        f"sha256 {digest[:12]}… expected {f.sha256[:12]}…",
+                    )
+                )
+            else:
+                out.append(FileStatus(entry.name, path, "ok"))
+    cache.save()
+    return out
+
+
+def _package_dir(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"package {module!r} is not installed (needed to place a bundled model)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def place_bundled(models_dir: Path, manifest: Manifest) -> list[str]:
+    """Copy or assemble every bundled model whose files are missing or wrong; returns what was placed."""
+    placed = []
+    for entry in manifest.model:
+        if not entry.bundled_from:
+            continue
+        statuses = verify(models_dir, Manifest(model=[entry]))
+        if all(s.state == "ok" for s in statuses):
+            continue
+        module, _, subpath = entry.bundled_from.partition(":")
+        target = models_dir / entry.path
+        if subpath == "assemble()":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".partial")
+            importlib.import_module(module).assemble(output_path=tmp, overwrite=True)
+            tmp.replace(target)
+        else:
+            source = _package_dir(module) / subpath
+            if source.is_dir():
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.copytree(source, target)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+        bad = [s for s in verify(models_dir, Manifest(model=[entry]), deep=True) if s.state != "ok"]
+        if bad:
+            raise ModelError(
+                f"placed {entry.name} but {bad[0].path} is {bad[0].state}: {bad[0].detail}"
+            )
+        placed.append(entry.name)
+    return placed
