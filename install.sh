@@ -116,24 +116,26 @@ fi
 
 if [ $DEV = 1 ]; then
   # systemd-analyze (unit verification test); more browser/test tools come with later features
-  apt_install systemd
+  apt_install systemd shellcheck
 fi
 
 # --- models, database, secrets, admin -------------------------------------------------------
 SB="$VENV/bin/salesboost"
 say "placing bundled models under models/ and checking sha256"
 "$SB" models place
+if [ $SYSTEMD = 1 ]; then
+  # the service keeps its state in /var/lib/salesboost and its secrets as encrypted
+  # credentials: migrate, enrol and bootstrap there, not in ./state
+  is_root || die "--systemd needs root"
+  say "installing the systemd service"
+  "$ROOT/systemd/install-systemd.sh" "$ROOT"
+  exit 0
+fi
 say "migrating the database"
 "$SB" migrate
 say "secrets"
 "$SB" secrets ensure
 say "admin account"
 "$SB" users bootstrap-admin
-
-if [ $SYSTEMD = 1 ]; then
-  is_root || die "--systemd needs root"
-  say "installing the systemd service"
-  "$ROOT/systemd/install-systemd.sh" "$ROOT"
-fi
 
 say "done. Start it with: $SB serve   (then open http://<this-host>:8000/)"

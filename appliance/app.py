@@ -10,7 +10,6 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.stores.file import FileStore
@@ -25,6 +24,7 @@ from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
 from appliance.auth.middleware import AuthMiddleware
 from appliance.auth.service import AuthService
+from appliance.auth.sessions import LazySessionConfig
 from appliance.config import Settings
 from appliance.db.database import Database
 from appliance.readiness import Readiness
@@ -57,7 +57,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     secure = settings.auth.secure_cookies == "always" or (
         settings.auth.secure_cookies == "auto" and settings.tls
     )
-    sessions = ServerSideSessionConfig(
+    sessions = LazySessionConfig(
         store="sessions",
         samesite="strict",
         httponly=True,
@@ -110,7 +110,10 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         state=State({"settings": settings, "db": db, "auth": auth, "readiness": readiness}),
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title="SalesBoost Appliance", version=__version__, path="/schema"
+            title="SalesBoost Appliance",
+            version=__version__,
+            path="/schema",
+            openapi_router=Router("/schema", route_handlers=[], opt=access("public")),
         ),
         debug=False,
         logging_config=None,  # appliance.logs configures logging for the whole process

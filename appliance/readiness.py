@@ -85,7 +85,12 @@ class Readiness:
             return Check("models", False, self.model_error)
         if self.model_statuses is None:
             return Check("models", False, "verifying model files")
-        bad = [s for s in self.model_statuses if s.state != "ok"]
+        # hashes were checked at start-up; each probe re-checks presence (a few stat calls)
+        bad = [
+            s if s.state != "ok" else FileStatus(s.model, s.path, "missing", "file disappeared")
+            for s in self.model_statuses
+            if s.state != "ok" or not s.path.is_file()
+        ]
         if bad:
             return Check("models", False, "; ".join(f"{s.path} {s.state}: {s.detail}" for s in bad))
         return Check("models", True, f"{len(self.model_statuses)} files verified")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from appliance.testing import ServerProcess, cli
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -39,8 +38,16 @@ ACCOUNTS = {
 def add_user(state_dir: Path, account: Account) -> None:
     """Create a user through the real CLI."""
     result = cli(
-        state_dir, "users", "add", account.username, "--role", account.role,
-        "--team", account.team, "--password-stdin", stdin=account.password + "\n",
+        state_dir,
+        "users",
+        "add",
+        account.username,
+        "--role",
+        account.role,
+        "--team",
+        account.team,
+        "--password-stdin",
+        stdin=account.password + "\n",
     )
     assert result.returncode == 0, result.stderr
 

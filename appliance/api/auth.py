@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from appliance.auth.guards import access, principal_of
@@ -98,7 +99,9 @@ class LoginController(Controller):
     path = "/api/auth"
 
     @post("/login", opt=access("public"), status_code=200)
-    async def login(self, request: Request[Any, Any, Any], state: State, data: LoginIn) -> UserOut:
+    async def login(
+        self, request: Request[Any, Any, Any], state: State, data: JSONBody[LoginIn]
+    ) -> UserOut:
         """Check credentials and start a session (HttpOnly, SameSite=Strict cookie)."""
         auth: AuthService = state.auth
         user = await auth.login(data.username, data.password, client_ip(request))
@@ -126,7 +129,7 @@ class AuthController(Controller):
 
     @post("/password", opt=access("user", password_change_ok=True), status_code=200)
     async def change_password(
-        self, request: Request[Any, Any, Any], state: State, data: PasswordChangeIn
+        self, request: Request[Any, Any, Any], state: State, data: JSONBody[PasswordChangeIn]
     ) -> UserOut:
         """Change one's own password; other sessions end, this one continues."""
         auth: AuthService = state.auth
@@ -147,7 +150,7 @@ class TokenController(Controller):
 
     @post("/", status_code=201)
     async def create(
-        self, request: Request[Any, Any, Any], state: State, data: TokenIn
+        self, request: Request[Any, Any, Any], state: State, data: JSONBody[TokenIn]
     ) -> TokenCreatedOut:
         """A new token for the caller; the token is in this response only."""
         auth: AuthService = state.auth
@@ -163,7 +166,9 @@ class TokenController(Controller):
         return await auth.list_tokens(require_principal(request))
 
     @delete("/{token_id:int}", status_code=HTTP_204_NO_CONTENT)
-    async def revoke(self, request: Request[Any, Any, Any], state: State, token_id: int) -> None:
+    async def revoke(
+        self, request: Request[Any, Any, Any], state: State, token_id: FromPath[int]
+    ) -> None:
         """Revoke a token at once."""
         auth: AuthService = state.auth
         await auth.revoke_token(require_principal(request), token_id, actor_of(request))

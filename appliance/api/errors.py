@@ -66,6 +66,9 @@ def http_error_handler(
         code = "rate_limited"
     elif isinstance(exc, PermissionDeniedException):
         code = "forbidden"
+    elif status == 400:
+        code = "invalid_request"
+        message = f"malformed request: {exc.detail}"
     else:
         code = _CODES.get(status, "http_error")
     return Response(_body(code, message, detail), status_code=status, headers=exc.headers)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from appliance.api.auth import UserOut, actor_of, user_out
 from appliance.auth.guards import access
@@ -70,7 +71,7 @@ class UserController(Controller):
 
     @post("/", status_code=201)
     async def create(
-        self, request: Request[Any, Any, Any], state: State, data: UserIn
+        self, request: Request[Any, Any, Any], state: State, data: JSONBody[UserIn]
     ) -> UserCreatedOut:
         """Create a user."""
         auth: AuthService = state.auth
@@ -85,14 +86,18 @@ class UserController(Controller):
         return UserCreatedOut(user=user_out(user), password=generated)
 
     @get("/{user_id:int}")
-    async def detail(self, state: State, user_id: int) -> UserOut:
+    async def detail(self, state: State, user_id: FromPath[int]) -> UserOut:
         """One user."""
         auth: AuthService = state.auth
         return user_out(await auth.get_user(user_id))
 
     @patch("/{user_id:int}")
     async def update(
-        self, request: Request[Any, Any, Any], state: State, user_id: int, data: UserPatch
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        user_id: FromPath[int],
+        data: JSONBody[UserPatch],
     ) -> UserOut:
         """Change role, team, display name or disabled; disabling ends their sessions at once."""
         auth: AuthService = state.auth
@@ -108,7 +113,11 @@ class UserController(Controller):
 
     @post("/{user_id:int}/reset-password", status_code=200)
     async def reset_password(
-        self, request: Request[Any, Any, Any], state: State, user_id: int, data: PasswordResetIn
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        user_id: FromPath[int],
+        data: JSONBody[PasswordResetIn],
     ) -> PasswordResetOut:
         """Set a new password (generated unless given); the user's sessions end."""
         auth: AuthService = state.auth
@@ -124,7 +133,7 @@ class AuditController(Controller):
 
     @get("/")
     async def list_entries(
-        self, state: State, action: str | None = None, limit: int = 200
+        self, state: State, action: FromQuery[str | None] = None, limit: FromQuery[int] = 200
     ) -> list[AuditEntry]:
         """Newest entries first, optionally of one action."""
         auth: AuthService = state.auth

@@ -29,8 +29,10 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | 
     return user if isinstance(user, Principal) else None
 
 
-def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Enforce the handler's declared access level."""
+async def access_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Enforce the handler's declared access level (async: Litestar would run a sync guard in a thread)."""
     level = handler.opt.get("access")
     if level not in ACCESS_LEVELS:
         raise Forbidden("this route declares no access policy")

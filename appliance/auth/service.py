@@ -119,12 +119,11 @@ class AuthService:
 
     async def from_token(self, token: str) -> Principal | None:
         """The user behind an API token, or None when unknown, revoked or the user is disabled."""
-        found = await self.tokens.user_id_for(tokens.token_hash(self._key, token))
+        found = await self.users.by_token_hash(tokens.token_hash(self._key, token))
         if found is None:
             return None
-        token_id, user_id = found
-        user = await self.users.get(user_id)
-        if user is None or user.disabled:
+        token_id, user = found
+        if user.disabled:
             return None
         now = time.monotonic()
         if (

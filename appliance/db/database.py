@@ -70,14 +70,12 @@ class Database:
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """First row of a read query."""
-        async with self._read_conn().execute(sql, params) as cur:
-            row: Row | None = await cur.fetchone()
-            return row
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        """All rows of a read query."""
-        async with self._read_conn().execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        """All rows of a read query (one hop to the connection's thread, not two)."""
+        return list(await self._read_conn().execute_fetchall(sql, params))
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         """First column of the first row, or None."""

@@ -32,14 +32,6 @@ class TokenRepository:
             (user_id, name, token_hash, prefix),
         )
 
-    async def user_id_for(self, token_hash: str) -> tuple[int, int] | None:
-        """(token id, user id) of a live token with this hash."""
-        row = await self.db.fetchone(
-            "SELECT id, user_id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
-            (token_hash,),
-        )
-        return None if row is None else (int(row[0]), int(row[1]))
-
     async def list(self, user_id: int | None = None) -> list[ApiToken]:
         """Live tokens, of one user or all."""
         sql = (

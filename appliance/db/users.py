@@ -62,6 +62,16 @@ class UserRepository:
         row = await self.db.fetchone(_SELECT + " WHERE u.id = ?", (user_id,))
         return None if row is None else _user(row)
 
+    async def by_token_hash(self, token_hash: str) -> tuple[int, User] | None:
+        """(token id, owner) of a live API token, in one query."""
+        row = await self.db.fetchone(
+            _SELECT.replace("SELECT ", "SELECT k.id AS token_id, ", 1)
+            + " JOIN api_tokens k ON k.user_id = u.id"
+            " WHERE k.token_hash = ? AND k.revoked_at IS NULL",
+            (token_hash,),
+        )
+        return None if row is None else (int(row["token_id"]), _user(row))
+
     async def by_username(self, username: str) -> User | None:
         """A user by (case-insensitive) username."""
         row = await self.db.fetchone(_SELECT + " WHERE u.username = ?", (username,))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from appliance.cli import render_config_docs
 from appliance.config import ConfigError, Settings, describe_fields, load_settings
 from appliance.testing import appliance_env, cli
@@ -25,7 +24,9 @@ def test_defaults_run_the_demo() -> None:
 
 
 def test_file_overrides_default_and_env_overrides_file(tmp_path: Path) -> None:
-    toml = write(tmp_path / "s.toml", '[server]\nport = 9001\nhost = "127.0.0.1"\n[log]\njson = false\n')
+    toml = write(
+        tmp_path / "s.toml", '[server]\nport = 9001\nhost = "127.0.0.1"\n[log]\njson = false\n'
+    )
     loaded = load_settings(toml, environ={"SALESBOOST__SERVER__PORT": "9002"})
     assert loaded.settings.server.port == 9002
     assert loaded.settings.server.host == "127.0.0.1"
@@ -36,16 +37,20 @@ def test_file_overrides_default_and_env_overrides_file(tmp_path: Path) -> None:
 
 
 def test_cli_flags_beat_env(tmp_path: Path) -> None:
-    loaded = load_settings(None, environ={"SALESBOOST__SERVER__PORT": "9002"},
-                           cli={"server.port": 9003, "server.host": None})
+    loaded = load_settings(
+        None,
+        environ={"SALESBOOST__SERVER__PORT": "9002"},
+        cli={"server.port": 9003, "server.host": None},
+    )
     assert loaded.settings.server.port == 9003
     assert loaded.sources["server.port"] == "cli"
     assert loaded.sources["server.host"] == "default"
 
 
 def test_env_lists_are_json() -> None:
-    loaded = load_settings(None, environ={
-        "SALESBOOST__SERVER__ALLOWED_ORIGINS": '["https://a.example:8443"]'})
+    loaded = load_settings(
+        None, environ={"SALESBOOST__SERVER__ALLOWED_ORIGINS": '["https://a.example:8443"]'}
+    )
     assert loaded.settings.server.allowed_origins == ["https://a.example:8443"]
 
 
@@ -61,7 +66,9 @@ def test_env_lists_are_json() -> None:
         ("", {"SALESBOOST__AUTH__NOPE": "1"}, "auth.nope", "unknown key"),
     ],
 )
-def test_bad_values_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str, why: str) -> None:
+def test_bad_values_name_the_key(
+    tmp_path: Path, toml: str, env: dict[str, str], key: str, why: str
+) -> None:
     path = write(tmp_path / "s.toml", toml)
     with pytest.raises(ConfigError) as info:
         load_settings(path, environ=env)

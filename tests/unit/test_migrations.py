@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from appliance.db.migrations import MIGRATIONS_DIR, MigrationError, discover, migrate
 from appliance.testing import appliance_env, cli
 
@@ -38,12 +37,16 @@ def test_incremental_migration_applies_only_the_new_file(tmp_path: Path) -> None
     db = tmp_path / "s.db"
     migrate(db, directory)
     n = len(discover(directory)) + 1
-    (directory / f"{n:04d}_widgets.sql").write_text("CREATE TABLE widgets (id INTEGER PRIMARY KEY);\n")
+    (directory / f"{n:04d}_widgets.sql").write_text(
+        "CREATE TABLE widgets (id INTEGER PRIMARY KEY);\n"
+    )
     applied = migrate(db, directory)
     assert [m.name for m in applied] == ["widgets"]
     assert "widgets" in tables(db)
     with sqlite3.connect(db) as conn:
-        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+        versions = [
+            r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")
+        ]
     assert versions == list(range(1, n + 1))
 
 

@@ -6,15 +6,19 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from appliance.config import load_settings
 from appliance.secrets import SESSION_KEY, SecretError, SecretStore, SecretValue
 from appliance.testing import appliance_env, cli
 
 
 def store(state: Path, creds: Path | None = None) -> SecretStore:
-    settings = load_settings(None, environ={
-        "SALESBOOST__PATHS__STATE_DIR": str(state), "SALESBOOST__SECRETS__KEYRING": "file"}).settings
+    settings = load_settings(
+        None,
+        environ={
+            "SALESBOOST__PATHS__STATE_DIR": str(state),
+            "SALESBOOST__SECRETS__KEYRING": "file",
+        },
+    ).settings
     return SecretStore(settings, {"CREDENTIALS_DIRECTORY": str(creds)} if creds else {})
 
 
@@ -67,7 +71,12 @@ def test_missing_secret_names_it_and_never_a_value(tmp_path: Path) -> None:
 
 def test_secrets_cli_lists_names_never_values(tmp_path: Path) -> None:
     env = appliance_env(tmp_path)
-    assert cli(tmp_path, "secrets", "set", "llm_remote_api_key", stdin="sk-very-secret\n", env=env).returncode == 0
+    assert (
+        cli(
+            tmp_path, "secrets", "set", "llm_remote_api_key", stdin="sk-very-secret\n", env=env
+        ).returncode
+        == 0
+    )
     assert cli(tmp_path, "secrets", "ensure", env=env).returncode == 0
     listed = cli(tmp_path, "secrets", "list", env=env)
     assert listed.returncode == 0, listed.stderr

@@ -1,0 +1,1 @@
+"""Load generators behind `salesboost bench`."""

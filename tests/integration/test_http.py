@@ -1,0 +1,115 @@
+"""HTTP basics: error shapes, size limit, headers, same-origin, probes, metrics, schema."""
+
+from __future__ import annotations
+
+import httpx
+from appliance.testing import ServerProcess
+
+
+def test_unknown_route_is_json_404(anon: httpx.Client) -> None:
+    r = anon.get("/api/does-not-exist")
+    assert r.status_code == 404
+    assert r.json() == {"code": "not_found", "message": "no route GET /api/does-not-exist"}
+
+
+def test_malformed_json_is_400(anon: httpx.Client) -> None:
+    r = anon.post(
+        "/api/auth/login",
+        content=b'{"username": "a", "password":',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid_request"
+
+
+def test_wrong_type_names_the_field(anon: httpx.Client) -> None:
+    r = anon.post("/api/auth/login", json={"username": 5, "password": "x"})
+    assert r.status_code == 400
+    body = r.json()
+    assert body["code"] == "invalid_request"
+    assert "username" in str(body["detail"])
+
+
+def test_missing_field_names_it(clients: dict[str, httpx.Client]) -> None:
+    r = clients["admin"].post("/api/users", json={"username": "nobody"})
+    assert r.status_code == 400
+    assert "role" in str(r.json()["detail"])
+
+
+def test_oversize_body_is_413(server: ServerProcess) -> None:
+    big = b"x" * (64 * 1024 * 1024 + 1)
+    r = httpx.post(
+        server.url + "/api/auth/login",
+        content=big,
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    assert r.status_code == 413
+    assert r.json()["code"] == "too_large"
+
+
+def test_security_headers_and_request_id(anon: httpx.Client) -> None:
+    for path in ("/healthz", "/api/auth/me", "/nope"):
+        r = anon.get(path)
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+        assert len(r.headers["x-request-id"]) == 32
+    echoed = anon.get("/healthz", headers={"x-request-id": "trace-123"})
+    assert echoed.headers["x-request-id"] == "trace-123"
+    assert "server" not in anon.get("/healthz").headers
+
+
+def test_cross_origin_writes_are_refused(
+    server: ServerProcess, clients: dict[str, httpx.Client]
+) -> None:
+    r = clients["admin"].post(
+        "/api/tokens", json={"name": "x"}, headers={"origin": "https://evil.example"}
+    )
+    assert r.status_code == 403
+    assert r.json()["code"] == "forbidden"
+    same = clients["admin"].post(
+        "/api/tokens", json={"name": "same-origin"}, headers={"origin": server.url}
+    )
+    assert same.status_code == 201
+    # no CORS headers are ever offered
+    pre = httpx.options(
+        server.url + "/api/tokens",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in pre.headers
+
+
+def test_probes(anon: httpx.Client) -> None:
+    assert anon.get("/healthz").json() == {"status": "ok"}
+    ready = anon.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] is True
+    assert [c["name"] for c in body["checks"]] == ["database", "models", "disk"]
+
+
+def test_metrics_and_schema(anon: httpx.Client, clients: dict[str, httpx.Client]) -> None:
+    clients["trainee"].get("/api/auth/me")
+    text = anon.get("/metrics").text
+    assert "salesboost_requests_total" in text
+    assert "/api/auth/me" in text
+    schema = anon.get("/schema/openapi.json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/auth/login" in paths and "/api/users" in paths
+
+
+def test_cookieless_requests_store_no_session(server: ServerProcess, clients: dict[str, httpx.Client]) -> None:
+    sessions = server.state_dir / "sessions"
+    before = len(list(sessions.iterdir())) if sessions.exists() else 0
+    token = clients["manager"].post("/api/tokens", json={"name": "no-session"}).json()["token"]
+    for _ in range(20):
+        r = httpx.get(server.url + "/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
+        assert "set-cookie" not in r.headers
+        assert "set-cookie" not in httpx.get(server.url + "/api/auth/me").headers
+    after = len(list(sessions.iterdir())) if sessions.exists() else 0
+    assert after == before
+    # a logged-in browser's unchanged session is not rewritten or re-sent on every request
+    assert "set-cookie" not in clients["manager"].get("/api/auth/me").headers

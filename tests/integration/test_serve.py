@@ -1,0 +1,124 @@
+"""The real `salesboost serve` process: start-up, bootstrap admin, refusal on bad models, SIGTERM."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+from appliance.config import PROJECT_ROOT
+from appliance.testing import ServerProcess, appliance_env, cli
+
+
+def test_ready_within_15s_and_bootstrap_admin_logs_in(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    boot = cli(state, "users", "bootstrap-admin")
+    assert boot.returncode == 0, boot.stderr
+    password = boot.stdout.split("change it at first login): ")[1].strip()
+    again = cli(state, "users", "bootstrap-admin")
+    assert "already exists" in again.stdout and password not in again.stdout  # printed exactly once
+    started = time.monotonic()
+    with ServerProcess(state) as server:
+        assert time.monotonic() - started < 15
+        with httpx.Client(base_url=server.url) as client:
+            r = client.post("/api/auth/login", json={"username": "admin", "password": password})
+            assert r.status_code == 200, r.text
+            assert r.json()["must_change_password"] is True
+            assert client.get("/api/users").json()["code"] == "password_change_required"
+
+
+def small_models_dir(tmp_path: Path) -> Path:
+    """A models dir with only the OCR classifier (a small real file), to corrupt safely."""
+    manifest = tomllib.loads((PROJECT_ROOT / "models" / "manifest.toml").read_text())
+    entry = next(m for m in manifest["model"] if m["role"] == "ocr_cls")
+    models = tmp_path / "models"
+    (models / "ocr").mkdir(parents=True)
+    shutil.copyfile(PROJECT_ROOT / "models" / entry["path"], models / entry["path"])
+    lines = [
+        "[[model]]",
+        f'name = "{entry["name"]}"',
+        'role = "ocr_cls"',
+        f'path = "{entry["path"]}"',
+        f'source = "{entry["source"]}"',
+        f'files = [{{ path = "{entry["path"]}", sha256 = "{entry["files"][0]["sha256"]}" }}]',
+    ]
+    (models / "manifest.toml").write_text("\n".join(lines) + "\n")
+    return models
+
+
+def test_corrupt_model_is_named_by_doctor_and_refused_by_serve(tmp_path: Path) -> None:
+    models = small_models_dir(tmp_path)
+    state = tmp_path / "state"
+    env = appliance_env(state, SALESBOOST__PATHS__MODELS_DIR=str(models))
+    ok = cli(state, "doctor", env=env)
+    assert "OK    model ppocr-mobile-v2-cls" in ok.stdout, ok.stdout
+    onnx = models / "ocr" / "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+    with onnx.open("r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\x00corrupted\x00")
+    doctor = cli(state, "doctor", env=env)
+    assert doctor.returncode == 1
+    assert f"{onnx}: corrupt" in doctor.stdout
+    serve = cli(state, "serve", "--port", "1", env=env)
+    assert serve.returncode == 1
+    assert str(onnx) in serve.stderr and "corrupt" in serve.stderr
+    onnx.unlink()
+    serve = cli(state, "serve", "--port", "1", env=env)
+    assert serve.returncode == 1 and "missing" in serve.stderr
+
+
+def test_readyz_names_a_model_missing_at_runtime(tmp_path: Path) -> None:
+    models = small_models_dir(tmp_path)
+    state = tmp_path / "state"
+    with ServerProcess(state, SALESBOOST__PATHS__MODELS_DIR=str(models)) as server:
+        onnx = models / "ocr" / "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+        assert httpx.get(server.url + "/readyz").status_code == 200
+        onnx.unlink()
+        # readiness re-checks presence cheaply on every probe
+        r = httpx.get(server.url + "/readyz")
+        assert r.status_code == 503
+        assert r.json()["not_ready"] == ["models"]
+        assert str(onnx) in str(r.json()["checks"])
+
+
+def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    server = ServerProcess(state)
+    server.start()
+    try:
+        body = b'{"username": "nobody-here", "password": "some-password"}'
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        head = (
+            f"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        sock.sendall(head + body[:10])  # the request is in flight: headers read, body pending
+        time.sleep(0.3)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert server.proc.poll() is None, "the server must wait for the request in flight"
+        with pytest.raises(httpx.TransportError):  # the listener is already closed
+            httpx.get(server.url + "/healthz", timeout=2)
+        sock.sendall(body[10:])
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+        sock.close()
+        assert response.startswith(b"HTTP/1.1 401"), response[:200]
+        # uvicorn finishes the lifespan (database closed), then re-raises SIGTERM so the exit
+        # status says how it ended; systemd counts that as a clean stop
+        assert server.proc.wait(15) in (0, -signal.SIGTERM)
+        log = server.log()
+        assert "Waiting for connections to close" in log
+        assert "Application shutdown complete" in log
+    finally:
+        server.stop()
