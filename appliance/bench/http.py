@@ -15,10 +15,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,6 +28,8 @@ from urllib.parse import urlsplit
 import click
 import httpx
 import numpy as np
+
+from appliance.testing import ServerProcess, cli
 
 WARMUP_S = 1.0
 READY_TIMEOUT_S = 60.0
@@ -169,103 +167,52 @@ def _machine(clients: int) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
-
-
 @contextlib.contextmanager
 def _local_appliance() -> Iterator[tuple[Target, int]]:
     """Start a throwaway appliance with a bench user and token; yield (target, server pid)."""
     tmp = Path(tempfile.mkdtemp(prefix="salesboost-bench-"))
-    env = {
-        **os.environ,
-        "SALESBOOST__LOG__ACCESS": "false",
-        "SALESBOOST__AUTH__API_RATE_PER_MINUTE": "100000000",
-        "SALESBOOST__SECRETS__KEYRING": "file",
-    }
-    port = _free_port()
-    log = tmp / "server.log"
-    proc: subprocess.Popen[bytes] | None = None
+    state = tmp / "state"
+    # an access line per request would measure the logger; the limiter still runs, untripped
+    server = ServerProcess(
+        state,
+        log_path=tmp / "server.log",
+        SALESBOOST__LOG__ACCESS="false",
+        SALESBOOST__AUTH__API_RATE_PER_MINUTE="100000000",
+    )
     try:
-        with log.open("wb") as log_fh:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "appliance.cli",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--state-dir",
-                    str(tmp / "state"),
-                ],
-                env=env,
-                stdout=log_fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches us, and we stop the server ourselves
-            )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise click.ClickException(f"server exited with {proc.returncode}:\n{_tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise click.ClickException(
-                    f"server not ready in {READY_TIMEOUT_S:.0f} s:\n{_tail(log)}"
-                )
-            time.sleep(0.25)
+        try:
+            server.start(READY_TIMEOUT_S)
+        except RuntimeError as err:
+            raise click.ClickException(str(err)) from None
         password = secrets.token_urlsafe(18)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "appliance.cli",
-                "--state-dir",
-                str(tmp / "state"),
-                "users",
-                "add",
-                USERNAME,
-                "--role",
-                "manager",
-                "--team",
-                "bench",
-                "--password-stdin",
-            ],
-            env=env,
-            input=password.encode(),
-            check=True,
-            capture_output=True,
+        added = cli(
+            state,
+            "users",
+            "add",
+            USERNAME,
+            "--role",
+            "manager",
+            "--team",
+            "bench",
+            "--password-stdin",
+            stdin=password,
+            env=server.env,
         )
-        with httpx.Client(base_url=base, timeout=10) as http:
+        if added.returncode != 0:
+            raise click.ClickException(f"could not create the bench user: {added.stderr}")
+        with httpx.Client(base_url=server.url, timeout=10) as http:
             login = {"username": USERNAME, "password": password}
             http.post("/api/auth/login", json=login).raise_for_status()
             created = http.post("/api/tokens", json={"name": "bench"})
             created.raise_for_status()
             token = str(created.json()["token"])
-        yield Target("127.0.0.1", port, f"127.0.0.1:{port}", "", token), proc.pid
+        assert server.proc is not None
+        yield (
+            Target("127.0.0.1", server.port, f"127.0.0.1:{server.port}", "", token),
+            server.proc.pid,
+        )
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        server.stop(timeout=STOP_TIMEOUT_S)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
