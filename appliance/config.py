@@ -122,6 +122,90 @@ class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = True
 
 
+class LLMConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The language model runtime (llama.cpp in-process, or a remote OpenAI-compatible server)."""
+
+    backend: Annotated[
+        Literal["llama_cpp", "remote"],
+        _doc("llama_cpp: the model runs in this process; remote: an OpenAI-compatible server."),
+    ] = "llama_cpp"
+    model: Annotated[
+        str, _doc("Name of the chat model in models/manifest.toml (llama_cpp backend).")
+    ] = "gemma3-270m-q4-k-m"
+    context_tokens: Annotated[
+        int, _doc("Context window of the shared llama.cpp context, all sequences together.", ge=512)
+    ] = 32768
+    batch_tokens: Annotated[int, _doc("Logical batch size (n_batch) for prefill.", ge=32)] = 512
+    threads: Annotated[int, _doc("CPU threads for llama.cpp; 0 = physical cores.", ge=0)] = 0
+    gpu_layers: Annotated[
+        int, _doc("Layers offloaded to the GPU when the build supports it; -1 = all.", ge=-1)
+    ] = -1
+    max_sequences: Annotated[
+        int, _doc("Sequences decoded together in one batch (concurrent generations).", ge=1)
+    ] = 16
+    queue_max: Annotated[
+        int, _doc("Requests waiting for a sequence before new ones get `busy`.", ge=0)
+    ] = 64
+    request_timeout_s: Annotated[
+        float, _doc("Longest a generation may take, queueing included.", gt=0)
+    ] = 120.0
+    remote_url: Annotated[
+        str, _doc("Base URL of the OpenAI-compatible server (…/v1) for the remote backend.")
+    ] = ""
+    remote_model: Annotated[str, _doc("Model name sent to the remote server.")] = ""
+    remote_api_key_secret: Annotated[
+        str, _doc("Name of the secret holding the remote server's API key (empty: none).")
+    ] = "llm_remote_api_key"
+    breaker_failures: Annotated[
+        int, _doc("Consecutive failures that open the backend's circuit breaker.", ge=1)
+    ] = 5
+    breaker_reset_s: Annotated[
+        float, _doc("Seconds an open breaker waits before a half-open probe.", gt=0)
+    ] = 15.0
+
+
+class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Document ingestion, OCR, chunking, embedding and search."""
+
+    max_file_bytes: Annotated[int, _doc("Largest document accepted.", ge=1024)] = 100 * 1024 * 1024
+    max_pages: Annotated[int, _doc("Most pages a document may have.", ge=1)] = 2000
+    max_image_pixels: Annotated[
+        int, _doc("Largest image (width x height) decoded; bigger is `too_large`.", ge=1)
+    ] = 80_000_000
+    ocr_dpi: Annotated[
+        int, _doc("Resolution PDF pages are rendered at for OCR.", ge=50, le=600)
+    ] = 150
+    ocr_min_chars: Annotated[
+        int, _doc("A PDF page with fewer text-layer characters than this is OCRed.", ge=0)
+    ] = 40
+    ocr_low_confidence: Annotated[
+        float, _doc("Pages whose mean OCR line confidence is below this are flagged.", ge=0, le=1)
+    ] = 0.75
+    parent_tokens: Annotated[
+        int, _doc("Target size of a parent chunk (what the LLM gets).", ge=32)
+    ] = 512
+    child_tokens: Annotated[
+        int, _doc("Target size of a child chunk (what is embedded).", ge=16)
+    ] = 128
+    child_overlap_tokens: Annotated[int, _doc("Overlap between neighbouring children.", ge=0)] = 24
+    embedding_model: Annotated[
+        str, _doc("Name of the embedding model in models/manifest.toml.")
+    ] = "all-minilm-l6-v2"
+    embedding_device: Annotated[
+        Literal["auto", "cpu", "cuda"], _doc("Where embeddings run; auto = CUDA when present.")
+    ] = "auto"
+    embedding_batch_size: Annotated[int, _doc("Texts per embedding batch.", ge=1)] = 64
+    workers: Annotated[int, _doc("Ingestion jobs processed at the same time.", ge=1)] = 2
+    vector_index_min_rows: Annotated[
+        int,
+        _doc("Build an ANN vector index in the background once a table has this many rows.", ge=1),
+    ] = 100_000
+    rrf_k: Annotated[int, _doc("Reciprocal-rank-fusion constant for hybrid search.", ge=1)] = 60
+    search_k: Annotated[
+        int, _doc("Results returned by search when k is not given.", ge=1, le=100)
+    ] = 8
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration."""
 
@@ -132,6 +216,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     secrets: SecretsConfig = msgspec.field(default_factory=SecretsConfig)
     readiness: ReadinessConfig = msgspec.field(default_factory=ReadinessConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    llm: LLMConfig = msgspec.field(default_factory=LLMConfig)
+    knowledge: KnowledgeConfig = msgspec.field(default_factory=KnowledgeConfig)
 
     @property
     def state_dir(self) -> Path:

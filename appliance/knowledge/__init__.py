@@ -1,0 +1,1 @@
+"""The knowledge pipeline: sniff -> route -> extract (text layer, OCR, tables) -> chunk -> embed -> store -> search."""

@@ -1,0 +1,1 @@
+"""Extractors, one module per format; each turns a file into an ExtractedDocument."""
