@@ -36,7 +36,11 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+  say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+else
+  say() { printf '==> %s\n' "$*"; }
+fi
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 is_root() { [ "$(id -u)" = 0 ]; }
 
@@ -115,8 +119,9 @@ else
 fi
 
 if [ $DEV = 1 ]; then
-  # systemd-analyze (unit verification test); more browser/test tools come with later features
-  apt_install systemd shellcheck
+  # systemd-analyze (unit verification test); fonts-noto-cjk renders the Chinese OCR test and
+  # bench pages (tests only: the appliance itself never needs or fetches a font)
+  apt_install systemd shellcheck fonts-noto-cjk
 fi
 
 # --- models, database, secrets, admin -------------------------------------------------------

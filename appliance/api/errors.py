@@ -64,6 +64,14 @@ def http_error_handler(
         message = f"no route {request.method} {request.url.path}"
     elif isinstance(exc, TooManyRequestsException):
         code = "rate_limited"
+        headers = dict(exc.headers or {})
+        reset = next((v for k, v in headers.items() if k.lower() == "ratelimit-reset"), None)
+        headers.setdefault("Retry-After", str(reset or 60))
+        return Response(
+            _body(code, message, {"retry_after": int(reset or 60)}),
+            status_code=status,
+            headers=headers,
+        )
     elif isinstance(exc, PermissionDeniedException):
         code = "forbidden"
     elif status == 400:

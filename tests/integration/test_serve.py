@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from appliance.config import PROJECT_ROOT
+from appliance.config import PROJECT_ROOT, load_settings
+from appliance.secrets import SecretStore
 from appliance.testing import ServerProcess, appliance_env, cli
 
 
@@ -122,3 +124,39 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
         assert "Application shutdown complete" in log
     finally:
         server.stop()
+
+
+def test_login_has_its_own_stricter_rate_limit(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "state", SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="3") as server:
+        codes = []
+        for n in range(5):
+            bad = {"username": f"user{n}", "password": "wrong-password"}
+            codes.append(httpx.post(server.url + "/api/auth/login", json=bad))
+        assert [r.status_code for r in codes] == [401, 401, 401, 429, 429]
+        limited = codes[-1]
+        assert limited.json()["code"] == "rate_limited"
+        assert int(limited.headers["retry-after"]) > 0
+        # the rest of the API is not throttled by the login limit
+        for _ in range(10):
+            assert httpx.get(server.url + "/api/auth/me").status_code == 401
+
+
+def test_logs_are_json_with_request_ids_and_no_secrets(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with ServerProcess(state) as server:
+        r = httpx.get(server.url + "/api/auth/me", headers={"x-request-id": "req-abc-123"})
+        assert r.status_code == 401
+        metrics = httpx.get(server.url + "/metrics").text
+    settings = load_settings(None, environ=server.env).settings
+    secret_value = SecretStore(settings).require("session_key").reveal()
+    log = server.log()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("event") == "request"]
+    assert any(
+        line["request_id"] == "req-abc-123"
+        and line["path"] == "/api/auth/me"
+        and line["status"] == 401
+        for line in access
+    )
+    assert len(secret_value) > 20
+    assert secret_value not in log and secret_value not in metrics
