@@ -414,19 +414,23 @@ def users_list(obj: Ctx, as_json: bool) -> None:
         )
 
 
+def _set_disabled(obj: Ctx, username: str, disabled: bool) -> None:
+    from appliance.auth.service import CLI_ACTOR
+
+    async def go(auth: Any) -> Any:
+        user = await auth.user_by_name(username)
+        return await auth.update_user(CLI_ACTOR, user.id, disabled=disabled)
+
+    _with_auth(obj, go)
+    click.echo(f"{'disabled' if disabled else 'enabled'} {username}")
+
+
 @users.command("disable")
 @click.argument("username")
 @pass_ctx
 def users_disable(obj: Ctx, username: str) -> None:
     """Disable USERNAME; their sessions and tokens stop working at once."""
-    from appliance.auth.service import CLI_ACTOR
-
-    async def go(auth: Any) -> Any:
-        user = await auth.user_by_name(username)
-        return await auth.update_user(CLI_ACTOR, user.id, disabled=True)
-
-    _with_auth(obj, go)
-    click.echo(f"disabled {username}")
+    _set_disabled(obj, username, True)
 
 
 @users.command("enable")
@@ -434,14 +438,7 @@ def users_disable(obj: Ctx, username: str) -> None:
 @pass_ctx
 def users_enable(obj: Ctx, username: str) -> None:
     """Re-enable USERNAME."""
-    from appliance.auth.service import CLI_ACTOR
-
-    async def go(auth: Any) -> Any:
-        user = await auth.user_by_name(username)
-        return await auth.update_user(CLI_ACTOR, user.id, disabled=False)
-
-    _with_auth(obj, go)
-    click.echo(f"enabled {username}")
+    _set_disabled(obj, username, False)
 
 
 @users.command("reset-password")
