@@ -172,12 +172,34 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_image_pixels: Annotated[
         int, _doc("Largest image (width x height) decoded; bigger is `too_large`.", ge=1)
     ] = 80_000_000
+    max_unzipped_bytes: Annotated[
+        int,
+        _doc("Most bytes a DOCX/XLSX may unpack to (zip-bomb cap); more is `too_large`.", ge=1024),
+    ] = 1024 * 1024 * 1024
+    max_zip_ratio: Annotated[
+        float,
+        _doc(
+            "Highest unpacked/packed ratio of a DOCX/XLSX member over 1 MiB (zip-bomb cap).", ge=1
+        ),
+    ] = 200.0
     ocr_dpi: Annotated[
         int, _doc("Resolution PDF pages are rendered at for OCR.", ge=50, le=600)
     ] = 150
     ocr_min_chars: Annotated[
         int, _doc("A PDF page with fewer text-layer characters than this is OCRed.", ge=0)
     ] = 40
+    ocr_image_coverage: Annotated[
+        float,
+        _doc(
+            "A PDF page whose images cover at least this share of it is 'mostly image' and is"
+            " OCRed unless its text layer has `ocr_image_page_chars` characters or more.",
+            ge=0,
+            le=1,
+        ),
+    ] = 0.5
+    ocr_image_page_chars: Annotated[
+        int, _doc("Text-layer characters that make a mostly-image PDF page keep its text.", ge=0)
+    ] = 400
     ocr_low_confidence: Annotated[
         float, _doc("Pages whose mean OCR line confidence is below this are flagged.", ge=0, le=1)
     ] = 0.75

@@ -50,6 +50,7 @@ class ExtractedDocument:
     routes: list[PageRoute]
     pages: int | None = None
     warnings: list[str] = field(default_factory=list)  # e.g. "extension .pdf but content is PNG"
+    title: str | None = None  # from the file's own metadata (DOCX core title, HTML <title>), if any
 
     @property
     def text(self) -> str:

@@ -1,0 +1,226 @@
+"""Local OCR: RapidOCR 3.x (PP-OCR det/rec/cls ONNX models under ``models/ocr``) on onnxruntime.
+
+Chinese and English with one model pair. The engine loads on first use (or :meth:`Ocr.warm`),
+runs on CUDA when onnxruntime offers it, and is serialized by a lock: one page at a time uses
+every core anyway. Lines come back in reading order (top-to-bottom, then left-to-right, text
+segments on one visual row merged into one line) with a confidence each.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+DET_MODEL = "ocr/PP-OCRv6_det_small.onnx"
+REC_MODEL = "ocr/PP-OCRv6_rec_small.onnx"
+CLS_MODEL = "ocr/ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+
+
+class OcrUnavailable(RuntimeError):
+    """The OCR model files are missing (run ``salesboost models place``)."""
+
+    code = "ocr_unavailable"
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    """The knobs that decide OCR speed; :meth:`rapidocr_defaults` is RapidOCR out of the box."""
+
+    threads: int = 0  # onnxruntime intra-op threads; 0 = one per core
+    det_limit_side_len: int = 736
+    det_limit_type: str = "min"  # "min": upscale so the short side >= len; "max": cap the long side
+    det_box_thresh: float = 0.5
+    rec_batch: int = 6
+    use_cls: bool = True
+
+    @classmethod
+    def rapidocr_defaults(cls) -> OcrSettings:
+        """RapidOCR 3.x's own defaults (config.yaml): the baseline the bench compares with."""
+        return cls(threads=-1)
+
+    def params(self) -> dict[str, Any]:
+        """These settings as RapidOCR ``params`` keys."""
+        threads = self.threads or (os.cpu_count() or 1)
+        return {
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "Det.limit_side_len": self.det_limit_side_len,
+            "Det.limit_type": self.det_limit_type,
+            "Det.box_thresh": self.det_box_thresh,
+            "Rec.rec_batch_num": self.rec_batch,
+            "Global.use_cls": self.use_cls,
+        }
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One visual line: its text, box (x0, y0, x1, y1 in image pixels) and mean confidence."""
+
+    text: str
+    box: tuple[float, float, float, float]
+    confidence: float
+
+
+@dataclass(frozen=True)
+class OcrPage:
+    """The lines found on one image, in reading order."""
+
+    lines: list[OcrLine]
+    width: int
+    height: int
+    seconds: float
+
+    @property
+    def text(self) -> str:
+        """The lines joined by newlines."""
+        return "\n".join(line.text for line in self.lines)
+
+    @property
+    def mean_confidence(self) -> float | None:
+        """Mean line confidence weighted by line length; None when nothing was read."""
+        weight = sum(len(line.text) for line in self.lines)
+        if not weight:
+            return None
+        return sum(line.confidence * len(line.text) for line in self.lines) / weight
+
+
+def _is_cjk(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
+
+
+def join_segments(left: str, right: str) -> str:
+    """Join two pieces of one line: no space between CJK characters, one space otherwise."""
+    if not left:
+        return right
+    if not right:
+        return left
+    if _is_cjk(left[-1]) or _is_cjk(right[0]):
+        return left + right
+    return f"{left} {right}"
+
+
+@dataclass
+class _Segment:
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    confidence: float
+
+
+def reading_order(segments: list[_Segment]) -> list[OcrLine]:
+    """Group segments into visual rows (vertical overlap), rows top-to-bottom, segments left-to-right."""
+    rows: list[list[_Segment]] = []
+    for segment in sorted(segments, key=lambda s: (s.y0 + s.y1) / 2):
+        if rows:
+            row = rows[-1]
+            top = min(s.y0 for s in row)
+            bottom = max(s.y1 for s in row)
+            overlap = min(bottom, segment.y1) - max(top, segment.y0)
+            height = min(bottom - top, segment.y1 - segment.y0)
+            if height > 0 and overlap >= 0.5 * height:
+                row.append(segment)
+                continue
+        rows.append([segment])
+    lines = []
+    for row in rows:
+        row.sort(key=lambda s: s.x0)
+        text = ""
+        for segment in row:
+            text = join_segments(text, segment.text.strip())
+        weight = sum(len(s.text) for s in row) or 1
+        confidence = sum(s.confidence * len(s.text) for s in row) / weight
+        box = (
+            min(s.x0 for s in row),
+            min(s.y0 for s in row),
+            max(s.x1 for s in row),
+            max(s.y1 for s in row),
+        )
+        lines.append(OcrLine(text, box, float(confidence)))
+    return [line for line in lines if line.text]
+
+
+class Ocr:
+    """RapidOCR with the bundled PP-OCR models, loaded lazily, one page at a time."""
+
+    def __init__(
+        self, models_dir: Path, settings: OcrSettings | None = None, *, device: str = "auto"
+    ) -> None:
+        self.models_dir = Path(models_dir)
+        self.settings = settings or OcrSettings()
+        self.device = device
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_paths(self) -> dict[str, Path]:
+        """The three model files this engine uses."""
+        return {
+            "det": self.models_dir / DET_MODEL,
+            "rec": self.models_dir / REC_MODEL,
+            "cls": self.models_dir / CLS_MODEL,
+        }
+
+    @property
+    def uses_cuda(self) -> bool:
+        """Whether onnxruntime offers CUDA and the device setting allows it."""
+        if self.device == "cpu":
+            return False
+        import onnxruntime
+
+        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+    def _build(self) -> Any:
+        missing = [str(p) for p in self.model_paths.values() if not p.is_file()]
+        if missing:
+            raise OcrUnavailable(f"OCR model files missing: {', '.join(missing)}")
+        from rapidocr import RapidOCR
+
+        paths = self.model_paths
+        params: dict[str, Any] = {
+            "Global.log_level": "warning",
+            "Det.model_path": str(paths["det"]),
+            "Rec.model_path": str(paths["rec"]),
+            "Cls.model_path": str(paths["cls"]),
+            "EngineConfig.onnxruntime.use_cuda": self.uses_cuda,
+            **self.settings.params(),
+        }
+        return RapidOCR(params=params)
+
+    def warm(self) -> None:
+        """Load the models now (and run them once) instead of on the first page."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._build()
+            blank = np.full((64, 256, 3), 255, dtype=np.uint8)
+            self._engine(blank)
+
+    def recognize(self, image: Image.Image | np.ndarray[Any, Any]) -> OcrPage:
+        """OCR one image; lines in reading order with their confidence."""
+        array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+        # RapidOCR expects OpenCV's BGR order for arrays
+        bgr = np.ascontiguousarray(array[:, :, ::-1]) if array.ndim == 3 else array
+        started = time.perf_counter()
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._build()
+            result = self._engine(bgr)
+        seconds = time.perf_counter() - started
+        segments = []
+        if result is not None and getattr(result, "txts", None) and result.boxes is not None:
+            for box, text, score in zip(result.boxes, result.txts, result.scores, strict=False):
+                xs = [float(p[0]) for p in box]
+                ys = [float(p[1]) for p in box]
+                segments.append(
+                    _Segment(str(text), min(xs), min(ys), max(xs), max(ys), float(score))
+                )
+        height, width = array.shape[:2]
+        return OcrPage(reading_order(segments), int(width), int(height), seconds)
