@@ -568,5 +568,24 @@ def bench_http(
     run_http_bench(clients=clients, duration=duration, url=url, token=token, out=out)
 
 
+@bench.command("ingest")
+@click.option("--repeat", default=2, show_default=True, help="OCR runs per page and setting.")
+@click.option("--pdf-pages", default=200, show_default=True, help="Pages of the text PDF.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("bench-ingest.json"),
+    show_default=True,
+    help="Where to write the JSON results.",
+)
+@pass_ctx
+def bench_ingest(obj: Ctx, repeat: int, pdf_pages: int, out: Path) -> None:
+    """OCR s/page on dense A4 pages (RapidOCR defaults beside ours) and text-PDF pages/s."""
+    from appliance.bench.ingest import run_ingest_bench
+
+    settings = obj.settings()
+    run_ingest_bench(models=settings.models_dir, repeat=repeat, pdf_pages=pdf_pages, out=out)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -200,6 +200,25 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ocr_image_page_chars: Annotated[
         int, _doc("Text-layer characters that make a mostly-image PDF page keep its text.", ge=0)
     ] = 400
+    ocr_threads: Annotated[
+        int, _doc("onnxruntime threads for OCR; 0 = one per CPU core.", ge=0)
+    ] = 0
+    ocr_det_limit_side_len: Annotated[
+        int,
+        _doc("Longest side (pixels) an image is scaled down to for text detection.", ge=320),
+    ] = 960
+    ocr_use_cls: Annotated[
+        bool, _doc("Run the text-direction classifier (for upside-down scans; slower).")
+    ] = False
+    ocr_squeeze: Annotated[
+        float,
+        _doc(
+            "Horizontal scale applied before OCR: recognition time grows with line width;"
+            " 1 = none.",
+            gt=0.3,
+            le=1,
+        ),
+    ] = 0.65
     ocr_low_confidence: Annotated[
         float, _doc("Pages whose mean OCR line confidence is below this are flagged.", ge=0, le=1)
     ] = 0.75

@@ -88,7 +88,11 @@ class _Splitter:
             if position >= end:
                 break
             first = bisect.bisect_right(bounds, position)
-            best = self._longest(text, position, bounds, first)
+            best = (
+                self._greedy(text, position, bounds, first)
+                if level < 2
+                else self._longest(text, position, bounds, first, len(bounds) - 1)
+            )
             if best is None:
                 if level >= 2:  # a single character over the limit: take it anyway
                     best = _next_char(text, position, end)
@@ -113,9 +117,37 @@ class _Splitter:
         found.append(end)
         return sorted(set(found))
 
-    def _longest(self, text: str, position: int, bounds: list[int], first: int) -> int | None:
-        """The farthest bound b (from bounds[first:]) with text[position:b] fitting, else None."""
-        low, high = first, len(bounds) - 1
+    def _greedy(self, text: str, position: int, bounds: list[int], first: int) -> int | None:
+        """Like _longest, counting each sentence/word once and checking the sum once (linear)."""
+        total = 0
+        previous = position
+        reached: int | None = None
+        index = first
+        while index < len(bounds):
+            bound = bounds[index]
+            if bound - position > self.max_chars + 64:
+                break
+            start, end = _strip(text, previous, bound)
+            tokens = self.count(text[start:end]) if start < end else 0
+            if total + tokens > self.limit:
+                break
+            total += tokens
+            previous = bound
+            reached = index
+            index += 1
+        if reached is None:
+            return None
+        start, end = _strip(text, position, bounds[reached])
+        if self.fits(text[start:end]):
+            return bounds[reached]
+        # the sum of the parts was no guide (a tokenizer that merges across spaces): search
+        return self._longest(text, position, bounds, first, reached)
+
+    def _longest(
+        self, text: str, position: int, bounds: list[int], first: int, last: int
+    ) -> int | None:
+        """The farthest bound b (from bounds[first:last + 1]) with text[position:b] fitting, else None."""
+        low, high = first, last
         # only bounds within the char cap can fit
         high = min(high, bisect.bisect_right(bounds, position + self.max_chars + 64) - 1)
         best = None
