@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
@@ -19,6 +21,7 @@ from appliance import __version__
 from appliance.api.auth import AuthController, LoginController, TokenController
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.health import HealthController
+from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
 from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
@@ -27,6 +30,7 @@ from appliance.auth.service import AuthService
 from appliance.auth.sessions import LazySessionConfig
 from appliance.config import Settings
 from appliance.db.database import Database
+from appliance.knowledge.service import KnowledgeService
 from appliance.readiness import Readiness
 from appliance.secrets import SESSION_KEY, SecretStore
 
@@ -44,14 +48,21 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     db = Database(settings.db_path)
     auth = AuthService(db, settings.auth, session_key)
     readiness = Readiness(settings, db)
+    # the in-process hub: job progress now ("jobs:user:<id>"), practice sessions later
+    channels = ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True)
+    knowledge = KnowledgeService(
+        settings, db, lambda channel, event: channels.publish(event, [channel])
+    )
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         async with db:
             await readiness.start()
+            await knowledge.start()
             try:
                 yield
             finally:
+                await knowledge.stop()
                 await readiness.stop()
 
     secure = settings.auth.secure_cookies == "always" or (
@@ -78,6 +89,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         TokenController,
         UserController,
         AuditController,
+        Router("/", route_handlers=[KnowledgeController, job_events]),
     ]
     middleware = [
         global_limit.middleware,
@@ -102,6 +114,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         guards=[access_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
+        plugins=[channels],
         stores={
             "sessions": FileStore(settings.state_dir / "sessions", create_directories=True),
             "rate_limit": MemoryStore(),
@@ -118,6 +131,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         debug=False,
         logging_config=None,  # appliance.logs configures logging for the whole process
     )
+    app.state.knowledge = knowledge
     # Wrap outside the router, where Litestar itself puts CORS: 404s and 405s get the
     # request id, the security headers and an access line too.
     app.asgi_handler = RequestContextMiddleware(

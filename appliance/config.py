@@ -236,6 +236,17 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         Literal["auto", "cpu", "cuda"], _doc("Where embeddings run; auto = CUDA when present.")
     ] = "auto"
     embedding_batch_size: Annotated[int, _doc("Texts per embedding batch.", ge=1)] = 64
+    embedding_backend: Annotated[
+        Literal["flagembedding", "onnx"],
+        _doc(
+            "flagembedding: FlagEmbedding on torch; onnx: the model exported locally to ONNX"
+            " on first use and run on onnxruntime (faster on a CPU; not for BGE-M3)."
+        ),
+    ] = "flagembedding"
+    reranker_model: Annotated[
+        str,
+        _doc("Name of a reranker in models/manifest.toml (role reranker); empty = no reranking."),
+    ] = ""
     workers: Annotated[int, _doc("Ingestion jobs processed at the same time.", ge=1)] = 2
     vector_index_min_rows: Annotated[
         int,
@@ -245,6 +256,9 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     search_k: Annotated[
         int, _doc("Results returned by search when k is not given.", ge=1, le=100)
     ] = 8
+    search_candidates: Annotated[
+        int, _doc("Candidates each search mode (dense, full-text) contributes before fusion.", ge=1)
+    ] = 50
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

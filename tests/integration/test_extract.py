@@ -431,3 +431,74 @@ def test_sniff_ignores_the_extension(tmp_path: Path) -> None:
     Image.new("RGB", (10, 10)).save(buffer, "JPEG")
     path.write_bytes(buffer.getvalue())
     assert sniff(path, "x.txt").mime == "image/jpeg"
+
+
+def test_encrypted_docx(tmp_path: Path, ocr: Ocr) -> None:
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    plain = io.BytesIO()
+    document = docx.Document()
+    document.add_paragraph("Secret pricing for the Gold card.")
+    document.save(plain)
+    plain.seek(0)
+    path = tmp_path / "secret.docx"
+    with path.open("wb") as out:
+        OOXMLFile(plain).encrypt("open-sesame", out)
+    with pytest.raises(EncryptedFile) as error:
+        extract(path, "secret.docx", CONFIG, ocr)
+    assert_code(error, "encrypted_file")
+
+
+def test_corrupt_docx_and_truncated_image(tmp_path: Path, ocr: Ocr) -> None:
+    path = tmp_path / "broken.docx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types")
+        archive.writestr("word/document.xml", "<w:document><w:body>not xml")
+    with pytest.raises(CorruptFile) as error:
+        extract(path, "broken.docx", CONFIG, ocr)
+    assert_code(error, "corrupt_file")
+
+    buffer = io.BytesIO()
+    text_image([SENTENCE]).save(buffer, "PNG")
+    image = tmp_path / "cut.png"
+    image.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(CorruptFile) as error:
+        extract(image, "cut.png", CONFIG, ocr)
+    assert_code(error, "corrupt_file")
+
+
+def test_empty_file_has_no_text(tmp_path: Path, ocr: Ocr) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    with pytest.raises(NoTextFound) as error:
+        extract(path, "empty.txt", CONFIG, ocr)
+    assert_code(error, "no_text_found")
+
+
+def test_multi_page_tiff_and_low_confidence_flag(tmp_path: Path, ocr: Ocr) -> None:
+    path = tmp_path / "fax.tiff"
+    first, second = text_image(["Page one: " + SENTENCE]), text_image(["Page two: lounge access"])
+    first.save(path, "TIFF", save_all=True, append_images=[second])
+    # a threshold no real page reaches, to see the flag reach the route
+    doc = extract(path, "fax.tiff", KnowledgeConfig(ocr_low_confidence=1.0), ocr)
+    assert doc.pages == 2
+    assert [(r.page, r.route, r.low_confidence) for r in doc.routes] == [
+        (1, "image_ocr", True),
+        (2, "image_ocr", True),
+    ]
+    assert "low OCR confidence" in doc.routes[0].reason
+    assert [b.page for b in doc.blocks] == [1, 2]
+    assert "lounge access" in doc.blocks[1].text
+
+
+def test_concurrent_pdf_extraction_matches_sequential(tmp_path: Path, ocr: Ocr) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [
+        text_pdf(tmp_path / f"doc{n}.pdf", [paragraph(f"Card {n}-{p}") for p in range(15)])
+        for n in range(4)
+    ]
+    sequential = [extract(p, p.name, CONFIG, ocr).text for p in paths]
+    with ThreadPoolExecutor(4) as pool:
+        concurrent = list(pool.map(lambda p: extract(p, p.name, CONFIG, ocr).text, paths))
+    assert concurrent == sequential

@@ -9,6 +9,7 @@ recorded per page so an operator sees why a page was OCRed.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from appliance.knowledge.ocr import Ocr
 
 _SENTENCE_END = tuple(".!?:;\u3002\uff01\uff1f\uff1a\uff1b")  # and the CJK full-width forms
 _PDF_ERR_PASSWORD = 4
+# PDFium is not thread-safe (not even across documents): one lock for every call into it.
+PDFIUM_LOCK = threading.RLock()
 
 
 def _is_cjk(char: str) -> bool:
@@ -77,7 +80,12 @@ def _render(page: Any, config: KnowledgeConfig) -> tuple[Any, str]:
     if pixels > config.max_image_pixels:
         scale *= (config.max_image_pixels / pixels) ** 0.5
         note = f"rendered at {scale * 72:.0f} DPI (page too big for {config.ocr_dpi} DPI)"
-    return page.render(scale=scale, grayscale=False).to_pil(), note
+    bitmap = page.render(scale=scale, grayscale=False)
+    try:
+        # a copy: the PIL view shares PDFium's buffer, which is freed with the bitmap
+        return bitmap.to_pil().copy(), note
+    finally:
+        bitmap.close()
 
 
 def _open(path: Path) -> Any:
@@ -103,41 +111,58 @@ def route_page(chars: int, coverage: float, config: KnowledgeConfig) -> str | No
     return None
 
 
-def extract_pdf(path: Path, config: KnowledgeConfig, ocr: Ocr) -> ExtractedDocument:
-    """Every page through its own route (text layer or OCR)."""
-    document = _open(path)
+def _read_page(
+    document: Any, index: int, config: KnowledgeConfig
+) -> tuple[str, int, float, str | None, Any, str]:
+    """One page's text layer, its route decision and, for OCR, its rendering (under PDFIUM_LOCK)."""
+    number = index + 1
     try:
-        count = len(document)
+        page = document[index]
+    except Exception as err:  # pypdfium2 raises PdfiumError for a broken page
+        raise CorruptFile(f"page {number} cannot be loaded: {err}") from None
+    try:
+        textpage = page.get_textpage()
+        text = textpage.get_text_bounded()
+        textpage.close()
+        chars = sum(1 for c in text if not c.isspace())
+        coverage = image_coverage(page)
+        why = route_page(chars, coverage, config)
+        image, note = (None, "") if why is None else _render(page, config)
+        return text, chars, coverage, why, image, note
+    finally:
+        page.close()
+
+
+def extract_pdf(path: Path, config: KnowledgeConfig, ocr: Ocr) -> ExtractedDocument:
+    """Every page through its own route (text layer or OCR).
+
+    PDFium is not thread-safe, so every PDFium call holds ``PDFIUM_LOCK``; OCR runs outside it,
+    letting another worker parse its PDF meanwhile.
+    """
+    with PDFIUM_LOCK:
+        document = _open(path)
+    try:
+        with PDFIUM_LOCK:
+            count = len(document)
         if count > config.max_pages:
             raise TooManyPages(f"the PDF has {count} pages; the limit is {config.max_pages}")
         blocks: list[Block] = []
         routes: list[PageRoute] = []
         for index in range(count):
             number = index + 1
-            try:
-                page = document[index]
-            except Exception as err:  # pypdfium2 raises PdfiumError for a broken page
-                raise CorruptFile(f"page {number} cannot be loaded: {err}") from None
-            try:
-                textpage = page.get_textpage()
-                text = textpage.get_text_bounded()
-                textpage.close()
-                chars = sum(1 for c in text if not c.isspace())
-                coverage = image_coverage(page)
-                why = route_page(chars, coverage, config)
-                if why is None:
-                    blocks.extend(text_blocks(text, number))
-                    reason = f"text layer has {chars} chars"
-                    if coverage:
-                        reason += f", images cover {coverage:.0%}"
-                    routes.append(PageRoute(number, "pdf_text", reason, chars=chars))
-                    continue
-                image, note = _render(page, config)
-                result = ocr.recognize(image)
-                blocks.extend(ocr_blocks(result, number))
-                routes.append(ocr_route(result, number, config, f"{why}; {note}", pdf=True))
-            finally:
-                page.close()
+            with PDFIUM_LOCK:
+                text, chars, coverage, why, image, note = _read_page(document, index, config)
+            if why is None:
+                blocks.extend(text_blocks(text, number))
+                reason = f"text layer has {chars} chars"
+                if coverage:
+                    reason += f", images cover {coverage:.0%}"
+                routes.append(PageRoute(number, "pdf_text", reason, chars=chars))
+                continue
+            result = ocr.recognize(image)
+            blocks.extend(ocr_blocks(result, number))
+            routes.append(ocr_route(result, number, config, f"{why}; {note}", pdf=True))
         return ExtractedDocument("application/pdf", blocks, routes, pages=count)
     finally:
-        document.close()
+        with PDFIUM_LOCK:
+            document.close()

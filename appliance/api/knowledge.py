@@ -1,0 +1,252 @@
+"""/api/knowledge: upload, library, jobs, search and retrieval-only ask (thin controllers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, WebSocket, delete, get, post, websocket
+from litestar.channels import ChannelsPlugin
+from litestar.datastructures import State, UploadFile
+from litestar.di import NamedDependency
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from appliance.auth.guards import access, principal_of
+from appliance.db.documents import Document
+from appliance.db.jobs import Job
+from appliance.errors import InvalidInput
+from appliance.knowledge.service import KnowledgeService, SearchResponse, SearchResult
+
+ASK_MESSAGE = (
+    "The language model is not wired into /ask yet: these are the passages an answer would be "
+    "grounded in, best first, with their citations."
+)
+
+
+class UploadItem(msgspec.Struct, kw_only=True):
+    """What happened to one uploaded file."""
+
+    filename: str
+    duplicate: bool
+    document: Document
+    job: Job | None
+
+
+class UploadOut(msgspec.Struct, kw_only=True):
+    """Every file of an upload."""
+
+    items: list[UploadItem]
+
+
+class DocumentDetail(msgspec.Struct, kw_only=True):
+    """A document with its routes per page, chunk count and latest job."""
+
+    document: Document
+    job: Job | None
+    versions: list[Document]
+
+
+class CollectionOut(msgspec.Struct, kw_only=True):
+    """A collection and what it holds."""
+
+    name: str
+    documents: int
+    chunks: int
+
+
+class AskIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A question, optionally limited to a collection."""
+
+    question: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+    k: Annotated[int, msgspec.Meta(ge=1, le=20)] | None = None
+    collection: str | None = None
+
+
+class AskOut(msgspec.Struct, kw_only=True):
+    """A retrieval-only answer: the passages and their citations."""
+
+    question: str
+    mode: str
+    message: str
+    answer: str
+    citations: list[SearchResult]
+
+
+def _service(state: State) -> KnowledgeService:
+    service: KnowledgeService = state.knowledge
+    return service
+
+
+def _user_id(request: Request[Any, Any, Any]) -> int | None:
+    principal = principal_of(request)
+    return None if principal is None else principal.user.id
+
+
+def _tags(raw: str) -> list[str]:
+    raw = raw.strip()
+    if raw.startswith("["):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            raise InvalidInput("tags must be a JSON list or comma-separated") from None
+        return [str(t) for t in value] if isinstance(value, list) else []
+    return [t for t in (p.strip() for p in raw.split(",")) if t]
+
+
+class KnowledgeController(Controller):
+    """Documents, jobs, collections, search."""
+
+    path = "/api/knowledge"
+
+    @post("/documents", status_code=202, opt=access("manager"))
+    async def upload(self, request: Request[Any, Any, Any], state: State) -> UploadOut:
+        """Multipart upload of one or many files (fields: files, collection, tags, title)."""
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("multipart/form-data"):
+            raise InvalidInput("send the files as multipart/form-data (field 'files')")
+        form = await request.form()
+        collection = str(form.get("collection") or "default")
+        tags = _tags(str(form.get("tags") or ""))
+        title = str(form.get("title") or "") or None
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        if not files:
+            raise InvalidInput("no files in the upload (multipart field 'files')")
+        service = _service(state)
+        items = []
+        for upload in files:
+            data = await upload.read()
+            result = await service.upload(
+                filename=upload.filename,
+                data=data,
+                uploader_id=_user_id(request),
+                collection=collection,
+                tags=tags,
+                title=title if len(files) == 1 else None,
+            )
+            items.append(
+                UploadItem(
+                    filename=upload.filename,
+                    duplicate=result.duplicate,
+                    document=result.document,
+                    job=result.job,
+                )
+            )
+        return UploadOut(items=items)
+
+    @get("/documents", opt=access("user"))
+    async def list_documents(
+        self,
+        state: State,
+        collection: FromQuery[str | None] = None,
+        tag: FromQuery[str | None] = None,
+        doc_state: Annotated[str | None, QueryParameter(name="state")] = None,
+        include_retired: FromQuery[bool] = False,
+        limit: FromQuery[int] = 500,
+    ) -> list[Document]:
+        """Documents, newest first, filtered by collection, tag or state."""
+        return await _service(state).documents.list_documents(
+            collection=collection,
+            tag=tag,
+            state=doc_state,
+            include_retired=include_retired,
+            limit=max(1, min(limit, 5000)),
+        )
+
+    @get("/documents/{document_id:int}", opt=access("user"))
+    async def detail(self, state: State, document_id: FromPath[int]) -> DocumentDetail:
+        """One document version: routes per page, chunk count, latest job, other versions."""
+        service = _service(state)
+        document = await service.get_document(document_id)
+        versions = await service.documents.list_documents(
+            collection=document.collection, include_retired=True, limit=5000
+        )
+        return DocumentDetail(
+            document=document,
+            job=await service.jobs.latest_for(document_id),
+            versions=[d for d in versions if d.title == document.title],
+        )
+
+    @delete("/documents/{document_id:int}", status_code=204, opt=access("manager"))
+    async def remove(self, state: State, document_id: FromPath[int]) -> None:
+        """Delete a document version: LanceDB rows, stored file and database rows."""
+        await _service(state).delete_document(document_id)
+
+    @post("/documents/{document_id:int}/reingest", status_code=202, opt=access("manager"))
+    async def reingest(
+        self, request: Request[Any, Any, Any], state: State, document_id: FromPath[int]
+    ) -> Job:
+        """Queue the document again (e.g. after a failure)."""
+        return await _service(state).reingest(document_id, _user_id(request))
+
+    @get("/jobs/{job_id:int}", opt=access("user"))
+    async def job(self, state: State, job_id: FromPath[int]) -> Job:
+        """A job's state, stage, progress and error."""
+        return await _service(state).get_job(job_id)
+
+    @get("/collections", opt=access("user"))
+    async def collections(self, state: State) -> list[CollectionOut]:
+        """Collections with their document and chunk counts."""
+        rows = await _service(state).documents.collections()
+        return [CollectionOut(name=n, documents=d, chunks=c) for n, d, c in rows]
+
+    @get("/search", opt=access("user"))
+    async def search(
+        self,
+        state: State,
+        q: FromQuery[str] = "",
+        k: FromQuery[int | None] = None,
+        mode: FromQuery[str] = "hybrid",
+        collection: FromQuery[str | None] = None,
+        tag: FromQuery[str | None] = None,
+        document: FromQuery[int | None] = None,
+    ) -> SearchResponse:
+        """Hybrid search (mode=dense or fulltext for one retriever alone)."""
+        return await _service(state).search(
+            q, k=k, mode=mode, collection=collection, tag=tag, document_id=document
+        )
+
+    @get("/index", opt=access("manager"))
+    async def index(self, state: State) -> dict[str, Any]:
+        """Rows in the vector store and whether its ANN index exists."""
+        return await _service(state).index_stats()
+
+    @post("/ask", status_code=200, opt=access("user"))
+    async def ask(self, state: State, data: JSONBody[AskIn]) -> AskOut:
+        """Retrieval-only until the LLM runtime is wired in: the passages with citations."""
+        found = await _service(state).search(data.question, k=data.k, collection=data.collection)
+        answer = "\n\n".join(
+            f"[{n}] {r.citation.title} v{r.citation.version}"
+            + (f" p.{r.citation.page}" if r.citation.page else "")
+            + f": {r.citation.snippet}"
+            for n, r in enumerate(found.results, start=1)
+        )
+        return AskOut(
+            question=data.question,
+            mode="retrieval_only",
+            message=ASK_MESSAGE,
+            answer=answer or "Nothing in the knowledge base matches this question.",
+            citations=found.results,
+        )
+
+
+@websocket("/ws/knowledge/jobs", opt=access("user"))
+async def job_events(
+    socket: WebSocket[Any, Any, Any], channels: NamedDependency[ChannelsPlugin]
+) -> None:
+    """The caller's job progress events (channel ``jobs:user:<id>``), as JSON text frames."""
+    principal = principal_of(socket)
+    await socket.accept()
+    if principal is None:
+        await socket.close(code=4401)
+        return
+    async with (
+        channels.start_subscription([f"jobs:user:{principal.user.id}"]) as subscriber,
+        subscriber.run_in_background(socket.send_data),
+    ):
+        try:
+            while True:  # the client only listens; reading notices when it goes away
+                await socket.receive_data(mode="text")
+        except WebSocketDisconnect:
+            return

@@ -1,0 +1,386 @@
+"""Text embeddings with FlagEmbedding (BGE-M3 dense + sparse, or a FlagModel such as MiniLM).
+
+Models load from their directory under ``models/`` only (never a hub id). Passages are
+embedded in batches; every vector is cached by sha256(model name + text), so unchanged
+text is never embedded twice. An ONNX Runtime backend (the model exported locally with
+``torch.onnx.export`` into the state dir on first use) is the faster CPU alternative for
+FlagModel-style models; both give the same vectors (see the tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from appliance.config import KnowledgeConfig
+from appliance.errors import AppError
+from appliance.models import load_manifest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+Vectors = npt.NDArray[np.float32]
+Sparse = dict[str, float]
+Backend = Literal["flagembedding", "onnx"]
+
+BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
+
+
+class EmbeddingModelError(AppError):
+    """The configured embedding model is unknown, not an embedding model, or missing files."""
+
+    status_code = 503
+    code = "embedding_model_unavailable"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to run one embedding model."""
+
+    name: str
+    path: Path
+    m3: bool  # BGE-M3: dense + sparse lexical weights
+    pooling: Literal["cls", "mean"]
+    query_instruction: str | None
+
+
+def resolve_model(models_dir: Path, name: str) -> ModelSpec:
+    """Find an embedding model in the manifest and decide pooling and query handling."""
+    manifest = load_manifest(models_dir)
+    entry = next((m for m in manifest.model if m.name == name), None)
+    if entry is None:
+        known = ", ".join(m.name for m in manifest.model if m.role == "embedding")
+        raise EmbeddingModelError(
+            f"embedding model {name!r} is not in the manifest (known: {known})"
+        )
+    if entry.role != "embedding":
+        raise EmbeddingModelError(f"model {name!r} has role {entry.role!r}, not 'embedding'")
+    path = models_dir / entry.path
+    if not (path / "config.json").is_file():
+        raise EmbeddingModelError(f"embedding model {name!r}: {path} has no config.json")
+    lowered = name.lower()
+    m3 = "m3" in lowered and "bge" in lowered
+    pooling: Literal["cls", "mean"] = "cls"
+    pooling_config = path / "1_Pooling" / "config.json"
+    if pooling_config.is_file():  # a sentence-transformers layout says how it was trained
+        cfg = json.loads(pooling_config.read_text(encoding="utf-8"))
+        pooling = "mean" if cfg.get("pooling_mode_mean_tokens") else "cls"
+    instruction = BGE_QUERY_INSTRUCTION if lowered.startswith("bge") and not m3 else None
+    return ModelSpec(name, path, m3, pooling, instruction)
+
+
+def pick_device(setting: str) -> str:
+    """auto -> cuda when torch sees a GPU, else cpu."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class EmbeddingCache:
+    """sha256(model + text) -> vector (and sparse weights), in its own SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL, "
+            "sparse TEXT)"
+        )
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(model: str, text: str) -> bytes:
+        """The cache key of a text under a model."""
+        return hashlib.sha256(f"{model}\0{text}".encode()).digest()
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, tuple[Vectors, Sparse | None]]:
+        """Cached entries for the keys that have one."""
+        found: dict[bytes, tuple[Vectors, Sparse | None]] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                part = list(keys[start : start + 500])
+                marks = ",".join("?" * len(part))
+                rows = self._conn.execute(
+                    f"SELECT key, vector, sparse FROM embeddings WHERE key IN ({marks})",  # noqa: S608
+                    part,
+                ).fetchall()
+                for key, blob, sparse in rows:
+                    found[key] = (
+                        np.frombuffer(blob, dtype=np.float32),
+                        json.loads(sparse) if sparse else None,
+                    )
+        return found
+
+    def put_many(self, items: Sequence[tuple[bytes, Vectors, Sparse | None]]) -> None:
+        """Store entries."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO embeddings (key, vector, sparse) VALUES (?, ?, ?)",
+                [
+                    (k, np.asarray(v, dtype=np.float32).tobytes(), json.dumps(s) if s else None)
+                    for k, v, s in items
+                ],
+            )
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._conn.close()
+
+
+class _FlagBackend:
+    """FlagEmbedding: BGEM3FlagModel for BGE-M3, FlagModel otherwise."""
+
+    def __init__(self, spec: ModelSpec, device: str, batch_size: int) -> None:
+        from FlagEmbedding import BGEM3FlagModel, FlagModel
+
+        self.spec = spec
+        self.batch_size = batch_size
+        fp16 = device.startswith("cuda")
+        self.model: Any
+        if spec.m3:
+            self.model = BGEM3FlagModel(
+                str(spec.path), use_fp16=fp16, devices=device, batch_size=batch_size
+            )
+        else:
+            self.model = FlagModel(
+                str(spec.path),
+                pooling_method=spec.pooling,
+                normalize_embeddings=True,
+                use_fp16=fp16,
+                devices=device,
+                batch_size=batch_size,
+                query_instruction_for_retrieval=spec.query_instruction,
+            )
+        self.tokenizer = self.model.tokenizer
+
+    def encode(self, texts: list[str], *, query: bool) -> tuple[Vectors, list[Sparse] | None]:
+        if self.spec.m3:
+            out = self.model.encode(
+                texts, batch_size=self.batch_size, return_dense=True, return_sparse=True
+            )
+            sparse = [{str(k): float(v) for k, v in w.items()} for w in out["lexical_weights"]]
+            return np.asarray(out["dense_vecs"], dtype=np.float32), sparse
+        fn = self.model.encode_queries if query else self.model.encode_corpus
+        vectors = fn(texts, batch_size=self.batch_size)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1), None
+
+    def lexical_score(self, query: Sparse, doc: Sparse) -> float:
+        return float(self.model.compute_lexical_matching_score(query, doc))
+
+
+def export_onnx(spec: ModelSpec, target: Path) -> Path:
+    """Export a FlagModel-style encoder (pooling + L2 normalisation inside) to ONNX, atomically."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(spec.path))
+    model = AutoModel.from_pretrained(str(spec.path)).eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).last_hidden_state
+            if spec.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    sample = tokenizer(
+        ["an example", "another example sentence"], padding=True, return_tensors="pt"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    axes = {0: "batch", 1: "tokens"}
+    torch.onnx.export(
+        Pooled(),
+        (sample["input_ids"], sample["attention_mask"]),
+        str(tmp),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["embedding"],
+        dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    tmp.replace(target)
+    return target
+
+
+class _OnnxBackend:
+    """ONNX Runtime on a locally exported copy of the model (CUDA provider when available)."""
+
+    def __init__(self, spec: ModelSpec, device: str, batch_size: int, cache_dir: Path) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        if spec.m3:
+            raise EmbeddingModelError("the onnx backend does not do BGE-M3 sparse weights")
+        self.spec = spec
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(str(spec.path))
+        weights = spec.path / "model.safetensors"
+        stamp = hashlib.sha256(
+            f"{spec.name}:{spec.pooling}:{weights.stat().st_size if weights.exists() else 0}".encode()
+        ).hexdigest()[:12]
+        path = cache_dir / f"{spec.name}-{stamp}.onnx"
+        if not path.is_file():
+            export_onnx(spec, path)
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+
+    def encode(self, texts: list[str], *, query: bool) -> tuple[Vectors, list[Sparse] | None]:
+        if query and self.spec.query_instruction:
+            texts = [self.spec.query_instruction + t for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+        out = np.zeros((len(texts), 0), dtype=np.float32)
+        parts: list[Vectors] = []
+        for start in range(0, len(order), self.batch_size):
+            batch = [texts[i] for i in order[start : start + self.batch_size]]
+            enc = self.tokenizer(
+                batch, padding=True, truncation=True, max_length=512, return_tensors="np"
+            )
+            feeds = {
+                "input_ids": enc["input_ids"].astype(np.int64),
+                "attention_mask": enc["attention_mask"].astype(np.int64),
+            }
+            parts.append(np.asarray(self.session.run(None, feeds)[0], dtype=np.float32))
+        if parts:
+            stacked = np.concatenate(parts)
+            out = np.empty_like(stacked)
+            out[np.asarray(order)] = stacked
+        return out, None
+
+    def lexical_score(self, query: Sparse, doc: Sparse) -> float:
+        return 0.0
+
+
+class Embedder:
+    """Embeds passages (cached) and queries with the configured model; thread-safe, blocking."""
+
+    def __init__(
+        self,
+        config: KnowledgeConfig,
+        models_dir: Path,
+        state_dir: Path,
+        *,
+        backend: Backend | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.spec = resolve_model(models_dir, model or config.embedding_model)
+        self.name = self.spec.name
+        self.device = pick_device(config.embedding_device)
+        self.backend_name: Backend = backend or config.embedding_backend
+        if self.spec.m3:
+            self.backend_name = "flagembedding"
+        self.batch_size = config.embedding_batch_size
+        self._state_dir = state_dir
+        self._backend: _FlagBackend | _OnnxBackend | None = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()  # one batch at a time: the cores are shared
+        self.cache = EmbeddingCache(state_dir / "embedding_cache.sqlite")
+        self.embedded = 0  # texts actually run through the model (cache misses)
+
+    @property
+    def sparse(self) -> bool:
+        """Whether this model yields sparse lexical weights (BGE-M3)."""
+        return self.spec.m3
+
+    def load(self) -> _FlagBackend | _OnnxBackend:
+        """Load the model (once)."""
+        with self._load_lock:
+            if self._backend is None:
+                if self.backend_name == "onnx":
+                    self._backend = _OnnxBackend(
+                        self.spec, self.device, self.batch_size, self._state_dir / "onnx"
+                    )
+                else:
+                    self._backend = _FlagBackend(self.spec, self.device, self.batch_size)
+            return self._backend
+
+    @property
+    def dim(self) -> int:
+        """Dense vector size."""
+        vectors, _ = self.load().encode(["dimension probe"], query=False)
+        return int(vectors.shape[1])
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in a text by the model's own tokenizer (no special tokens)."""
+        return len(self.load().tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def embed_passages(
+        self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
+    ) -> tuple[Vectors, list[Sparse] | None]:
+        """Vectors (and sparse weights for BGE-M3) for passages, cache first, in batches."""
+        backend = self.load()
+        keys = [EmbeddingCache.key(self.name, t) for t in texts]
+        cached = self.cache.get_many(keys)
+        missing = sorted({i for i, k in enumerate(keys) if k not in cached}, key=keys.__getitem__)
+        unique: dict[bytes, int] = {}
+        for i in missing:
+            unique.setdefault(keys[i], i)
+        todo = list(unique.values())
+        done = len(texts) - len(todo)
+        step = max(self.batch_size * 4, 1)
+        for start in range(0, len(todo), step):
+            idx = todo[start : start + step]
+            with self._run_lock:
+                vectors, sparse = backend.encode([texts[i] for i in idx], query=False)
+            self.embedded += len(idx)
+            entries = [
+                (keys[i], vectors[n], sparse[n] if sparse else None) for n, i in enumerate(idx)
+            ]
+            self.cache.put_many(entries)
+            cached.update({k: (v, s) for k, v, s in entries})
+            done += len(idx)
+            if progress:
+                progress(min(done, len(texts)), len(texts))
+        if progress and not todo:
+            progress(len(texts), len(texts))
+        dense = (
+            np.stack([cached[k][0] for k in keys]).astype(np.float32)
+            if keys
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        sparse_out = [cached[k][1] or {} for k in keys] if self.sparse else None
+        return dense, sparse_out
+
+    def embed_query(self, text: str) -> tuple[Vectors, Sparse | None]:
+        """A query's vector (with the model's query instruction) and, for BGE-M3, its weights."""
+        backend = self.load()
+        with self._run_lock:
+            vectors, sparse = backend.encode([text], query=True)
+        return vectors[0], (sparse[0] if sparse else None)
+
+    def lexical_score(self, query: Sparse, doc: Sparse) -> float:
+        """BGE-M3 sparse matching score (0 for dense-only models)."""
+        return self.load().lexical_score(query, doc)
+
+    def close(self) -> None:
+        """Close the cache file."""
+        self.cache.close()

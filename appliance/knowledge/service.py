@@ -1,0 +1,531 @@
+"""KnowledgeService: upload, library, durable ingestion, search and retrieval-only answers.
+
+The API and the CLI call this; it owns the pipeline order: file -> extract (router, OCR)
+-> chunk (parent/child) -> embed (cached) -> store (LanceDB) -> mark done. Blocking steps
+run in threads; SQLite writes go through the one writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from appliance.config import Settings
+from appliance.db.database import Database
+from appliance.db.documents import Document, DocumentRepository
+from appliance.db.jobs import Job, JobRepository
+from appliance.errors import AppError, InvalidInput, NotFound
+from appliance.knowledge.embedding import Embedder
+from appliance.knowledge.errors import KnowledgeError, TooLarge
+from appliance.knowledge.jobs import WorkerPool
+from appliance.knowledge.search import MODES, Mode, Retriever, best_per_parent, load_reranker
+from appliance.knowledge.store import Store, child_id, parent_id, tags_field
+
+log = logging.getLogger(__name__)
+_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+class Citation(msgspec.Struct, kw_only=True):
+    """Where a search result comes from."""
+
+    document_id: int
+    title: str
+    filename: str
+    version: int
+    collection: str
+    page: int | None
+    pages: list[int]
+    section: list[str]
+    snippet: str
+
+
+class SearchResult(msgspec.Struct, kw_only=True):
+    """One parent chunk with its citation and how it was found."""
+
+    score: float
+    text: str
+    citation: Citation
+    ranks: dict[str, int]
+    rerank_score: float | None = None
+
+
+class SearchResponse(msgspec.Struct, kw_only=True):
+    """Results of a search."""
+
+    query: str
+    mode: str
+    results: list[SearchResult]
+    reranker: str  # the model name, or "not configured"
+
+
+@dataclass
+class Upload:
+    """What an upload produced for one file."""
+
+    document: Document
+    job: Job | None
+    duplicate: bool
+
+
+class KnowledgeService:
+    """The knowledge pipeline behind the API and the CLI."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        publish: Publish | None = None,
+        *,
+        run_workers: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.knowledge
+        self.db = db
+        self.documents = DocumentRepository(db)
+        self.jobs = JobRepository(db)
+        self.files_dir = settings.state_dir / "documents"
+        self.lance_dir = settings.state_dir / "lancedb"
+        self._publish = publish
+        self._run_workers = run_workers
+        self.pool = WorkerPool(self.jobs, self._run_job, self.config.workers)
+        self._embedder: Embedder | None = None
+        self._store: Store | None = None
+        self._retriever: Retriever | None = None
+        self._init_lock = asyncio.Lock()
+        self._ocr: Any = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Resume interrupted jobs and start the worker pool (the model loads on first use)."""
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        if self._run_workers:
+            await self.pool.start()
+
+    async def stop(self) -> None:
+        """Stop workers and the background indexer."""
+        await self.pool.stop()
+        if self._store is not None:
+            await asyncio.to_thread(self._store.close)
+        if self._embedder is not None:
+            self._embedder.close()
+
+    async def parts(self) -> tuple[Embedder, Store, Retriever]:
+        """The embedder, store and retriever, created (in a thread) on first use."""
+        async with self._init_lock:
+            if self._retriever is None:
+                self._embedder, self._store, self._retriever = await asyncio.to_thread(
+                    self._build_parts
+                )
+        assert self._embedder is not None and self._store is not None
+        assert self._retriever is not None
+        return self._embedder, self._store, self._retriever
+
+    def _build_parts(self) -> tuple[Embedder, Store, Retriever]:
+        embedder = Embedder(self.config, self.settings.models_dir, self.settings.state_dir)
+        store = Store(
+            self.lance_dir,
+            model=embedder.name,
+            dim=embedder.dim,
+            vector_index_min_rows=self.config.vector_index_min_rows,
+        )
+        retriever = Retriever(
+            self.config,
+            embedder,
+            store,
+            lambda: load_reranker(self.config, self.settings.models_dir, embedder.device),
+        )
+        return embedder, store, retriever
+
+    # --- upload ---------------------------------------------------------------------------
+    async def upload(
+        self,
+        *,
+        filename: str,
+        data: bytes | Path,
+        uploader_id: int | None,
+        collection: str = "default",
+        tags: list[str] | None = None,
+        title: str | None = None,
+    ) -> Upload:
+        """Store a file, dedupe it, create its document version and queue its job."""
+        collection = (collection or "default").strip() or "default"
+        tags = sorted({t.strip() for t in (tags or []) if t.strip()})
+        name = Path(filename or "upload").name or "upload"
+        sha, size = await asyncio.to_thread(self._store_file, data)
+        existing = await self.documents.by_sha(collection, sha)
+        if existing is not None:
+            return Upload(existing, await self.jobs.latest_for(existing.id), duplicate=True)
+        title = (title or Path(name).stem or name).strip()[:300]
+        async with self.db.transaction() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM documents "
+                    "WHERE collection = ? AND title = ?",
+                    (collection, title),
+                )
+            ).fetchone()
+            version = int(row[0]) + 1 if row else 1
+            cur = await conn.execute(
+                "INSERT INTO documents (title, filename, sha256, size, version, collection, "
+                "tags, uploader_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (title, name, sha, size, version, collection, json.dumps(tags), uploader_id),
+            )
+            doc_id = int(cur.lastrowid or 0)
+            cur = await conn.execute(
+                "INSERT INTO jobs (document_id, user_id) VALUES (?, ?)", (doc_id, uploader_id)
+            )
+            job_id = int(cur.lastrowid or 0)
+        self.pool.submit(job_id)
+        document = await self.documents.get(doc_id)
+        assert document is not None
+        job = await self.jobs.get(job_id)
+        self._announce(job)
+        return Upload(document, job, duplicate=False)
+
+    def _store_file(self, data: bytes | Path) -> tuple[str, int]:
+        """Write the bytes under documents/<sha256> atomically; returns (sha256, size)."""
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        limit = self.config.max_file_bytes
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self.files_dir, prefix=".upload-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(data, Path):
+                    with data.open("rb") as src:
+                        while chunk := src.read(1 << 20):
+                            size += len(chunk)
+                            if size > limit:
+                                raise TooLarge(f"the file is over the {limit}-byte limit")
+                            digest.update(chunk)
+                            out.write(chunk)
+                else:
+                    size = len(data)
+                    if size > limit:
+                        raise TooLarge(f"the file is over the {limit}-byte limit")
+                    digest.update(data)
+                    out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            target = self.files_dir / sha
+            if target.exists():
+                tmp.unlink()
+            else:
+                tmp.replace(target)
+            return sha, size
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    # --- jobs -----------------------------------------------------------------------------
+    def _announce(self, job: Job | None, **extra: Any) -> None:
+        if job is None or self._publish is None or job.user_id is None:
+            return
+        event = {"type": "job", **msgspec.to_builtins(job), **extra}
+        try:
+            self._publish(f"jobs:user:{job.user_id}", event)
+        except Exception:  # progress events are best-effort; the job row is the truth
+            log.exception("could not publish job progress")
+
+    async def _progress(self, job_id: int, stage: str, percent: float) -> None:
+        await self.jobs.progress(job_id, stage, percent)
+        self._announce(await self.jobs.get(job_id))
+
+    async def _run_job(self, job_id: int) -> None:
+        job = await self.jobs.get(job_id)
+        if job is None or job.state != "queued":
+            return
+        document = await self.documents.get(job.document_id)
+        if document is None:
+            return
+        await self.jobs.start(job_id)
+        self._announce(await self.jobs.get(job_id))
+        try:
+            await self._ingest(job_id, document)
+        except AppError as err:
+            await self.jobs.fail(job_id, err.code, err.message)
+        except Exception as err:
+            log.exception("ingestion of document %s failed", document.id)
+            await self.jobs.fail(job_id, "internal_error", f"{type(err).__name__}: {err}")
+        self._announce(await self.jobs.get(job_id))
+
+    async def _ingest(self, job_id: int, document: Document) -> None:
+        embedder, store, _ = await self.parts()
+        path = self.files_dir / document.sha256
+        if not path.is_file():
+            raise KnowledgeError(f"the stored file {document.sha256} is missing")
+        extracted = await asyncio.to_thread(self._extract, path, document.filename)
+        await self._progress(job_id, "chunk", 20)
+        parents = await asyncio.to_thread(self._chunk, extracted, embedder.count_tokens)
+        children = [c for p in parents for c in p.children]
+        if not children:
+            from appliance.knowledge.errors import NoTextFound
+
+            tried = ", ".join(sorted({r.route for r in extracted.routes})) or "none"
+            raise NoTextFound(f"no text to index (routes tried: {tried})")
+        await self._progress(job_id, "embed", 25)
+        loop = asyncio.get_running_loop()
+
+        def report(done: int, total: int) -> None:
+            percent = 25 + 65 * done / max(total, 1)
+            asyncio.run_coroutine_threadsafe(self._progress(job_id, "embed", percent), loop)
+
+        vectors, sparse = await asyncio.to_thread(
+            embedder.embed_passages, [c.text for c in children], report
+        )
+        await self._progress(job_id, "store", 90)
+        child_rows = [
+            {
+                "id": child_id(document.id, document.version, n),
+                "document_id": document.id,
+                "version": document.version,
+                "parent_index": c.parent_index,
+                "child_index": n,
+                "page": -1 if c.page is None else int(c.page),
+                "section": " > ".join(c.section),
+                "collection": document.collection,
+                "tags": tags_field(document.tags),
+                "text": c.text,
+                "sparse": json.dumps(sparse[n]) if sparse else "",
+                "vector": vectors[n].tolist(),
+            }
+            for n, c in enumerate(children)
+        ]
+        parent_rows = [
+            {
+                "id": parent_id(document.id, document.version, p.index),
+                "document_id": document.id,
+                "version": document.version,
+                "parent_index": p.index,
+                "pages": json.dumps(list(p.pages)),
+                "section": " > ".join(p.section),
+                "text": p.text,
+            }
+            for p in parents
+        ]
+        await asyncio.to_thread(store.write_document, document.id, child_rows, parent_rows)
+        retired = await self._complete(job_id, document, extracted, len(child_rows), len(parents))
+        if await self.documents.get(document.id) is None:  # deleted while we worked
+            retired.append(document.id)
+        await asyncio.to_thread(store.delete_documents, retired)
+
+    async def _complete(
+        self, job_id: int, document: Document, extracted: Any, chunks: int, parents: int
+    ) -> list[int]:
+        """Mark the version done and retire older versions in one transaction."""
+        routes = [
+            {
+                "page": r.page,
+                "route": r.route,
+                "reason": r.reason,
+                "chars": r.chars,
+                "ocr_confidence": r.ocr_confidence,
+                "low_confidence": r.low_confidence,
+            }
+            for r in extracted.routes
+        ]
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                f"UPDATE documents SET state = 'done', sniffed_type = ?, routes = ?, warnings = ?, "  # noqa: S608
+                f"pages = ?, chunk_count = ?, parent_count = ?, updated_at = {_NOW} WHERE id = ?",
+                (
+                    extracted.sniffed_type,
+                    json.dumps(routes),
+                    json.dumps(list(extracted.warnings)),
+                    extracted.pages,
+                    chunks,
+                    parents,
+                    document.id,
+                ),
+            )
+            cur = await conn.execute(
+                "SELECT id FROM documents WHERE collection = ? AND title = ? AND version < ? "
+                "AND retired = 0",
+                (document.collection, document.title, document.version),
+            )
+            older = [int(r[0]) for r in await cur.fetchall()]
+            if older:
+                marks = ",".join("?" * len(older))
+                await conn.execute(
+                    f"UPDATE documents SET retired = 1, updated_at = {_NOW} WHERE id IN ({marks})",  # noqa: S608
+                    older,
+                )
+            await conn.execute(
+                f"UPDATE jobs SET state = 'done', stage = 'done', progress = 100, "  # noqa: S608
+                f"finished_at = {_NOW}, updated_at = {_NOW} WHERE id = ?",
+                (job_id,),
+            )
+        return older
+
+    def _extract(self, path: Path, filename: str) -> Any:
+        """The extraction engineer's router (sync; this runs in a worker thread)."""
+        from appliance.knowledge.ocr import Ocr
+        from appliance.knowledge.router import extract
+
+        if self._ocr is None:
+            self._ocr = Ocr(self.settings.models_dir)  # loads its models lazily, thread-safe
+        return extract(path, filename, self.config, self._ocr)
+
+    def _chunk(self, extracted: Any, count_tokens: Callable[[str], int]) -> list[Any]:
+        from appliance.knowledge.chunking import chunk
+
+        parents: list[Any] = chunk(
+            extracted,
+            count_tokens,
+            parent_tokens=self.config.parent_tokens,
+            child_tokens=self.config.child_tokens,
+            overlap_tokens=self.config.child_overlap_tokens,
+        )
+        return parents
+
+    # --- library --------------------------------------------------------------------------
+    async def get_document(self, document_id: int) -> Document:
+        """One document version, or NotFound."""
+        document = await self.documents.get(document_id)
+        if document is None:
+            raise NotFound(f"no document {document_id}", detail={"document_id": document_id})
+        return document
+
+    async def get_job(self, job_id: int) -> Job:
+        """One job, or NotFound."""
+        job = await self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}", detail={"job_id": job_id})
+        return job
+
+    async def delete_document(self, document_id: int) -> None:
+        """Remove a document version: its rows in LanceDB, its file (unless shared) and SQLite rows."""
+        document = await self.get_document(document_id)
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+            cur = await conn.execute(
+                "SELECT COUNT(*) FROM documents WHERE sha256 = ?", (document.sha256,)
+            )
+            row = await cur.fetchone()
+            shared = bool(row and row[0])
+        if self._store is not None or self.lance_dir.exists():
+            _, store, _ = await self.parts()
+            await asyncio.to_thread(store.delete_documents, [document_id])
+        if not shared:
+            (self.files_dir / document.sha256).unlink(missing_ok=True)
+
+    async def reingest(self, document_id: int, user_id: int | None) -> Job:
+        """Queue a new job for a document (a failed one, or after an extractor upgrade)."""
+        document = await self.get_document(document_id)
+        latest = await self.jobs.latest_for(document.id)
+        if latest is not None and latest.state in ("queued", "running"):
+            return latest
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO jobs (document_id, user_id) VALUES (?, ?)", (document.id, user_id)
+            )
+            job_id = int(cur.lastrowid or 0)
+            await conn.execute(
+                f"UPDATE documents SET state = 'queued', updated_at = {_NOW} WHERE id = ?",  # noqa: S608
+                (document.id,),
+            )
+        self.pool.submit(job_id)
+        return await self.get_job(job_id)
+
+    # --- search ---------------------------------------------------------------------------
+    async def search(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        mode: str = "hybrid",
+        collection: str | None = None,
+        tag: str | None = None,
+        document_id: int | None = None,
+    ) -> SearchResponse:
+        """Parents best matching the query, one per parent, with citations."""
+        query = query.strip()
+        if not query:
+            raise InvalidInput("the query is empty")
+        if mode not in MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
+        k = max(1, min(k or self.config.search_k, 100))
+        _, store, retriever = await self.parts()
+        chosen: Mode = mode
+        candidates = await asyncio.to_thread(
+            retriever.candidates,
+            query,
+            mode=chosen,
+            collection=collection,
+            tag=tag,
+            document_id=document_id,
+        )
+        live = await self.documents.by_ids(sorted({c.parent_key[0] for c in candidates}))
+        candidates = [
+            c
+            for c in candidates
+            if (d := live.get(c.parent_key[0])) is not None
+            and d.state == "done"
+            and not d.retired
+            and d.version == c.parent_key[1]
+        ]
+        picked = best_per_parent(candidates)[: max(k * 3, k) if retriever.reranker else k]
+        parents = await asyncio.to_thread(store.parents_of, [c.parent_key for c in picked])
+        results = []
+        for cand in picked:
+            parent = parents.get(cand.parent_key)
+            if parent is None:
+                continue
+            doc = live[cand.parent_key[0]]
+            page = int(cand.row["page"])
+            results.append(
+                SearchResult(
+                    score=round(cand.score, 6),
+                    text=str(parent["text"]),
+                    ranks=cand.ranks,
+                    citation=Citation(
+                        document_id=doc.id,
+                        title=doc.title,
+                        filename=doc.filename,
+                        version=doc.version,
+                        collection=doc.collection,
+                        page=None if page < 0 else page,
+                        pages=json.loads(parent["pages"] or "[]"),
+                        section=[s for s in str(cand.row["section"]).split(" > ") if s],
+                        snippet=str(cand.row["text"]),
+                    ),
+                )
+            )
+        scores = await asyncio.to_thread(retriever.rerank, query, [r.text for r in results])
+        if scores is not None:
+            for result, score in zip(results, scores, strict=True):
+                result.rerank_score = score
+            results.sort(key=lambda r: r.rerank_score or 0.0, reverse=True)
+        return SearchResponse(
+            query=query,
+            mode=mode,
+            results=results[:k],
+            reranker=self.config.reranker_model or "not configured",
+        )
+
+    async def index_stats(self) -> dict[str, Any]:
+        """Rows in the store and whether the vector index exists."""
+        _, store, _ = await self.parts()
+        children, parents = await asyncio.to_thread(store.count)
+        has_index = await asyncio.to_thread(store.has_vector_index)
+        meta = store.meta
+        return {
+            "children": children,
+            "parents": parents,
+            "vector_index": has_index,
+            "generation": meta.generation,
+            "model": meta.model,
+        }

@@ -1,0 +1,399 @@
+"""The LanceDB store: child chunks (vector + text + ids) and parent chunks, with indexes.
+
+Children are what is searched: a dense vector per child, and a native full-text index on
+the child text with an n-gram tokenizer (CJK has no spaces). Parents are what a caller
+gets back. Every row is keyed ``<document id>:<version>:<index>`` and a document's rows are
+replaced as a whole, so a resumed job never leaves duplicates. Children live in one table
+per *generation*: ``salesboost reindex`` fills the next generation while search keeps
+reading the current one, then switches ``index.json`` in one atomic rename.
+
+Every method blocks: callers run them off the event loop (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+META = "index.json"
+PARENTS = "parents"
+FTS_OPTIONS: dict[str, Any] = {
+    "base_tokenizer": "ngram",
+    "ngram_min_length": 2,  # two characters make most Chinese words
+    "ngram_max_length": 3,
+    "lower_case": True,
+    "stem": False,
+    "remove_stop_words": False,
+    "ascii_folding": True,
+}
+CHILD_COLUMNS = [
+    "id",
+    "document_id",
+    "version",
+    "parent_index",
+    "child_index",
+    "page",
+    "section",
+    "collection",
+    "tags",
+    "text",
+    "sparse",
+]
+
+
+def children_schema(dim: int) -> pa.Schema:
+    """Arrow schema of a children table for vectors of ``dim`` floats."""
+    return pa.schema(
+        [
+            pa.field("id", pa.string()),
+            pa.field("document_id", pa.int64()),
+            pa.field("version", pa.int32()),
+            pa.field("parent_index", pa.int32()),
+            pa.field("child_index", pa.int32()),
+            pa.field("page", pa.int32()),  # -1: unpaged
+            pa.field("section", pa.string()),  # heading trail joined by " > "
+            pa.field("collection", pa.string()),
+            pa.field("tags", pa.string()),  # ",a,b," so a tag filter is one LIKE
+            pa.field("text", pa.string()),
+            pa.field("sparse", pa.string()),  # BGE-M3 lexical weights as JSON, else ""
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+PARENTS_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("document_id", pa.int64()),
+        pa.field("version", pa.int32()),
+        pa.field("parent_index", pa.int32()),
+        pa.field("pages", pa.string()),  # JSON list of page numbers
+        pa.field("section", pa.string()),
+        pa.field("text", pa.string()),
+    ]
+)
+
+
+def child_id(document_id: int, version: int, child_index: int) -> str:
+    """The key of a child row."""
+    return f"{document_id}:{version}:c{child_index}"
+
+
+def parent_id(document_id: int, version: int, parent_index: int) -> str:
+    """The key of a parent row."""
+    return f"{document_id}:{version}:p{parent_index}"
+
+
+def quote(value: str) -> str:
+    """A SQL string literal for a LanceDB filter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def tags_field(tags: Sequence[str]) -> str:
+    """Tags as stored: ``,a,b,``."""
+    return "," + ",".join(t.replace(",", " ") for t in tags) + "," if tags else ""
+
+
+def build_filter(
+    collection: str | None = None, tag: str | None = None, document_id: int | None = None
+) -> str | None:
+    """The LanceDB ``where`` for search filters (None: no filter)."""
+    parts = []
+    if collection:
+        parts.append(f"collection = {quote(collection)}")
+    if tag:
+        like = "%," + tag.replace(",", " ").replace("%", "").replace("_", "\\_") + ",%"
+        parts.append(f"tags LIKE {quote(like)}")
+    if document_id is not None:
+        parts.append(f"document_id = {int(document_id)}")
+    return " AND ".join(parts) or None
+
+
+@dataclass
+class Meta:
+    """Which children table is live, and the model its vectors came from."""
+
+    generation: int
+    model: str
+    dim: int
+
+
+class StoreMismatchError(Exception):
+    """The index on disk was built with another embedding model."""
+
+    code = "index_model_mismatch"
+
+
+class Store:
+    """LanceDB tables under one directory; thread-safe; vector index built in the background."""
+
+    def __init__(self, path: Path, *, model: str, dim: int, vector_index_min_rows: int) -> None:
+        self.path = path
+        self.model = model
+        self.dim = dim
+        self.vector_index_min_rows = vector_index_min_rows
+        path.mkdir(parents=True, exist_ok=True)
+        self.db = lancedb.connect(str(path))
+        self._write_lock = threading.RLock()
+        self._meta = self._read_meta()
+        self._meta_mtime = self._stat_meta()
+        self.children = self._open_children(self._meta.generation, self._meta.dim)
+        self.parents = self._open(PARENTS, PARENTS_SCHEMA)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._indexing = threading.Lock()
+        self.vector_index_builds = 0
+        self._thread = threading.Thread(target=self._maintain, name="lancedb-indexer", daemon=True)
+        self._thread.start()
+
+    # --- tables and generations ---------------------------------------------------------
+    def _read_meta(self) -> Meta:
+        file = self.path / META
+        if file.is_file():
+            data = json.loads(file.read_text(encoding="utf-8"))
+            return Meta(int(data["generation"]), str(data["model"]), int(data["dim"]))
+        meta = Meta(1, self.model, self.dim)
+        self._write_meta(meta)
+        return meta
+
+    def _write_meta(self, meta: Meta) -> None:
+        tmp = self.path / (META + ".tmp")
+        tmp.write_text(json.dumps(meta.__dict__), encoding="utf-8")
+        tmp.replace(self.path / META)
+
+    def _stat_meta(self) -> float:
+        try:
+            return (self.path / META).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def _open(self, name: str, schema: pa.Schema) -> Any:
+        try:
+            return self.db.open_table(name)
+        except (FileNotFoundError, ValueError):
+            return self.db.create_table(name, schema=schema, exist_ok=True)
+
+    def _open_children(self, generation: int, dim: int) -> Any:
+        return self._open(f"children_g{generation}", children_schema(dim))
+
+    @property
+    def meta(self) -> Meta:
+        """The live generation (re-read when another process, `salesboost reindex`, switched it)."""
+        mtime = self._stat_meta()
+        if mtime != self._meta_mtime:
+            with self._write_lock:
+                meta = self._read_meta()
+                if meta.generation != self._meta.generation:
+                    self.children = self._open_children(meta.generation, meta.dim)
+                self._meta, self._meta_mtime = meta, mtime
+        return self._meta
+
+    def check_model(self) -> None:
+        """Raise when the live index was embedded with a different model than the configured one."""
+        meta = self.meta
+        if meta.model != self.model and self.children.count_rows() > 0:
+            raise StoreMismatchError(
+                f"the index was built with {meta.model!r} but knowledge.embedding_model is "
+                f"{self.model!r}: run `salesboost reindex`"
+            )
+        if meta.model != self.model:  # empty index: adopt the configured model
+            self._switch(Meta(meta.generation + 1, self.model, self.dim))
+
+    def _switch(self, meta: Meta) -> None:
+        with self._write_lock:
+            old = self._meta.generation
+            self.children = self._open_children(meta.generation, meta.dim)
+            self._write_meta(meta)
+            self._meta, self._meta_mtime = meta, self._stat_meta()
+            if old != meta.generation:
+                try:
+                    self.db.drop_table(f"children_g{old}")
+                except (FileNotFoundError, ValueError) as err:
+                    log.warning("could not drop children_g%s: %s", old, err)
+
+    # --- writes ---------------------------------------------------------------------------
+    def write_document(
+        self, document_id: int, children: list[dict[str, Any]], parents: list[dict[str, Any]]
+    ) -> None:
+        """Replace every row of a document (delete then add: a rerun leaves no duplicates)."""
+        self.meta  # noqa: B018 — pick up a generation switch first
+        with self._write_lock:
+            self.children.delete(f"document_id = {int(document_id)}")
+            self.parents.delete(f"document_id = {int(document_id)}")
+            if parents:
+                self.parents.add(pa.Table.from_pylist(parents, schema=PARENTS_SCHEMA))
+            if children:
+                self.children.add(
+                    pa.Table.from_pylist(children, schema=children_schema(self._meta.dim))
+                )
+            self._ensure_fts(self.children)
+        self._wake.set()
+
+    def delete_documents(self, document_ids: Sequence[int]) -> None:
+        """Remove every row of these documents."""
+        if not document_ids:
+            return
+        ids = ",".join(str(int(i)) for i in document_ids)
+        with self._write_lock:
+            self.children.delete(f"document_id IN ({ids})")
+            self.parents.delete(f"document_id IN ({ids})")
+        self._wake.set()
+
+    def _ensure_fts(self, table: Any) -> None:
+        if table.count_rows() == 0:
+            return
+        if not any(i.index_type == "FTS" for i in table.list_indices()):
+            table.create_fts_index("text", **FTS_OPTIONS)
+
+    def optimize(self) -> None:
+        """Compact small fragments, fold new rows into the indexes, drop old versions."""
+        from datetime import timedelta
+
+        with self._write_lock:
+            for table in (self.children, self.parents):
+                table.optimize(cleanup_older_than=timedelta(seconds=60))
+
+    def close(self) -> None:
+        """Stop the background indexer."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    # --- background indexing --------------------------------------------------------------
+    def _maintain(self) -> None:
+        last_optimize = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(timeout=30)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            time.sleep(2)  # let a burst of writes finish first
+            try:
+                self.build_vector_index_if_due()
+                if time.monotonic() - last_optimize > 60:
+                    self.optimize()
+                    last_optimize = time.monotonic()
+            except Exception:  # the indexer must never die; the next wake-up retries
+                log.exception("background index maintenance failed")
+
+    def has_vector_index(self, table: Any | None = None) -> bool:
+        """Whether the live children table has an ANN index on its vectors."""
+        table = table or self.children
+        return any(i.columns == ["vector"] for i in table.list_indices())
+
+    def build_vector_index_if_due(self) -> bool:
+        """Build the ANN index once the table passes the threshold; search keeps flat-scanning meanwhile."""
+        if not self._indexing.acquire(blocking=False):
+            return False
+        try:
+            table = self.children
+            rows = table.count_rows()
+            if rows < self.vector_index_min_rows or self.has_vector_index(table):
+                return False
+            started = time.monotonic()
+            partitions = max(1, min(1024, int(rows**0.5)))
+            table.create_index(
+                metric="cosine",
+                vector_column_name="vector",
+                index_type="IVF_PQ",
+                num_partitions=partitions,
+                num_sub_vectors=max(1, self._meta.dim // 16),
+            )
+            self.vector_index_builds += 1
+            log.info("vector index built on %d rows in %.1f s", rows, time.monotonic() - started)
+            return True
+        finally:
+            self._indexing.release()
+
+    # --- reads ----------------------------------------------------------------------------
+    def dense(
+        self, vector: np.ndarray[Any, Any], k: int, where: str | None
+    ) -> list[dict[str, Any]]:
+        """Nearest children by cosine distance."""
+        self.meta  # noqa: B018
+        query = self.children.search(vector, vector_column_name="vector").distance_type("cosine")
+        if self.has_vector_index():
+            query = query.nprobes(32).refine_factor(4)
+        if where:
+            query = query.where(where, prefilter=True)
+        rows: list[dict[str, Any]] = (
+            query.select([*CHILD_COLUMNS, "_distance"]).limit(k).to_arrow().to_pylist()
+        )
+        return rows
+
+    def fulltext(self, text: str, k: int, where: str | None) -> list[dict[str, Any]]:
+        """Best children by BM25 over n-grams."""
+        self.meta  # noqa: B018
+        if self.children.count_rows() == 0:
+            return []
+        self._ensure_fts_locked()
+        query = self.children.search(text, query_type="fts", fts_columns="text")
+        if where:
+            query = query.where(where, prefilter=True)
+        rows: list[dict[str, Any]] = (
+            query.select([*CHILD_COLUMNS, "_score"]).limit(k).to_arrow().to_pylist()
+        )
+        return rows
+
+    def _ensure_fts_locked(self) -> None:
+        if not any(i.index_type == "FTS" for i in self.children.list_indices()):
+            with self._write_lock:
+                self._ensure_fts(self.children)
+
+    def parents_of(
+        self, keys: Sequence[tuple[int, int, int]]
+    ) -> dict[tuple[int, int, int], dict[str, Any]]:
+        """Parent rows by (document id, version, parent index)."""
+        if not keys:
+            return {}
+        ids = ",".join(quote(parent_id(d, v, p)) for d, v, p in keys)
+        rows = self.parents.search().where(f"id IN ({ids})").limit(len(keys)).to_arrow()
+        return {(r["document_id"], r["version"], r["parent_index"]): r for r in rows.to_pylist()}
+
+    def count(self, document_id: int | None = None) -> tuple[int, int]:
+        """(children, parents) rows, of one document or all."""
+        where = None if document_id is None else f"document_id = {int(document_id)}"
+        return self.children.count_rows(where), self.parents.count_rows(where)
+
+    # --- reindex ----------------------------------------------------------------------------
+    def iter_children(self, batch_rows: int = 2048) -> Iterator[list[dict[str, Any]]]:
+        """Every live child row (without vectors), in batches."""
+        table = self.children.to_lance() if hasattr(self.children, "to_lance") else None
+        if table is not None:
+            for batch in table.to_batches(columns=CHILD_COLUMNS, batch_size=batch_rows):
+                yield batch.to_pylist()
+            return
+        data = self.children.to_arrow().select(CHILD_COLUMNS)  # pragma: no cover
+        for batch in data.to_batches(max_chunksize=batch_rows):  # pragma: no cover
+            yield batch.to_pylist()
+
+    def new_generation(self, model: str, dim: int) -> tuple[Meta, Any]:
+        """An empty children table for the next generation (not live yet)."""
+        meta = Meta(self.meta.generation + 1, model, dim)
+        name = f"children_g{meta.generation}"
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            self.db.drop_table(name)
+        return meta, self.db.create_table(name, schema=children_schema(dim))
+
+    def add_to(self, table: Any, rows: list[dict[str, Any]], dim: int) -> None:
+        """Append rows to a (not yet live) children table."""
+        table.add(pa.Table.from_pylist(rows, schema=children_schema(dim)))
+
+    def go_live(self, meta: Meta, table: Any) -> None:
+        """Index the new generation's table and make it the live one, atomically."""
+        self._ensure_fts(table)
+        self.model, self.dim = meta.model, meta.dim
+        self._switch(meta)

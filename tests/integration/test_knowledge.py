@@ -1,0 +1,259 @@
+"""Knowledge indexing on the real server: hybrid search, dedupe, versions, delete, bad input.
+
+Real parts only: the session's `salesboost serve`, its SQLite file, its LanceDB dir and the
+bundled MiniLM. Each test works in its own collection so they do not see each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import lancedb
+import pytest
+from appliance.testing import ServerProcess
+
+from tests.integration.knowledge_helpers import ingest, search, upload, wait_jobs
+
+CODE = "ZX-4471-Q"
+
+# The code appears once, inside a passage about something else; the decoys are short lists
+# of other codes (no n-gram in common with it). To the embedding the bare code is "some part
+# code", so the decoys sit closer to it than the passage that holds it.
+CODE_CORPUS = {
+    "target.md": (
+        "# Returns policy\n\nA customer may return any accessory within thirty days of delivery "
+        "if the packaging is intact; the refund goes back to the original payment method within "
+        "five working days. Exchanges are free of charge. The only exception is the wall bracket "
+        f"{CODE}, which is made to order and cannot be returned."
+    ),
+    "codes1.md": "# Models\n\nModel numbers KM-2230-P and RT-5590-B identify the two router generations.",
+    "codes2.md": "# Format\n\nSerial code format: AB-0000-C, two letters, four digits and a check letter.",
+    "codes3.md": "# Family\n\nThe router family: GH-2208-M, PN-3309-P and YV-5502-T part codes.",
+    "codes4.md": "# Valid\n\nCode BC-2023-D, code DF-3569-E and code HJ-6890-R are valid serial codes.",
+    "codes5.md": "# Lookup\n\nLook up a part by its code, e.g. MN-8026-S or TU-9253-W, in the catalogue.",
+    "codes6.md": "# Serials\n\nSerial codes: WE-5860-G, PO-3082-L, AS-9635-N, DF-2598-Z.",
+}
+
+# The paraphrase shares no word with its target; the decoys share the query's words but not
+# its meaning, and two finance passages share neither.
+PARAPHRASE_QUERY = "what does it cost each year to keep the credit card"
+PARAPHRASE_CORPUS = {
+    "fee.md": "# Platinum\n\nAnnual fee: 95 dollars, billed once per twelve months.",
+    "mortgage.md": "# Mortgage\n\nMortgage interest is fixed for ten years, then follows the base rate.",
+    "savings.md": "# Savings\n\nSavings accounts pay interest monthly on balances above 500 euros.",
+    "decoy1.md": "# Records\n\nKeep each receipt: what does the year end audit ask? It will keep a copy.",
+    "decoy2.md": "# Ledgers\n\nEach cost centre does keep its own ledger; the year does end in March.",
+    "decoy3.md": "# Archive\n\nWhat does the archive keep? Each year it does keep what the team sends.",
+    "decoy4.md": "# Garden\n\nEach year the gardener does keep what it grows; what does it cost in time?",
+}
+
+
+def _titles(results: list[dict[str, object]]) -> list[str]:
+    return [r["citation"]["title"] for r in results]  # type: ignore[index]
+
+
+@pytest.fixture(scope="module")
+def manager(clients: dict[str, httpx.Client]) -> httpx.Client:
+    return clients["manager"]
+
+
+def test_hybrid_finds_exact_code_that_dense_misses(manager: httpx.Client) -> None:
+    collection = f"codes-{uuid.uuid4().hex[:8]}"
+    ingest(manager, CODE_CORPUS, collection=collection)
+    k = 3
+    dense = _titles(search(manager, CODE, mode="dense", k=k, collection=collection))
+    fulltext = _titles(search(manager, CODE, mode="fulltext", k=k, collection=collection))
+    hybrid = _titles(search(manager, CODE, mode="hybrid", k=k, collection=collection))
+    assert "target" not in dense, f"dense alone found the code: {dense}"
+    assert fulltext[0] == "target", fulltext
+    assert hybrid[0] == "target", f"hybrid lost the code: {hybrid} (dense {dense}, fts {fulltext})"
+
+
+def test_hybrid_finds_paraphrase_that_fulltext_misses(manager: httpx.Client) -> None:
+    collection = f"para-{uuid.uuid4().hex[:8]}"
+    ingest(manager, PARAPHRASE_CORPUS, collection=collection)
+    k = 3
+    q = PARAPHRASE_QUERY
+    dense = _titles(search(manager, q, mode="dense", k=k, collection=collection))
+    fulltext = _titles(search(manager, q, mode="fulltext", k=k, collection=collection))
+    hybrid = _titles(search(manager, q, mode="hybrid", k=k, collection=collection))
+    assert "fee" not in fulltext, f"full-text alone found the paraphrase: {fulltext}"
+    assert dense[0] == "fee", dense
+    assert "fee" in hybrid, f"hybrid lost the paraphrase: {hybrid} (dense {dense}, fts {fulltext})"
+
+
+def test_results_are_parents_with_citations(manager: httpx.Client) -> None:
+    collection = f"cite-{uuid.uuid4().hex[:8]}"
+    body = "# Fees\n\n## Annual\n\n" + " ".join(
+        f"Sentence {n} about the gold card benefits and the lounge access rules." for n in range(60)
+    )
+    ingest(manager, {"gold.md": body}, collection=collection, tags="cards,gold")
+    results = search(manager, "lounge access", collection=collection, tag="gold", k=3)
+    assert results, "no results"
+    top = results[0]
+    citation = top["citation"]
+    assert citation["title"] == "gold" and citation["version"] == 1
+    assert citation["snippet"] in top["text"], "the child snippet lies inside its parent"
+    assert citation["section"][:1] == ["Fees"]
+    parents = [(r["citation"]["document_id"], r["text"]) for r in results]
+    assert len(parents) == len(set(parents)), "one result per parent"
+    assert search(manager, "lounge access", collection=collection, tag="silver") == []
+    assert search(manager, "lounge access", collection="nothing-here") == []
+
+
+def test_duplicate_upload_returns_existing_document(manager: httpx.Client) -> None:
+    collection = f"dup-{uuid.uuid4().hex[:8]}"
+    first = ingest(manager, {"a.md": "# A\n\nDuplicate detection text."}, collection=collection)
+    again = upload(
+        manager, {"renamed.md": "# A\n\nDuplicate detection text."}, collection=collection
+    )
+    assert again[0]["duplicate"] is True
+    assert again[0]["document"]["id"] == first[0]["document"]["id"]
+    other = upload(
+        manager, {"a.md": "# A\n\nDuplicate detection text."}, collection=collection + "x"
+    )
+    assert other[0]["duplicate"] is False, "another collection is not a duplicate"
+
+
+def test_new_content_same_title_is_a_new_version(
+    manager: httpx.Client, server: ServerProcess
+) -> None:
+    collection = f"ver-{uuid.uuid4().hex[:8]}"
+    v1 = ingest(
+        manager, {"pricing.md": "# Pricing\n\nThe setup fee is 40 euros."}, collection=collection
+    )
+    assert v1[0]["document"]["version"] == 1
+    hit = search(manager, "setup fee", collection=collection)[0]["citation"]
+    assert hit["version"] == 1
+    v2 = ingest(
+        manager, {"pricing.md": "# Pricing\n\nThe setup fee is 55 euros."}, collection=collection
+    )
+    assert v2[0]["document"]["version"] == 2
+    results = search(manager, "setup fee", collection=collection)
+    assert [r["citation"]["version"] for r in results] == [2]
+    assert "55 euros" in results[0]["text"]
+    old = manager.get(f"/api/knowledge/documents/{v1[0]['document']['id']}").json()
+    assert old["document"]["retired"] is True
+    assert [v["version"] for v in old["versions"]] == [2, 1]
+    children = lancedb.connect(str(server.state_dir / "lancedb"))
+    ids = [v1[0]["document"]["id"]]
+    assert _lance_rows(children, ids) == 0, "the old version's chunks are gone"
+
+
+def _lance_rows(db: lancedb.DBConnection, document_ids: list[int]) -> int:
+    where = f"document_id IN ({','.join(str(i) for i in document_ids)})"
+    return sum(db.open_table(name).count_rows(where) for name in db.table_names())
+
+
+def test_delete_leaves_no_trace(manager: httpx.Client, server: ServerProcess) -> None:
+    collection = f"del-{uuid.uuid4().hex[:8]}"
+    content = f"# Gone\n\nA document about deletion {uuid.uuid4().hex}."
+    item = ingest(manager, {"gone.md": content}, collection=collection)[0]
+    doc_id, sha = item["document"]["id"], item["document"]["sha256"]
+    db = lancedb.connect(str(server.state_dir / "lancedb"))
+    assert _lance_rows(db, [doc_id]) > 0
+    assert (server.state_dir / "documents" / sha).is_file()
+    response = manager.delete(f"/api/knowledge/documents/{doc_id}")
+    assert response.status_code == 204, response.text
+    assert manager.get(f"/api/knowledge/documents/{doc_id}").status_code == 404
+    assert manager.get(f"/api/knowledge/jobs/{item['job']['id']}").status_code == 404
+    assert _lance_rows(db, [doc_id]) == 0
+    assert not (server.state_dir / "documents" / sha).exists()
+    import sqlite3
+
+    with sqlite3.connect(server.state_dir / "salesboost.db") as conn:
+        assert (
+            conn.execute("SELECT COUNT(*) FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
+            == 0
+        )
+        assert (
+            conn.execute("SELECT COUNT(*) FROM jobs WHERE document_id = ?", (doc_id,)).fetchone()[0]
+            == 0
+        )
+    assert search(manager, "deletion", collection=collection) == []
+
+
+def test_bad_input_codes_reach_the_api(
+    manager: httpx.Client, clients: dict[str, httpx.Client]
+) -> None:
+    collection = f"bad-{uuid.uuid4().hex[:8]}"
+    items = upload(
+        manager,
+        {
+            "blob.bin": bytes(range(256)) * 8,
+            "empty.txt": b"",
+            "fine.md": "# Fine\n\nThis one is fine.",
+        },
+        collection=collection,
+    )
+    jobs = wait_jobs(manager, [i["job"]["id"] for i in items])
+    by_name = {i["filename"]: jobs[i["job"]["id"]] for i in items}
+    assert by_name["blob.bin"]["state"] == "failed"
+    assert by_name["blob.bin"]["error_code"] == "unsupported_type"
+    assert "octet-stream" in by_name["blob.bin"]["error_message"]
+    assert by_name["empty.txt"]["error_code"] == "no_text_found"
+    assert by_name["fine.md"]["state"] == "done", "the other jobs keep going"
+    detail = manager.get(f"/api/knowledge/documents/{items[0]['document']['id']}").json()
+    assert detail["job"]["error_code"] == "unsupported_type"
+    assert manager.get("/healthz").status_code == 200
+    # a failed job can be retried (it fails again with the same code: the content is the same)
+    retry = manager.post(f"/api/knowledge/documents/{items[0]['document']['id']}/reingest")
+    assert retry.status_code == 202, retry.text
+    again = wait_jobs(manager, [retry.json()["id"]])[retry.json()["id"]]
+    assert again["error_code"] == "unsupported_type" and again["attempts"] == 1
+    # request-level bad input
+    assert manager.post("/api/knowledge/documents", json={}).json()["code"] == "invalid_input"
+    assert clients["trainee"].get("/api/knowledge/search", params={"q": " "}).status_code == 400
+    bad_mode = manager.get("/api/knowledge/search", params={"q": "x", "mode": "psychic"})
+    assert bad_mode.json()["code"] == "invalid_input"
+
+
+def test_trainee_searches_but_cannot_upload(clients: dict[str, httpx.Client]) -> None:
+    trainee = clients["trainee"]
+    denied = trainee.post(
+        "/api/knowledge/documents", files=[("files", ("x.md", b"# x", "text/markdown"))]
+    )
+    assert denied.status_code == 403
+    assert trainee.get("/api/knowledge/search", params={"q": "anything"}).status_code == 200
+
+
+def test_ask_is_retrieval_only(manager: httpx.Client, clients: dict[str, httpx.Client]) -> None:
+    collection = f"ask-{uuid.uuid4().hex[:8]}"
+    ingest(manager, {"faq.md": "# FAQ\n\nRefunds are paid within 14 days."}, collection=collection)
+    answer = (
+        clients["trainee"]
+        .post(
+            "/api/knowledge/ask",
+            json={"question": "how fast are refunds paid", "collection": collection},
+        )
+        .json()
+    )
+    assert answer["mode"] == "retrieval_only"
+    assert "not wired" in answer["message"]
+    assert answer["citations"][0]["citation"]["title"] == "faq"
+
+
+def test_collections_and_listing(manager: httpx.Client) -> None:
+    collection = f"list-{uuid.uuid4().hex[:8]}"
+    ingest(
+        manager,
+        {"one.md": "# One\n\nFirst.", "two.md": "# Two\n\nSecond."},
+        collection=collection,
+        tags="t1",
+    )
+    names = {c["name"]: c for c in manager.get("/api/knowledge/collections").json()}
+    assert names[collection]["documents"] == 2
+    listed = manager.get(
+        "/api/knowledge/documents", params={"collection": collection, "tag": "t1"}
+    ).json()
+    assert sorted(d["title"] for d in listed) == ["one", "two"]
+    assert all(d["routes"] and d["state"] == "done" for d in listed)
+
+
+def test_files_on_disk_are_content_addressed(server: ServerProcess) -> None:
+    files = [p for p in (server.state_dir / "documents").iterdir() if not p.name.startswith(".")]
+    assert all(len(p.name) == 64 for p in files)
+    assert not [
+        p for p in (server.state_dir / "documents").iterdir() if p.name.startswith(".upload-")
+    ]
