@@ -31,7 +31,9 @@ from appliance.auth.sessions import LazySessionConfig
 from appliance.config import Settings
 from appliance.db.database import Database
 from appliance.knowledge.service import KnowledgeService
-from appliance.readiness import Readiness
+from appliance.llm.base import LLMBackend
+from appliance.llm.factory import build_backend
+from appliance.readiness import Check, Readiness
 from appliance.secrets import SESSION_KEY, SecretStore
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -53,6 +55,8 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     knowledge = KnowledgeService(
         settings, db, lambda channel, event: channels.publish(event, [channel])
     )
+    llm = build_backend(settings, secrets)
+    readiness.probes.append(lambda: _llm_check(llm))
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -60,7 +64,8 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
             await readiness.start()
             await knowledge.start()
             try:
-                yield
+                async with llm:
+                    yield
             finally:
                 await knowledge.stop()
                 await readiness.stop()
@@ -120,7 +125,9 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
             "rate_limit": MemoryStore(),
             "rate_limit_login": MemoryStore(),
         },
-        state=State({"settings": settings, "db": db, "auth": auth, "readiness": readiness}),
+        state=State(
+            {"settings": settings, "db": db, "auth": auth, "readiness": readiness, "llm": llm}
+        ),
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="SalesBoost Appliance",
@@ -138,6 +145,11 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         app.asgi_handler, access_log=settings.log.access, tls=settings.tls
     )
     return app
+
+
+def _llm_check(llm: LLMBackend) -> Check:
+    state = llm.state()
+    return Check("llm", state.ready, state.detail)
 
 
 def _metrics_controller(*, public: bool) -> type[PrometheusController]:

@@ -140,6 +140,13 @@ class LLMConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     gpu_layers: Annotated[
         int, _doc("Layers offloaded to the GPU when the build supports it; -1 = all.", ge=-1)
     ] = -1
+    exact_reuse: Annotated[
+        bool,
+        _doc(
+            "Keep a reused KV prefix bit-identical to a cold prefill (no weight repacking, "
+            "decode batches of at most 63 rows); false trades that for some prefill speed."
+        ),
+    ] = True
     max_sequences: Annotated[
         int, _doc("Sequences decoded together in one batch (concurrent generations).", ge=1)
     ] = 16
@@ -153,9 +160,26 @@ class LLMConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         str, _doc("Base URL of the OpenAI-compatible server (…/v1) for the remote backend.")
     ] = ""
     remote_model: Annotated[str, _doc("Model name sent to the remote server.")] = ""
+    remote_api: Annotated[
+        Literal["chat", "completions"],
+        _doc(
+            "chat: /chat/completions with role messages; completions: /completions with the "
+            "transcript prompt (base models served without a chat template)."
+        ),
+    ] = "chat"
+    remote_json_format: Annotated[
+        Literal["json_schema", "json_object", "none"],
+        _doc(
+            "How structured output is requested: json_schema (OpenAI, vLLM, llama-server), "
+            "json_object with a schema (llama-cpp-python's server), none (validation only)."
+        ),
+    ] = "json_schema"
+    remote_timeout_s: Annotated[
+        float, _doc("Seconds the remote server may stay silent (connect, read, write).", gt=0)
+    ] = 30.0
     remote_api_key_secret: Annotated[
         str, _doc("Name of the secret holding the remote server's API key (empty: none).")
-    ] = "llm_remote_api_key"
+    ] = "llm_remote_api_key"  # noqa: S105 - the secret's name, not a secret
     breaker_failures: Annotated[
         int, _doc("Consecutive failures that open the backend's circuit breaker.", ge=1)
     ] = 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio.to_thread
@@ -31,6 +32,8 @@ class Readiness:
     model_statuses: list[FileStatus] | None = None
     model_error: str | None = None
     extra: list[Check] = field(default_factory=list)
+    probes: list[Callable[[], Check]] = field(default_factory=list)
+    """Checks computed at each probe (the LLM backend's state and breaker)."""
     _task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -76,6 +79,7 @@ class Readiness:
             Check("disk", free_mb >= need, f"{free_mb} MiB free in the state dir (need {need})")
         )
         out.extend(self.extra)
+        out.extend(probe() for probe in self.probes)
         return out
 
     def _models_check(self) -> Check:

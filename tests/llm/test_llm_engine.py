@@ -1,0 +1,246 @@
+"""The llama_cpp backend's own promises, on the bundled model: KV reuse, batching, scheduling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+from appliance.llm.base import Completion, GenerateRequest, Message
+from appliance.llm.engine import MIN_CHUNK, common_prefix
+from appliance.llm.errors import LLMBusy, LLMTimeout, SchemaError
+from appliance.llm.llama_cpp import LlamaCppBackend
+from appliance.llm.samples import PERSONAS, conversation
+from prometheus_client import REGISTRY, generate_latest
+
+from tests.llm.conftest import MODEL, LoopThread, engine_config
+
+
+def cold(request: GenerateRequest) -> GenerateRequest:
+    return msgspec.structs.replace(request, reuse_kv=False, session_key="")
+
+
+def test_second_turn_evaluates_only_new_tokens_and_matches_a_cold_run(
+    local_llm: LlamaCppBackend, loop: LoopThread
+) -> None:
+    engine = local_llm.engine
+    for persona in ("cars", "software"):
+        key = f"reuse-{persona}"
+        turn1 = conversation(persona, 1, session_key=key, max_tokens=24)
+        first = loop.run(local_llm.generate(turn1))
+        turn2 = conversation(persona, 2, replies=[first.text], session_key=key, max_tokens=24)
+        prompt1 = local_llm.prompt(turn1).tokens
+        prompt2 = local_llm.prompt(turn2).tokens
+        before = engine.prompt_tokens_evaluated
+        second = loop.run(local_llm.generate(turn2))
+        evaluated = engine.prompt_tokens_evaluated - before
+        shared = common_prefix(prompt1, prompt2)
+        assert shared >= len(prompt1) - 2  # the new prompt extends the old one
+        # only the tokens past the first turn's prompt are evaluated (the reply among them)
+        assert evaluated == len(prompt2) - second.cached_tokens
+        assert second.cached_tokens >= shared - MIN_CHUNK
+        assert evaluated <= len(prompt2) - len(prompt1) + MIN_CHUNK + 2
+        cold_run = loop.run(local_llm.generate(cold(turn2)))
+        assert cold_run.cached_tokens == 0
+        assert second.text == cold_run.text
+
+
+def test_turn_ten_reuses_the_session_prefix(local_llm: LlamaCppBackend, loop: LoopThread) -> None:
+    replies: list[str] = []
+    for turn in range(1, 11):
+        request = conversation(
+            "insurance", turn, replies=replies, session_key="long", max_tokens=16
+        )
+        completion = loop.run(local_llm.generate(request))
+        replies.append(completion.text or "Okay.")
+        if turn > 1:
+            assert completion.cached_tokens > completion.prompt_tokens // 2, turn
+
+
+def test_four_concurrent_sessions_give_what_each_gives_alone(
+    local_llm: LlamaCppBackend, loop: LoopThread
+) -> None:
+    requests = [conversation(p, 2, max_tokens=32) for p in PERSONAS]
+    alone = [loop.run(local_llm.generate(cold(r))).text for r in requests]
+    assert len(set(alone)) == len(alone)  # clearly different prompts, different replies
+
+    async def together() -> list[Completion]:
+        return list(await asyncio.gather(*(local_llm.generate(cold(r)) for r in requests)))
+
+    before = local_llm.engine.decode_calls
+    batched = loop.run(together())
+    # decoded together: far fewer llama_decode calls than tokens generated
+    assert local_llm.engine.decode_calls - before < sum(c.completion_tokens for c in batched)
+    assert [c.text for c in batched] == alone
+
+
+@pytest.fixture(scope="module")
+def one_slot(loop: LoopThread) -> Iterator[LlamaCppBackend]:
+    """One sequence, three waiting places: scheduling made observable."""
+    backend = LlamaCppBackend(
+        engine_config(context_tokens=2048, max_sequences=1, queue_max=3), MODEL
+    )
+    loop.run(backend.start())
+    yield backend
+    loop.run(backend.stop())
+
+
+LONG = GenerateRequest(
+    messages=[Message(role="user", content="Count from one to one hundred: one, two, three,")],
+    max_tokens=64,
+    priority="background",
+    session_key="filler",
+)
+
+
+async def hold_the_slot(backend: LlamaCppBackend) -> tuple[asyncio.Task[Completion], float]:
+    """Start a long background generation and wait until it runs."""
+    started = asyncio.get_running_loop().create_future()
+
+    async def run() -> Completion:
+        stream = backend.stream(LONG)
+        async for _ in stream:
+            if not started.done():
+                started.set_result(time.monotonic())
+        assert stream.completion is not None
+        return stream.completion
+
+    task = asyncio.create_task(run())
+    return task, await started
+
+
+def test_interactive_overtakes_queued_background(
+    one_slot: LlamaCppBackend, loop: LoopThread
+) -> None:
+    async def scenario() -> dict[str, float]:
+        filler, _ = await hold_the_slot(one_slot)
+        first_piece: dict[str, float] = {}
+
+        async def timed(name: str, request: GenerateRequest) -> None:
+            async for _ in one_slot.stream(request):
+                first_piece.setdefault(name, time.monotonic())
+            first_piece.setdefault(name, time.monotonic())
+
+        tasks = []
+        for i in range(2):
+            tasks.append(
+                asyncio.create_task(
+                    timed(f"bg{i}", conversation("coffee", 1, max_tokens=8, priority="background"))
+                )
+            )
+            await asyncio.sleep(0.02)
+        tasks.append(asyncio.create_task(timed("ia", conversation("cars", 1, max_tokens=8))))
+        await asyncio.sleep(0.05)
+        assert not filler.done(), "the filler ended before the queue formed"
+        await asyncio.gather(filler, *tasks)
+        return first_piece
+
+    first = loop.run(scenario())
+    assert first["ia"] < first["bg0"] < first["bg1"]
+
+
+def test_a_full_queue_answers_busy_with_position_and_retry_hint(
+    one_slot: LlamaCppBackend, loop: LoopThread
+) -> None:
+    async def scenario() -> LLMBusy:
+        filler, _ = await hold_the_slot(one_slot)
+        waiting = [
+            asyncio.create_task(one_slot.generate(conversation("coffee", 1, max_tokens=4)))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0.05)
+        with pytest.raises(LLMBusy) as info:
+            await one_slot.generate(conversation("cars", 1, max_tokens=4))
+        await asyncio.gather(filler, *waiting)
+        return info.value
+
+    busy = loop.run(scenario())
+    assert busy.code == "busy"
+    assert busy.detail["queue_position"] == 4
+    assert busy.detail["retry_after"] >= 1
+
+
+def test_cancelled_request_frees_its_sequence(one_slot: LlamaCppBackend, loop: LoopThread) -> None:
+    engine = one_slot.engine
+
+    async def scenario() -> tuple[int, Completion]:
+        stream = one_slot.stream(LONG)
+        async for _ in stream:
+            break  # the client went away after one piece
+        await stream.aclose()
+        for _ in range(100):
+            if engine.idle_slots() == 1:
+                break
+            await asyncio.sleep(0.01)
+        idle = engine.idle_slots()
+        # the only sequence serves the next request at once
+        return idle, await one_slot.generate(conversation("cars", 1, max_tokens=4))
+
+    idle, after = loop.run(scenario())
+    assert idle == 1
+    assert after.completion_tokens >= 1
+    assert one_slot.scheduler.finished["cancelled"] >= 1
+
+
+def test_a_queued_request_times_out_with_a_typed_error(
+    one_slot: LlamaCppBackend, loop: LoopThread
+) -> None:
+    async def scenario() -> None:
+        filler, _ = await hold_the_slot(one_slot)
+        with pytest.raises(LLMTimeout):
+            await one_slot.generate(
+                msgspec.structs.replace(conversation("cars", 1, max_tokens=4), timeout_s=0.05)
+            )
+        await filler
+
+    loop.run(scenario())
+
+
+def test_a_prompt_longer_than_the_context_is_trimmed_not_fatal(
+    one_slot: LlamaCppBackend, loop: LoopThread
+) -> None:
+    replies = ["That sounds expensive, tell me more about it please."] * 200
+    request = conversation("software", 200, replies=replies, max_tokens=16)
+    prompt = one_slot.prompt(request)
+    assert len(prompt.tokens) <= one_slot.engine.n_ctx_seq - 16
+    assert prompt.dropped_turns > 0
+    assert "business plan" not in prompt.text[:400] or prompt.text.startswith("A customer")
+    assert prompt.text.startswith(PERSONAS["software"][0])  # the system prompt is kept
+    completion = loop.run(one_slot.generate(request))
+    assert completion.completion_tokens >= 1
+    huge = GenerateRequest(messages=[Message(role="user", content="word " * 20_000)], max_tokens=8)
+    assert loop.run(one_slot.generate(huge)).completion_tokens >= 1
+
+
+class Unexpressible(msgspec.Struct):
+    handler: Any = msgspec.field(default=None)
+    when: set[frozenset[bytes]] = msgspec.field(default_factory=set)
+
+
+def test_a_schema_that_cannot_be_expressed_fails_at_registration(
+    local_llm: LlamaCppBackend,
+) -> None:
+    class Callback(msgspec.Struct):
+        run: type = int
+
+    with pytest.raises(SchemaError) as info:
+        local_llm.register_schema(Callback)
+    assert info.value.code == "llm_schema_unsupported"
+
+
+def test_metrics_are_exported(local_llm: LlamaCppBackend, loop: LoopThread) -> None:
+    loop.run(local_llm.generate(conversation("cars", 1, max_tokens=4, session_key="metrics")))
+    text = generate_latest(REGISTRY).decode()
+    for name in (
+        "salesboost_llm_ttft_seconds_bucket",
+        "salesboost_llm_generated_tokens_total",
+        "salesboost_llm_queue_depth",
+        "salesboost_llm_kv_reuse_hits_total",
+        "salesboost_llm_kv_reuse_misses_total",
+        "salesboost_llm_active_sequences",
+        "salesboost_llm_breaker_open",
+    ):
+        assert name in text, name
