@@ -222,7 +222,7 @@ class Ocr:
 
         paths = self.model_paths
         params: dict[str, Any] = {
-            "Global.log_level": "warning",
+            "Global.log_level": "error",  # not "text detection result is empty" per blank page
             "Det.model_path": str(paths["det"]),
             "Rec.model_path": str(paths["rec"]),
             "Cls.model_path": str(paths["cls"]),

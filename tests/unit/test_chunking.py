@@ -77,7 +77,7 @@ BLOCK = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     blocks=st.lists(BLOCK, max_size=12),
     parent_tokens=st.integers(8, 200),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -61,35 +60,39 @@ def check_pixels(width: int, height: int, config: KnowledgeConfig) -> None:
         )
 
 
+def _decoding_errors() -> tuple[type[BaseException], ...]:
+    return (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+
+
 def extract_image(
     path: Path, sniffed_type: str, config: KnowledgeConfig, ocr: Ocr
 ) -> ExtractedDocument:
-    """OCR every frame of an image file."""
+    """OCR every frame of an image file (each TIFF/GIF frame is a page)."""
     blocks: list[Block] = []
     routes: list[PageRoute] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(path) as image:
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError as err:  # past 2x Pillow's own cap
+        raise TooLarge(f"refused as a decompression bomb: {err}") from None
+    except _decoding_errors() as err:
+        raise CorruptFile(f"unreadable image: {err}") from None
+    with image:
+        check_pixels(image.width, image.height, config)
+        frames = getattr(image, "n_frames", 1)
+        if frames > config.max_pages:
+            raise TooManyPages(f"image has {frames} frames; the limit is {config.max_pages} pages")
+        for index in range(frames):
+            try:
+                image.seek(index)
                 check_pixels(image.width, image.height, config)
-                frames = getattr(image, "n_frames", 1)
-                if frames > config.max_pages:
-                    raise TooManyPages(
-                        f"image has {frames} frames; the limit is {config.max_pages} pages"
-                    )
-                for index in range(frames):
-                    image.seek(index)
-                    check_pixels(image.width, image.height, config)
-                    frame = ImageOps.exif_transpose(image.convert("RGB"))
-                    number = index + 1 if frames > 1 else None
-                    page = ocr.recognize(frame)
-                    blocks.extend(ocr_blocks(page, number))
-                    reason = f"image {image.width}x{image.height}: OCR"
-                    routes.append(ocr_route(page, number, config, reason, pdf=False))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise TooLarge(f"refused as a decompression bomb: {err}") from None
-        except UnidentifiedImageError as err:
-            raise CorruptFile(f"unreadable image: {err}") from None
-        except (OSError, SyntaxError, ValueError) as err:  # truncated or broken image data
-            raise CorruptFile(f"unreadable image: {err}") from None
+                frame = ImageOps.exif_transpose(image).convert("RGB")
+            except Image.DecompressionBombError as err:
+                raise TooLarge(f"refused as a decompression bomb: {err}") from None
+            except _decoding_errors() as err:  # truncated or broken image data
+                raise CorruptFile(f"unreadable image: {err}") from None
+            number = index + 1 if frames > 1 else None
+            page = ocr.recognize(frame)
+            blocks.extend(ocr_blocks(page, number))
+            reason = f"image {frame.width}x{frame.height}: OCR"
+            routes.append(ocr_route(page, number, config, reason, pdf=False))
     return ExtractedDocument(sniffed_type, blocks, routes, pages=len(routes))
