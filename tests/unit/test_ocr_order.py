@@ -35,3 +35,21 @@ def test_settings_from_config() -> None:
     assert params["EngineConfig.onnxruntime.intra_op_num_threads"] == 1
     assert params["Global.use_cls"] is True
     assert OcrSettings.rapidocr_defaults().params()["Det.limit_type"] == "min"
+
+
+def test_pdf_page_routing_reasons() -> None:
+    from appliance.knowledge.extract.pdf import garbled_share, route_page
+
+    config = KnowledgeConfig()
+    assert route_page(3, 0.0, config) == "text layer has 3 chars < 40"
+    assert route_page(500, 0.0, config) is None
+    assert route_page(120, 0.9, config) == (
+        "mostly image: images cover 90% of the page and the text layer has 120 chars < 400"
+    )
+    assert route_page(900, 0.9, config) is None  # a scan with a real text layer keeps it
+    garbage = "\x03\x04\x05\ufffd\ue001" * 20 + "ok"
+    assert garbled_share(garbage) > 0.9
+    assert garbled_share("金卡年费 Gold card fee") == 0.0
+    assert route_page(102, 0.0, config, garbled_share(garbage)) == (
+        "text layer unreadable: 98% of its chars are not text"
+    )

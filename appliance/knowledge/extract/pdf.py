@@ -99,10 +99,28 @@ def _open(path: Path) -> Any:
         raise CorruptFile(f"unreadable PDF: {err}") from None
 
 
-def route_page(chars: int, coverage: float, config: KnowledgeConfig) -> str | None:
+# A text layer with more than this share of non-text characters is garbage (a font without a
+# ToUnicode map yields control codes, U+FFFD or private-use code points instead of letters).
+GARBLED_SHARE = 0.3
+
+
+def garbled_share(text: str) -> float:
+    """Share of the non-space characters that cannot be real text."""
+    visible = [c for c in text if not c.isspace()]
+    if not visible:
+        return 0.0
+    bad = sum(1 for c in visible if c == "\ufffd" or unicodedata.category(c) in ("Cc", "Co", "Cn"))
+    return bad / len(visible)
+
+
+def route_page(
+    chars: int, coverage: float, config: KnowledgeConfig, garbled: float = 0.0
+) -> str | None:
     """Why a page must be OCRed, or None when its text layer is usable."""
     if chars < config.ocr_min_chars:
         return f"text layer has {chars} chars < {config.ocr_min_chars}"
+    if garbled > GARBLED_SHARE:
+        return f"text layer unreadable: {garbled:.0%} of its chars are not text"
     if coverage >= config.ocr_image_coverage and chars < config.ocr_image_page_chars:
         return (
             f"mostly image: images cover {coverage:.0%} of the page and the text layer has"
@@ -126,7 +144,7 @@ def _read_page(
         textpage.close()
         chars = sum(1 for c in text if not c.isspace())
         coverage = image_coverage(page)
-        why = route_page(chars, coverage, config)
+        why = route_page(chars, coverage, config, garbled_share(text))
         image, note = (None, "") if why is None else _render(page, config)
         return text, chars, coverage, why, image, note
     finally:
