@@ -7,6 +7,7 @@ Every refusal is a typed :mod:`appliance.knowledge.errors` error with a stable c
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,9 @@ _NAMES = {
     "application/json": "JSON",
 }
 _HEAD = 64 * 1024
+_HTML_TAG = re.compile(
+    r"<(?:!doctype html|html|head|body|p|div|h[1-6]|table|ul|ol|article|section)\b"
+)
 
 
 @dataclass(frozen=True)
@@ -155,9 +159,7 @@ def _text_type(text: str, claimed: str | None) -> str:
             return "application/json"
         except ValueError:
             pass
-    if lower.startswith(("<!doctype html", "<html", "<head", "<body", "<?xml")) and (
-        "<html" in lower or "<body" in lower or "<p" in lower or "<div" in lower
-    ):
+    if lower.startswith("<") and _HTML_TAG.search(lower):  # a page or a fragment
         return "text/html"
     if claimed != "text/markdown" and csv_dialect(text[:65536]) is not None:
         return "text/csv"

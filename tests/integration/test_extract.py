@@ -502,3 +502,16 @@ def test_concurrent_pdf_extraction_matches_sequential(tmp_path: Path, ocr: Ocr) 
     with ThreadPoolExecutor(4) as pool:
         concurrent = list(pool.map(lambda p: extract(p, p.name, CONFIG, ocr).text, paths))
     assert concurrent == sequential
+
+
+def test_html_fragment_named_txt_is_html(tmp_path: Path, ocr: Ocr) -> None:
+    path = tmp_path / "faq.txt"
+    path.write_text(
+        "<div><h2>Can I freeze my card?</h2><p>Yes: open the mobile app, choose the card"
+        " and tap Freeze; unfreezing takes effect at once.</p></div>",
+        encoding="utf-8",
+    )
+    doc = extract(path, "faq.txt", CONFIG, ocr)
+    assert doc.sniffed_type == "text/html"
+    assert doc.warnings == ["extension says plain text but the content is HTML"]
+    assert "tap Freeze" in doc.text and "<p>" not in doc.text
