@@ -541,6 +541,137 @@ def doctor(obj: Ctx, as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
+# --- knowledge --------------------------------------------------------------------------
+def _files_under(paths: tuple[Path, ...]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            found.append(path)
+    return found
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--collection", default="default", show_default=True, help="Collection to add to.")
+@click.option("--tags", default="", help="Comma-separated tags for every file.")
+@pass_ctx
+def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> None:
+    """Ingest files and folders (recursively) into the knowledge base, with a progress bar.
+
+    Runs the pipeline in this process against the state dir (no server needed; a running
+    server keeps serving and sees the new documents once they are done). Exits 1 when any
+    file failed; each failure is printed with its error code.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from appliance.db.database import Database
+    from appliance.db.migrations import MigrationError
+    from appliance.db.migrations import migrate as run_migrations
+    from appliance.knowledge.service import KnowledgeService
+
+    settings = obj.settings()
+    try:
+        run_migrations(settings.db_path)
+    except MigrationError as err:
+        fail(str(err))
+    files = _files_under(paths)
+    tag_list = [t.strip() for t in tags.split(",") if t.strip()]
+
+    async def go() -> list[tuple[str, str, str]]:
+        async with Database(settings.db_path) as db:
+            service = KnowledgeService(settings, db, resume=False)
+            await service.start()
+            try:
+                jobs: dict[int, str] = {}
+                outcome: list[tuple[str, str, str]] = []
+                with Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                ) as bar:
+                    task = bar.add_task("uploading", total=len(files))
+                    for file in files:
+                        result = await service.upload(
+                            filename=file.name,
+                            data=file,
+                            uploader_id=None,
+                            collection=collection,
+                            tags=tag_list,
+                        )
+                        if result.duplicate or result.job is None:
+                            outcome.append(
+                                (str(file), "duplicate", f"document {result.document.id}")
+                            )
+                            bar.advance(task)
+                        else:
+                            jobs[result.job.id] = str(file)
+                    bar.update(task, description="ingesting")
+                    while jobs:
+                        await asyncio.sleep(0.2)
+                        for job_id in list(jobs):
+                            job = await service.jobs.get(job_id)
+                            if job is not None and job.state in ("done", "failed"):
+                                detail = (
+                                    f"{job.error_code}: {job.error_message}"
+                                    if job.state == "failed"
+                                    else f"document {job.document_id}"
+                                )
+                                outcome.append((jobs.pop(job_id), job.state, detail))
+                                bar.advance(task)
+                return outcome
+            finally:
+                await service.stop()
+
+    outcome = run_async(go)
+    failed = [o for o in outcome if o[1] == "failed"]
+    for path, state, detail in outcome:
+        if state != "done":
+            click.echo(f"{state}\t{path}\t{detail}")
+    done = sum(1 for o in outcome if o[1] == "done")
+    click.echo(
+        f"{done} ingested, {len(outcome) - done - len(failed)} duplicates, {len(failed)} failed"
+    )
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@pass_ctx
+def reindex(obj: Ctx) -> None:
+    """Re-embed every chunk with knowledge.embedding_model into a new index, then switch to it.
+
+    Search keeps answering from the current index until the new one is complete. After
+    changing the model, restart the server so that it embeds queries with the new one.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from appliance.knowledge.service import reindex as run_reindex
+
+    settings = obj.settings()
+    with Progress(
+        TextColumn("re-embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    ) as bar:
+        task = bar.add_task("reindex", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = run_reindex(settings, report)
+    click.echo(
+        f"index generation {summary['from_generation']} -> {summary['to_generation']}: "
+        f"{summary['children']} chunks with {summary['model']} "
+        f"({summary['embedded']} embedded, the rest from the cache)"
+    )
+
+
 # --- bench ------------------------------------------------------------------------------
 @main.group()
 def bench() -> None:

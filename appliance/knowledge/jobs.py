@@ -29,11 +29,16 @@ class WorkerPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[int] = set()
 
-    async def start(self) -> int:
-        """Requeue crashed jobs, schedule every queued one and start the workers; returns resumed."""
-        resumed = await self.jobs.requeue_running()
-        for job_id in await self.jobs.queued_ids():
-            self.submit(job_id)
+    async def start(self, *, resume: bool = True) -> int:
+        """Start the workers; with resume, first requeue crashed jobs and schedule every queued one.
+
+        Returns how many crashed jobs were requeued.
+        """
+        resumed = 0
+        if resume:
+            resumed = await self.jobs.requeue_running()
+            for job_id in await self.jobs.queued_ids():
+                self.submit(job_id)
         self._tasks = [
             asyncio.create_task(self._worker(), name=f"knowledge-worker-{n}")
             for n in range(self._workers)

@@ -87,7 +87,7 @@ class KnowledgeService:
         db: Database,
         publish: Publish | None = None,
         *,
-        run_workers: bool = True,
+        resume: bool = True,
     ) -> None:
         self.settings = settings
         self.config = settings.knowledge
@@ -97,7 +97,7 @@ class KnowledgeService:
         self.files_dir = settings.state_dir / "documents"
         self.lance_dir = settings.state_dir / "lancedb"
         self._publish = publish
-        self._run_workers = run_workers
+        self._resume = resume
         self.pool = WorkerPool(self.jobs, self._run_job, self.config.workers)
         self._embedder: Embedder | None = None
         self._store: Store | None = None
@@ -107,10 +107,13 @@ class KnowledgeService:
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        """Resume interrupted jobs and start the worker pool (the model loads on first use)."""
+        """Start the worker pool, resuming interrupted jobs (the model loads on first use).
+
+        The CLI passes resume=False: it runs only the jobs it creates, so that a server on the
+        same state dir keeps its own.
+        """
         self.files_dir.mkdir(parents=True, exist_ok=True)
-        if self._run_workers:
-            await self.pool.start()
+        await self.pool.start(resume=self._resume)
 
     async def stop(self) -> None:
         """Stop workers and the background indexer."""
@@ -529,3 +532,66 @@ class KnowledgeService:
             "generation": meta.generation,
             "model": meta.model,
         }
+
+
+def reindex(
+    settings: Settings, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Re-embed every live child with the configured model into a new generation, then switch.
+
+    Blocking. Search keeps reading the current generation until the switch (one rename of
+    ``index.json``); children written meanwhile are caught up before the switch, and rows
+    deleted meanwhile are dropped. Unchanged text under the same model comes from the cache.
+    """
+    config = settings.knowledge
+    embedder = Embedder(config, settings.models_dir, settings.state_dir)
+    store = Store(
+        settings.state_dir / "lancedb",
+        model=embedder.name,
+        dim=embedder.dim,
+        vector_index_min_rows=config.vector_index_min_rows,
+    )
+    try:
+        old = store.meta
+        meta, table = store.new_generation(embedder.name, embedder.dim)
+        total = store.children.count_rows()
+        done = 0
+        embedded_before = embedder.embedded
+
+        def copy(rows: list[dict[str, Any]]) -> None:
+            nonlocal done
+            vectors, sparse = embedder.embed_passages([r["text"] for r in rows])
+            for n, row in enumerate(rows):
+                row["vector"] = vectors[n].tolist()
+                row["sparse"] = json.dumps(sparse[n]) if sparse else ""
+            store.add_to(table, rows, meta.dim)
+            done += len(rows)
+            if progress:
+                progress(done, max(total, done))
+
+        for rows in store.iter_children():
+            copy(rows)
+        # catch up with writes that landed while we copied, then switch
+        live_ids = store.child_ids(store.children)
+        new_ids = store.child_ids(table)
+        missing = live_ids - new_ids
+        if missing:
+            for rows in store.iter_children():
+                extra = [r for r in rows if r["id"] in missing]
+                if extra:
+                    copy(extra)
+        gone = new_ids - live_ids
+        if gone:
+            table.delete("id IN (" + ",".join(f"'{i}'" for i in gone) + ")")
+        store.go_live(meta, table)
+        return {
+            "from_generation": old.generation,
+            "to_generation": meta.generation,
+            "from_model": old.model,
+            "model": meta.model,
+            "children": table.count_rows(),
+            "embedded": embedder.embedded - embedded_before,
+        }
+    finally:
+        store.close()
+        embedder.close()

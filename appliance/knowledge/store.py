@@ -26,6 +26,8 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from appliance.errors import AppError
+
 log = logging.getLogger(__name__)
 
 META = "index.json"
@@ -131,9 +133,10 @@ class Meta:
     dim: int
 
 
-class StoreMismatchError(Exception):
+class StoreMismatchError(AppError):
     """The index on disk was built with another embedding model."""
 
+    status_code = 503
     code = "index_model_mismatch"
 
 
@@ -371,14 +374,14 @@ class Store:
     # --- reindex ----------------------------------------------------------------------------
     def iter_children(self, batch_rows: int = 2048) -> Iterator[list[dict[str, Any]]]:
         """Every live child row (without vectors), in batches."""
-        table = self.children.to_lance() if hasattr(self.children, "to_lance") else None
-        if table is not None:
-            for batch in table.to_batches(columns=CHILD_COLUMNS, batch_size=batch_rows):
-                yield batch.to_pylist()
-            return
-        data = self.children.to_arrow().select(CHILD_COLUMNS)  # pragma: no cover
-        for batch in data.to_batches(max_chunksize=batch_rows):  # pragma: no cover
+        reader = self.children.search().select(CHILD_COLUMNS).limit(None).to_batches(batch_rows)
+        for batch in reader:
             yield batch.to_pylist()
+
+    def child_ids(self, table: Any) -> set[str]:
+        """The ids in a children table."""
+        reader = table.search().select(["id"]).limit(None).to_batches(8192)
+        return {str(i) for batch in reader for i in batch.column("id").to_pylist()}
 
     def new_generation(self, model: str, dim: int) -> tuple[Meta, Any]:
         """An empty children table for the next generation (not live yet)."""
