@@ -35,20 +35,26 @@ def test_ready_within_15s_and_bootstrap_admin_logs_in(tmp_path: Path) -> None:
 
 
 def small_models_dir(tmp_path: Path) -> Path:
-    """A models dir with only the OCR classifier (a small real file), to corrupt safely."""
+    """A models dir: a copy of the OCR classifier (small, safe to corrupt), a link to the chat model."""
     manifest = tomllib.loads((PROJECT_ROOT / "models" / "manifest.toml").read_text())
-    entry = next(m for m in manifest["model"] if m["role"] == "ocr_cls")
     models = tmp_path / "models"
     (models / "ocr").mkdir(parents=True)
-    shutil.copyfile(PROJECT_ROOT / "models" / entry["path"], models / entry["path"])
-    lines = [
-        "[[model]]",
-        f'name = "{entry["name"]}"',
-        'role = "ocr_cls"',
-        f'path = "{entry["path"]}"',
-        f'source = "{entry["source"]}"',
-        f'files = [{{ path = "{entry["path"]}", sha256 = "{entry["files"][0]["sha256"]}" }}]',
-    ]
+    lines = []
+    for role in ("ocr_cls", "chat"):
+        entry = next(m for m in manifest["model"] if m["role"] == role)
+        source = PROJECT_ROOT / "models" / entry["path"]
+        if role == "chat":
+            (models / entry["path"]).symlink_to(source)
+        else:
+            shutil.copyfile(source, models / entry["path"])
+        lines += [
+            "[[model]]",
+            f'name = "{entry["name"]}"',
+            f'role = "{role}"',
+            f'path = "{entry["path"]}"',
+            f'source = "{entry["source"]}"',
+            f'files = [{{ path = "{entry["path"]}", sha256 = "{entry["files"][0]["sha256"]}" }}]',
+        ]
     (models / "manifest.toml").write_text("\n".join(lines) + "\n")
     return models
 
