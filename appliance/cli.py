@@ -497,6 +497,28 @@ def models_place(obj: Ctx) -> None:
     click.echo(f"placed: {', '.join(placed)}" if placed else "bundled models already in place")
 
 
+@models.command("add")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--role", type=click.Choice(["chat"]), required=True, help="What the model is for.")
+@click.option("--name", default="", help="Name in the manifest (default: from the file name).")
+@pass_ctx
+def models_add(obj: Ctx, path: Path, role: str, name: str) -> None:
+    """Register a GGUF copied under models/: reads its metadata, hashes it, updates manifest.toml."""
+    from appliance.models import ModelError, add_model
+
+    settings = obj.settings()
+    try:
+        entry = add_model(settings.models_dir, path, role=role, name=name)
+    except ModelError as err:
+        fail(str(err))
+    click.echo(
+        f"added {entry.name}: {entry.arch or 'unknown arch'}, context {entry.context_length}, "
+        f"chat template {'yes' if entry.chat_template else 'no (transcript prompts)'}, "
+        f"sha256 {entry.files[0].sha256[:12]}…"
+    )
+    click.echo(f"use it with: [llm] model = {json.dumps(entry.name)}")
+
+
 @models.command("list")
 @click.option("--deep", is_flag=True, help="Re-hash every file instead of trusting the hash cache.")
 @pass_ctx
@@ -515,7 +537,11 @@ def models_list(obj: Ctx, deep: bool) -> None:
     for entry in manifest.model:
         states = {s.state for s in statuses if s.model == entry.name}
         state = "ok" if states == {"ok"} else ",".join(sorted(states - {"ok"}))
-        click.echo(f"{entry.name}\t{entry.role}\t{state}\t{entry.path}\t{entry.source}")
+        extra = ""
+        if entry.role == "chat":
+            template = "chat-template" if entry.chat_template else "transcript"
+            extra = f"\tctx {entry.context_length} {template}"
+        click.echo(f"{entry.name}\t{entry.role}\t{state}\t{entry.path}\t{entry.source}{extra}")
 
 
 # --- doctor -----------------------------------------------------------------------------
@@ -716,6 +742,37 @@ def bench_ingest(obj: Ctx, repeat: int, pdf_pages: int, out: Path) -> None:
 
     settings = obj.settings()
     run_ingest_bench(models=settings.models_dir, repeat=repeat, pdf_pages=pdf_pages, out=out)
+
+
+@bench.command("llm")
+@click.option("--sessions", default=4, show_default=True, help="Sessions played to turn 10.")
+@click.option("--turns", default=3, show_default=True, help="Timed turns per session (10, 11, …).")
+@click.option("--fast", is_flag=True, help="Run with llm.exact_reuse = false.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("bench-llm.json"),
+    show_default=True,
+    help="Where to write the JSON results.",
+)
+@pass_ctx
+def bench_llm(obj: Ctx, sessions: int, turns: int, fast: bool, out: Path) -> None:
+    """TTFT at turn 10 with/without KV reuse, decode tokens/s at 1-16 streams, reference API."""
+    import msgspec
+
+    from appliance.bench.llm import run_llm_bench
+    from appliance.llm.factory import chat_model_path
+    from appliance.models import ModelError
+
+    settings = obj.settings()
+    try:
+        model = Path(chat_model_path(settings))
+    except ModelError as err:
+        fail(str(err))
+    config = msgspec.structs.replace(
+        settings.llm, exact_reuse=not fast and settings.llm.exact_reuse
+    )
+    run_llm_bench(model=model, config=config, sessions=sessions, turns=turns, out=out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,6 +41,8 @@ class ModelEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     format: str = ""
     context_length: int = 0
     chat_template: bool = False
+    arch: str = ""
+    """Model architecture from the GGUF metadata (``general.architecture``)."""
     bundled_from: str = ""
     """How install places it: ``module:subpath`` to copy out of an installed package, or
     ``module:assemble()`` for a package that reassembles its file; empty for operator-placed files."""
@@ -192,3 +194,84 @@ def place_bundled(models_dir: Path, manifest: Manifest) -> list[str]:
             )
         placed.append(entry.name)
     return placed
+
+
+def gguf_metadata(path: Path) -> dict[str, str]:
+    """A GGUF file's metadata (architecture, context length, chat template...); ModelError if unreadable."""
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as err:
+        raise ModelError(f"{path} cannot be read: {err.strerror}") from None
+    if magic != b"GGUF":
+        raise ModelError(f"{path} is not a GGUF file")
+    import logging
+
+    from llama_cpp import Llama
+
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+    try:
+        llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    except (ValueError, RuntimeError) as err:
+        raise ModelError(f"{path} is not a loadable GGUF model: {err}") from None
+    meta = {str(k): str(v) for k, v in llm.metadata.items()}
+    llm.close()
+    return meta
+
+
+def add_model(models_dir: Path, file: Path, *, role: str, name: str = "") -> ModelEntry:
+    """Register an operator-copied GGUF under models/ in manifest.toml (metadata + sha256)."""
+    file = file.absolute()  # not resolve(): a symlink placed under models/ is fine
+    root = models_dir.absolute()
+    if not file.is_file():
+        raise ModelError(f"{file} does not exist")
+    if not file.is_relative_to(root):
+        raise ModelError(f"{file} is not under {root}: copy it there first")
+    manifest = load_manifest(models_dir)
+    rel = file.relative_to(root).as_posix()
+    name = name or file.stem.lower().replace("_", "-").replace(".", "-")
+    for entry in manifest.model:
+        if entry.name == name or entry.path == rel:
+            raise ModelError(f"{entry.path} is already in the manifest as {entry.name}")
+    meta = gguf_metadata(file)
+    arch = meta.get("general.architecture", "")
+    entry = ModelEntry(
+        name=name,
+        role=role,  # type: ignore[arg-type]
+        path=rel,
+        files=[ModelFile(path=rel, sha256=sha256_file(file))],
+        source="operator",
+        license=meta.get("general.license", ""),
+        format="gguf",
+        context_length=int(meta.get(f"{arch}.context_length", "0") or 0),
+        chat_template=bool(meta.get("tokenizer.chat_template")),
+        arch=arch,
+    )
+    block = "\n".join(
+        [
+            "",
+            "[[model]]",
+            f"name = {json.dumps(entry.name)}",
+            f"role = {json.dumps(entry.role)}",
+            'format = "gguf"',
+            f"arch = {json.dumps(entry.arch)}",
+            f"path = {json.dumps(entry.path)}",
+            "files = [",
+            f"  {{ path = {json.dumps(rel)}, sha256 = {json.dumps(entry.files[0].sha256)} }},",
+            "]",
+            f"context_length = {entry.context_length}",
+            f"chat_template = {'true' if entry.chat_template else 'false'}",
+            'source = "operator"',
+            f"license = {json.dumps(entry.license)}",
+            "",
+        ]
+    )
+    path = models_dir / MANIFEST
+    before = path.read_text(encoding="utf-8")
+    path.write_text(before.rstrip("\n") + "\n" + block, encoding="utf-8")
+    try:
+        load_manifest(models_dir)
+    except ModelError:
+        path.write_text(before, encoding="utf-8")
+        raise
+    return entry

@@ -109,3 +109,34 @@ def score_request(persona: str, *, max_tokens: int = 48) -> GenerateRequest:
         ),
     ]
     return msgspec.structs.replace(base, messages=messages, reply_name="Coach")
+
+
+PRODUCT_SHEET = (
+    "You are role-playing the customer in a sales training session. Stay in character, answer "
+    "in one or two short sentences, and never act as the salesperson. Background you may use: "
+    "the dealership sells the Highlander hybrid SUV (seven seats, 36 miles per gallon, 42,000 "
+    "dollars new, 35,000 dollars certified used), the RAV4 plug-in hybrid (five seats, 42 miles "
+    "of electric range, 44,000 dollars), and the Camry hybrid sedan (52 miles per gallon, 29,000 "
+    "dollars). Financing is 3.9 percent for 60 months with good credit, 5.9 percent otherwise. "
+    "Trade-ins are appraised the same day. Every new car has a three year or 36,000 mile basic "
+    "warranty and an eight year hybrid battery warranty. Extended warranties cost 1,800 dollars. "
+    "Service is free for the first two years. The customer has two children aged six and nine, "
+    "a dog, a 2012 minivan with 140,000 miles to trade in, a budget near 38,000 dollars, and "
+    "worries about reliability, fuel cost and the monthly payment. The customer dislikes pushy "
+    "salespeople, wants to compare at least two models, and must discuss the decision with a "
+    "partner before signing anything. Objections to raise when natural: the price is above the "
+    "budget, the trade-in value seems low, the financing rate is higher than the bank's, and "
+    "the used model might have hidden problems. Good salespeople ask questions about needs, "
+    "summarise what they heard, offer a test drive, explain total cost of ownership, and "
+    "propose a clear next step without pressure. Poor salespeople talk only about features, "
+    "ignore the budget, and push for a signature today."
+)
+
+
+def long_conversation(
+    turns: int, replies: list[str], *, session_key: str = "", max_tokens: int = 24
+) -> GenerateRequest:
+    """Turn ``turns`` of the car-dealership session with a long system prompt (~1,000 tokens at 10)."""
+    base = conversation("cars", turns, replies=replies, session_key=session_key)
+    messages = [Message(role="system", content=PRODUCT_SHEET), *base.messages[1:]]
+    return msgspec.structs.replace(base, messages=messages, max_tokens=max_tokens)

@@ -147,9 +147,9 @@ def build_prompt(
     system = [m for m in messages if m.role == "system"]
     turns = [m for m in messages if m.role != "system"]
     # binary search for the fewest oldest turns to drop (keeping at least the last one)
-    lo, hi = 1, max(1, len(turns) - 1)
+    lo, hi = 1, len(turns) - 1  # never drop the last turn
     best: tuple[int, Rendered, list[int]] | None = None
-    while lo <= hi and turns:
+    while lo <= hi:
         mid = (lo + hi) // 2
         r, t = attempt(system + turns[mid:])
         if len(t) <= budget:
