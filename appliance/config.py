@@ -230,7 +230,7 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ocr_det_limit_side_len: Annotated[
         int,
         _doc("Longest side (pixels) an image is scaled down to for text detection.", ge=320),
-    ] = 960
+    ] = 1280
     ocr_use_cls: Annotated[
         bool, _doc("Run the text-direction classifier (for upside-down scans; slower).")
     ] = False
