@@ -157,6 +157,8 @@ def _text_type(text: str, claimed: str | None) -> str:
         try:
             json.loads(stripped)
             return "application/json"
+        except RecursionError:  # JSON nested past Python's limit: extract_json refuses it
+            return "application/json"
         except ValueError:
             pass
     if lower.startswith("<") and _HTML_TAG.search(lower):  # a page or a fragment

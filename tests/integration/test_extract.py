@@ -515,3 +515,11 @@ def test_html_fragment_named_txt_is_html(tmp_path: Path, ocr: Ocr) -> None:
     assert doc.sniffed_type == "text/html"
     assert doc.warnings == ["extension says plain text but the content is HTML"]
     assert "tap Freeze" in doc.text and "<p>" not in doc.text
+
+
+def test_deeply_nested_json_is_refused_not_crashed(tmp_path: Path, ocr: Ocr) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(CorruptFile) as error:
+        extract(path, "deep.json", CONFIG, ocr)
+    assert_code(error, "corrupt_file")

@@ -35,6 +35,8 @@ def _join(left: str, right: str) -> str:
         return right
     if _is_cjk(left[-1]) and _is_cjk(right[0]):
         return left + right
+    if left.endswith("-") and left[-2:-1].isalpha() and right[0].islower():
+        return left + right  # a word broken at the line end: keep it one word
     return f"{left} {right}"
 
 

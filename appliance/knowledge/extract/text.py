@@ -143,19 +143,21 @@ def flatten(value: Any, path: str = "", record: str = "") -> Iterator[tuple[str,
 
 def extract_json(text: str, encoding: str) -> ExtractedDocument:
     """JSON: flattened ``a.b[0].c: value`` lines, one block per record (a dict inside a list)."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CorruptFile(f"invalid JSON: {err}") from None
     blocks: list[Block] = []
     current_record: str | None = None
     lines: list[str] = []
-    for record, line in flatten(value):
-        if record != current_record and lines:
-            blocks.append(Block("\n".join(lines)))
-            lines = []
-        current_record = record
-        lines.append(line)
+    try:
+        value = json.loads(text)
+        for record, line in flatten(value):
+            if record != current_record and lines:
+                blocks.append(Block("\n".join(lines)))
+                lines = []
+            current_record = record
+            lines.append(line)
+    except json.JSONDecodeError as err:
+        raise CorruptFile(f"invalid JSON: {err}") from None
+    except RecursionError:
+        raise CorruptFile("JSON nested too deeply to read") from None
     if lines:
         blocks.append(Block("\n".join(lines)))
     chars = sum(len(b.text) for b in blocks)
