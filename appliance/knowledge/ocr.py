@@ -146,7 +146,63 @@ class _Segment:
     confidence: float
 
 
-def reading_order(segments: list[_Segment]) -> list[OcrLine]:
+def _gutter(segments: list[_Segment], width: float) -> float | None:
+    """The x of a column gutter that no narrow segment crosses, when both sides read as text columns."""
+    narrow = [s for s in segments if s.x1 - s.x0 < 0.6 * width]
+    if len(narrow) < 6:
+        return None
+    best: tuple[float, float] | None = None
+    reach: float | None = None
+    for segment in sorted(narrow, key=lambda s: s.x0):
+        gap = segment.x0 - reach if reach is not None else 0.0
+        if reach is not None and gap >= 0.03 * width and (best is None or gap > best[1] - best[0]):
+            best = (reach, segment.x0)
+        reach = segment.x1 if reach is None else max(reach, segment.x1)
+    if best is None:
+        return None
+    cut = (best[0] + best[1]) / 2
+    for side in ([s for s in narrow if s.x1 <= cut], [s for s in narrow if s.x0 >= cut]):
+        if len(side) < 3:
+            return None
+        extent = max(s.x1 for s in side) - min(s.x0 for s in side)
+        full = sum(1 for s in side if s.x1 - s.x0 >= 0.5 * extent)
+        lengths = sorted(len(s.text) for s in side)
+        if full < 0.6 * len(side) or lengths[len(lengths) // 2] < 15:
+            return None  # short cells, not lines of running text: a table reads row by row
+    return cut
+
+
+def reading_order(segments: list[_Segment], width: float | None = None) -> list[OcrLine]:
+    """Segments in reading order: text columns one after the other, then visual rows.
+
+    A gutter that no narrow segment crosses splits the page into columns when both sides are
+    running text (most lines fill their column); a segment spanning the gutter (a title, a
+    footer) ends the band of columns above it. Without columns, segments are grouped into rows
+    by vertical overlap, rows top-to-bottom, segments left-to-right (a table reads row by row).
+    """
+    if width is None:
+        width = max((s.x1 for s in segments), default=0.0)
+    cut = _gutter(segments, width) if segments else None
+    if cut is None:
+        return _rows(segments)
+    lines: list[OcrLine] = []
+    band: list[_Segment] = []
+    for segment in sorted(segments, key=lambda s: s.y0):
+        if segment.x0 < cut < segment.x1:  # spans the gutter: close the band above it
+            lines += _columns(band, cut, width) + _rows([segment])
+            band = []
+        else:
+            band.append(segment)
+    return lines + _columns(band, cut, width)
+
+
+def _columns(band: list[_Segment], cut: float, width: float) -> list[OcrLine]:
+    left = [s for s in band if s.x1 <= cut]
+    right = [s for s in band if s.x0 >= cut]
+    return reading_order(left, cut) + reading_order(right, width) if band else []
+
+
+def _rows(segments: list[_Segment]) -> list[OcrLine]:
     """Group segments into visual rows (vertical overlap), rows top-to-bottom, segments left-to-right."""
     rows: list[list[_Segment]] = []
     for segment in sorted(segments, key=lambda s: (s.y0 + s.y1) / 2):
@@ -264,4 +320,4 @@ class Ocr:
                 segments.append(
                     _Segment(str(text), min(xs), min(ys), max(xs), max(ys), float(score))
                 )
-        return OcrPage(reading_order(segments), int(width), int(height), seconds)
+        return OcrPage(reading_order(segments, float(width)), int(width), int(height), seconds)

@@ -523,3 +523,28 @@ def test_deeply_nested_json_is_refused_not_crashed(tmp_path: Path, ocr: Ocr) -> 
     with pytest.raises(CorruptFile) as error:
         extract(path, "deep.json", CONFIG, ocr)
     assert_code(error, "corrupt_file")
+
+
+def test_two_column_scan_reads_column_by_column(tmp_path: Path, ocr: Ocr) -> None:
+    font = ImageFont.load_default(size=30)
+    image = Image.new("RGB", (1600, 700), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((60, 40), "Gold card brochure for new customers", fill="black", font=font)
+    left = [
+        "The annual fee is 95 dollars",
+        "and it is waived in year one",
+        "for every new customer",
+    ]
+    right = [
+        "Lounge access is included",
+        "for the holder and a guest",
+        "at over a thousand airports",
+    ]
+    for n, (a, b) in enumerate(zip(left, right, strict=True)):
+        draw.text((60, 160 + 60 * n), a, fill="black", font=font)
+        draw.text((860, 160 + 60 * n), b, fill="black", font=font)
+    path = tmp_path / "brochure.png"
+    image.save(path)
+    text = extract(path, "brochure.png", CONFIG, ocr).text
+    positions = [text.index(line) for line in [*left, *right]]
+    assert positions == sorted(positions), text

@@ -53,3 +53,38 @@ def test_pdf_page_routing_reasons() -> None:
     assert route_page(102, 0.0, config, garbled_share(garbage)) == (
         "text layer unreadable: 98% of its chars are not text"
     )
+
+
+def _line(text: str, x0: float, y0: float, x1: float) -> _Segment:
+    return _Segment(text, x0, y0, x1, y0 + 20, 0.99)
+
+
+def test_two_text_columns_read_one_after_the_other() -> None:
+    left = [_line(f"left column line {n} of running text", 50, 100 + 30 * n, 480) for n in range(5)]
+    right = [
+        _line(f"right column line {n} of running text", 520, 100 + 30 * n, 950) for n in range(5)
+    ]
+    title = _line("A title across both columns of the page", 50, 40, 950)
+    footer = _line("Footer across the page, after both columns", 50, 400, 950)
+    lines = reading_order([*right, footer, *left, title], 1000)
+    assert [line.text for line in lines] == [
+        title.text,
+        *[s.text for s in left],
+        *[s.text for s in right],
+        footer.text,
+    ]
+
+
+def test_a_price_table_still_reads_row_by_row() -> None:
+    labels = [
+        _line(name, 50, 100 + 30 * n, 200)
+        for n, name in enumerate(["Annual fee", "Late fee", "Cash fee", "Card fee"])
+    ]
+    amounts = [_line(f"${n}5", 800, 100 + 30 * n, 850) for n in range(4)]
+    lines = reading_order([*amounts, *labels], 1000)
+    assert [line.text for line in lines] == [
+        "Annual fee $05",
+        "Late fee $15",
+        "Cash fee $25",
+        "Card fee $35",
+    ]
