@@ -3,7 +3,8 @@
 Chinese and English with one model pair. The engine loads on first use (or :meth:`Ocr.warm`),
 runs on CUDA when onnxruntime offers it, and is serialized by a lock: one page at a time uses
 every core anyway. Lines come back in reading order (top-to-bottom, then left-to-right, text
-segments on one visual row merged into one line) with a confidence each.
+segments on one visual row merged into one line; two columns of running text one after the
+other) with a confidence each.
 """
 
 from __future__ import annotations
