@@ -775,5 +775,47 @@ def bench_llm(obj: Ctx, sessions: int, turns: int, fast: bool, out: Path) -> Non
     run_llm_bench(model=model, config=config, sessions=sessions, turns=turns, out=out)
 
 
+@bench.command("search")
+@click.option("--rows", default=100_000, show_default=True, help="Child chunks in the corpus.")
+@click.option("--distinct", default=2000, show_default=True, help="Distinct texts really embedded.")
+@click.option("--queries", default=200, show_default=True, help="Timed queries (half codes).")
+@click.option("--embed-chunks", default=512, show_default=True, help="Chunks for chunks/s.")
+@click.option("--embed-words", default=75, show_default=True, help="Words per chunk (~100 tokens).")
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "flagembedding", "onnx"]),
+    default=None,
+    help="Query embedding backend for the search part (default: knowledge.embedding_backend).",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("bench-search.json"), show_default=True
+)
+@pass_ctx
+def bench_search(
+    obj: Ctx,
+    rows: int,
+    distinct: int,
+    queries: int,
+    embed_chunks: int,
+    embed_words: int,
+    backend: str | None,
+    out: Path,
+) -> None:
+    """Embedding chunks/s (torch vs ONNX) and hybrid search p50/p99 on a synthetic corpus."""
+    from appliance.bench.search import run_search_bench
+
+    settings = obj.settings()
+    run_search_bench(
+        models_dir=settings.models_dir,
+        rows=rows,
+        distinct=distinct,
+        queries=queries,
+        embed_chunks=embed_chunks,
+        embed_words=embed_words,
+        backend=backend or settings.knowledge.embedding_backend,
+        out=out,
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -261,12 +261,14 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = "auto"
     embedding_batch_size: Annotated[int, _doc("Texts per embedding batch.", ge=1)] = 64
     embedding_backend: Annotated[
-        Literal["flagembedding", "onnx"],
+        Literal["auto", "flagembedding", "onnx"],
         _doc(
             "flagembedding: FlagEmbedding on torch; onnx: the model exported locally to ONNX"
-            " on first use and run on onnxruntime (faster on a CPU; not for BGE-M3)."
+            " on first use and run on onnxruntime (same vectors; 2x faster passages and 7x"
+            " faster queries on a 2-core CPU; not for BGE-M3); auto: onnx on a CPU, else"
+            " flagembedding."
         ),
-    ] = "flagembedding"
+    ] = "auto"
     reranker_model: Annotated[
         str,
         _doc("Name of a reranker in models/manifest.toml (role reranker); empty = no reranking."),

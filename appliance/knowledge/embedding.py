@@ -295,9 +295,10 @@ class Embedder:
         self.spec = resolve_model(models_dir, model or config.embedding_model)
         self.name = self.spec.name
         self.device = pick_device(config.embedding_device)
-        self.backend_name: Backend = backend or config.embedding_backend
-        if self.spec.m3:
-            self.backend_name = "flagembedding"
+        chosen = backend or config.embedding_backend
+        if chosen == "auto":
+            chosen = "onnx" if self.device == "cpu" else "flagembedding"
+        self.backend_name: Backend = "flagembedding" if self.spec.m3 else chosen
         self.batch_size = config.embedding_batch_size
         self._state_dir = state_dir
         self._backend: _FlagBackend | _OnnxBackend | None = None

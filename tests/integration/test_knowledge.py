@@ -35,8 +35,9 @@ CODE_CORPUS = {
     "codes6.md": "# Serials\n\nSerial codes: WE-5860-G, PO-3082-L, AS-9635-N, DF-2598-Z.",
 }
 
-# The paraphrase shares no word with its target; the decoys share the query's words but not
-# its meaning, and two finance passages share neither.
+# The paraphrase shares no word with its target; two decoys share the query's words but not
+# its meaning, and two finance passages share neither. (RRF favours what both retrievers
+# found: a passage only one of them finds ranks after those both found.)
 PARAPHRASE_QUERY = "what does it cost each year to keep the credit card"
 PARAPHRASE_CORPUS = {
     "fee.md": "# Platinum\n\nAnnual fee: 95 dollars, billed once per twelve months.",
@@ -44,8 +45,6 @@ PARAPHRASE_CORPUS = {
     "savings.md": "# Savings\n\nSavings accounts pay interest monthly on balances above 500 euros.",
     "decoy1.md": "# Records\n\nKeep each receipt: what does the year end audit ask? It will keep a copy.",
     "decoy2.md": "# Ledgers\n\nEach cost centre does keep its own ledger; the year does end in March.",
-    "decoy3.md": "# Archive\n\nWhat does the archive keep? Each year it does keep what the team sends.",
-    "decoy4.md": "# Garden\n\nEach year the gardener does keep what it grows; what does it cost in time?",
 }
 
 
