@@ -1,0 +1,68 @@
+"""The embedder with the bundled MiniLM: FlagModel (mean pooling) equals sentence-transformers,
+the ONNX export equals FlagEmbedding, and the content-hash cache avoids re-embedding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from appliance.config import PROJECT_ROOT, KnowledgeConfig
+from appliance.knowledge.embedding import Embedder, resolve_model
+from appliance.knowledge.store import cjk_part, latin_part
+
+MODELS = PROJECT_ROOT / "models"
+SENTENCES = [
+    "The annual fee for the Platinum card is 95 dollars.",
+    "Travel insurance covers lost luggage up to 2,000 euros.",
+    "白金卡的年费是九十五美元。",
+    "Product code ZX-4471-Q ships in March.",
+]
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(MODELS / "all-MiniLM-L6-v2"), device="cpu")
+    vectors: np.ndarray = model.encode(SENTENCES, normalize_embeddings=True)
+    return vectors
+
+
+def test_minilm_uses_mean_pooling_and_no_query_instruction() -> None:
+    spec = resolve_model(MODELS, "all-minilm-l6-v2")
+    assert spec.pooling == "mean" and spec.query_instruction is None and not spec.m3
+
+
+@pytest.mark.parametrize("backend", ["flagembedding", "onnx"])
+def test_vectors_equal_sentence_transformers(
+    backend: str, reference: np.ndarray, tmp_path: Path
+) -> None:
+    embedder = Embedder(KnowledgeConfig(), MODELS, tmp_path, backend=backend)  # type: ignore[arg-type]
+    passages, sparse = embedder.embed_passages(SENTENCES)
+    assert sparse is None
+    assert passages.shape == (4, 384)
+    np.testing.assert_allclose(passages, reference, atol=1e-5)
+    query, _ = embedder.embed_query(SENTENCES[0])
+    np.testing.assert_allclose(query, reference[0], atol=1e-5)
+    embedder.close()
+
+
+def test_cache_never_embeds_the_same_text_twice(tmp_path: Path) -> None:
+    embedder = Embedder(KnowledgeConfig(), MODELS, tmp_path, backend="onnx")
+    first, _ = embedder.embed_passages(SENTENCES + SENTENCES[:2])
+    assert embedder.embedded == 4, "duplicates inside one call are embedded once"
+    again, _ = embedder.embed_passages(list(reversed(SENTENCES)))
+    assert embedder.embedded == 4
+    np.testing.assert_array_equal(again, first[:4][::-1])
+    embedder.close()
+    reopened = Embedder(KnowledgeConfig(), MODELS, tmp_path, backend="onnx")
+    reopened.embed_passages(SENTENCES)
+    assert reopened.embedded == 0, "the cache survives a restart"
+    reopened.close()
+
+
+def test_cjk_and_latin_parts() -> None:
+    text = "白金卡 annual fee 年费 95 dollars"
+    assert cjk_part(text) == "白金卡 年费"
+    assert latin_part(text).split() == ["annual", "fee", "95", "dollars"]
