@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from appliance.models import load_manifest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # FlagEmbedding's per-batch progress bars
 
 Vectors = npt.NDArray[np.float32]
 Sparse = dict[str, float]
@@ -213,10 +215,18 @@ def export_onnx(spec: ModelSpec, target: Path) -> Path:
         ["an example", "another example sentence"], padding=True, return_tensors="pt"
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")  # two processes may export at once
     axes = {0: "batch", 1: "tokens"}
+    with warnings.catch_warnings():  # the tracer's notes about this graph are expected noise
+        warnings.simplefilter("ignore")
+        _export(torch, Pooled(), sample, tmp, axes)
+    tmp.replace(target)
+    return target
+
+
+def _export(torch: Any, module: Any, sample: Any, tmp: Path, axes: dict[int, str]) -> None:
     torch.onnx.export(
-        Pooled(),
+        module,
         (sample["input_ids"], sample["attention_mask"]),
         str(tmp),
         input_names=["input_ids", "attention_mask"],
@@ -225,8 +235,6 @@ def export_onnx(spec: ModelSpec, target: Path) -> Path:
         opset_version=17,
         dynamo=False,
     )
-    tmp.replace(target)
-    return target
 
 
 class _OnnxBackend:

@@ -256,3 +256,49 @@ def test_files_on_disk_are_content_addressed(server: ServerProcess) -> None:
     assert not [
         p for p in (server.state_dir / "documents").iterdir() if p.name.startswith(".upload-")
     ]
+
+
+def test_chinese_is_found_by_full_text(manager: httpx.Client) -> None:
+    collection = f"cjk-{uuid.uuid4().hex[:8]}"
+    ingest(
+        manager,
+        {
+            "cn.md": "# 白金卡\n\n白金卡的年费是九十五美元\uff0c首年免收。",
+            "other.md": "# 旅行保险\n\n行李丢失最高赔付两千欧元。",
+        },
+        collection=collection,
+    )
+    found = search(manager, "年费", mode="fulltext", collection=collection)
+    assert [r["citation"]["title"] for r in found] == ["cn"]
+    mixed = search(manager, "白金卡 annual fee", mode="fulltext", collection=collection)
+    assert mixed[0]["citation"]["title"] == "cn"
+
+
+def test_job_progress_is_published_to_the_uploader(
+    manager: httpx.Client, server: ServerProcess
+) -> None:
+    import asyncio
+    import json
+
+    import websockets
+
+    cookie = "; ".join(f"{k}={v}" for k, v in manager.cookies.items())
+    url = server.url.replace("http://", "ws://") + "/ws/knowledge/jobs"
+
+    async def listen() -> list[dict[str, object]]:
+        events: list[dict[str, object]] = []
+        async with websockets.connect(
+            url, additional_headers={"Cookie": cookie, "Origin": server.url}
+        ) as socket:
+            await asyncio.sleep(0.2)  # subscribed
+            collection = f"ws-{uuid.uuid4().hex[:8]}"
+            await asyncio.to_thread(
+                upload, manager, {"ws.md": "# WS\n\nProgress events."}, collection=collection
+            )
+            while not events or events[-1]["state"] not in ("done", "failed"):
+                events.append(json.loads(await asyncio.wait_for(socket.recv(), 60)))
+        return events
+
+    events = asyncio.run(listen())
+    assert events[-1]["state"] == "done"
+    assert {"embed", "store"} <= {e["stage"] for e in events}
