@@ -127,9 +127,13 @@ class KnowledgeService:
         """The embedder, store and retriever, created (in a thread) on first use."""
         async with self._init_lock:
             if self._retriever is None:
-                self._embedder, self._store, self._retriever = await asyncio.to_thread(
-                    self._build_parts
-                )
+                embedder, store, retriever = await asyncio.to_thread(self._build_parts)
+                # a crash between "new version done" and dropping the old version's rows
+                # leaves rows search already ignores; drop them now
+                retired = await self.documents.retired_ids()
+                if retired:
+                    await asyncio.to_thread(store.delete_documents, retired)
+                self._embedder, self._store, self._retriever = embedder, store, retriever
         assert self._embedder is not None and self._store is not None
         assert self._retriever is not None
         return self._embedder, self._store, self._retriever
