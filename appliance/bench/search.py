@@ -32,7 +32,51 @@ from appliance.knowledge.embedding import Backend, Embedder
 from appliance.knowledge.search import Retriever, best_per_parent
 from appliance.knowledge.store import Store, child_id, parent_id
 
-WORDS = ["account", "annual", "balance", "benefit", "branch", "card", "cashback", "charge", "claim", "cover", "credit", "currency", "customer", "deposit", "dispute", "exchange", "fee", "fraud", "insurance", "interest", "limit", "loan", "lounge", "luggage", "mobile", "mortgage", "online", "overdraft", "payment", "points", "policy", "premium", "rate", "refund", "reward", "savings", "security", "statement", "transfer", "travel", "upgrade", "warranty", "withdrawal"]
+WORDS = [
+    "account",
+    "annual",
+    "balance",
+    "benefit",
+    "branch",
+    "card",
+    "cashback",
+    "charge",
+    "claim",
+    "cover",
+    "credit",
+    "currency",
+    "customer",
+    "deposit",
+    "dispute",
+    "exchange",
+    "fee",
+    "fraud",
+    "insurance",
+    "interest",
+    "limit",
+    "loan",
+    "lounge",
+    "luggage",
+    "mobile",
+    "mortgage",
+    "online",
+    "overdraft",
+    "payment",
+    "points",
+    "policy",
+    "premium",
+    "rate",
+    "refund",
+    "reward",
+    "savings",
+    "security",
+    "statement",
+    "transfer",
+    "travel",
+    "upgrade",
+    "warranty",
+    "withdrawal",
+]
 CHILDREN_PER_PARENT = 4
 
 

@@ -17,7 +17,40 @@ from appliance.testing import ServerProcess
 from tests.conftest import Account, add_user, login
 from tests.integration.knowledge_helpers import upload, wait_jobs
 
-WORDS = ["premium", "account", "fee", "card", "travel", "insurance", "refund", "branch", "loan", "rate", "customer", "policy", "statement", "transfer", "reward", "points", "annual", "cashback", "limit", "overdraft", "mortgage", "savings", "deposit", "interest", "exchange", "currency", "online", "mobile", "security", "fraud", "dispute", "charge"]
+WORDS = [
+    "premium",
+    "account",
+    "fee",
+    "card",
+    "travel",
+    "insurance",
+    "refund",
+    "branch",
+    "loan",
+    "rate",
+    "customer",
+    "policy",
+    "statement",
+    "transfer",
+    "reward",
+    "points",
+    "annual",
+    "cashback",
+    "limit",
+    "overdraft",
+    "mortgage",
+    "savings",
+    "deposit",
+    "interest",
+    "exchange",
+    "currency",
+    "online",
+    "mobile",
+    "security",
+    "fraud",
+    "dispute",
+    "charge",
+]
 
 
 def corpus(n: int = 50) -> dict[str, str]:
