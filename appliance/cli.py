@@ -747,6 +747,7 @@ def bench_ingest(obj: Ctx, repeat: int, pdf_pages: int, out: Path) -> None:
 @bench.command("llm")
 @click.option("--sessions", default=4, show_default=True, help="Sessions played to turn 10.")
 @click.option("--turns", default=3, show_default=True, help="Timed turns per session (10, 11, …).")
+@click.option("--repeat", default=3, show_default=True, help="Runs per stream count (median kept).")
 @click.option("--fast", is_flag=True, help="Run with llm.exact_reuse = false.")
 @click.option(
     "--out",
@@ -756,7 +757,7 @@ def bench_ingest(obj: Ctx, repeat: int, pdf_pages: int, out: Path) -> None:
     help="Where to write the JSON results.",
 )
 @pass_ctx
-def bench_llm(obj: Ctx, sessions: int, turns: int, fast: bool, out: Path) -> None:
+def bench_llm(obj: Ctx, sessions: int, turns: int, repeat: int, fast: bool, out: Path) -> None:
     """TTFT at turn 10 with/without KV reuse, decode tokens/s at 1-16 streams, reference API."""
     import msgspec
 
@@ -772,7 +773,9 @@ def bench_llm(obj: Ctx, sessions: int, turns: int, fast: bool, out: Path) -> Non
     config = msgspec.structs.replace(
         settings.llm, exact_reuse=not fast and settings.llm.exact_reuse
     )
-    run_llm_bench(model=model, config=config, sessions=sessions, turns=turns, out=out)
+    run_llm_bench(
+        model=model, config=config, sessions=sessions, turns=turns, repeat=repeat, out=out
+    )
 
 
 @bench.command("search")
