@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import msgspec
 import pytest
@@ -207,17 +206,11 @@ def test_a_prompt_longer_than_the_context_is_trimmed_not_fatal(
     prompt = one_slot.prompt(request)
     assert len(prompt.tokens) <= one_slot.engine.n_ctx_seq - 16
     assert prompt.dropped_turns > 0
-    assert "business plan" not in prompt.text[:400] or prompt.text.startswith("A customer")
     assert prompt.text.startswith(PERSONAS["software"][0])  # the system prompt is kept
     completion = loop.run(one_slot.generate(request))
     assert completion.completion_tokens >= 1
     huge = GenerateRequest(messages=[Message(role="user", content="word " * 20_000)], max_tokens=8)
     assert loop.run(one_slot.generate(huge)).completion_tokens >= 1
-
-
-class Unexpressible(msgspec.Struct):
-    handler: Any = msgspec.field(default=None)
-    when: set[frozenset[bytes]] = msgspec.field(default_factory=set)
 
 
 def test_a_schema_that_cannot_be_expressed_fails_at_registration(
