@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from appliance.models import load_manifest
 
 Mode = Literal["hybrid", "dense", "fulltext"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "fulltext")
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-fulltext")
 
 
 @dataclass
@@ -102,7 +104,10 @@ class Retriever:
         embedder: Embedder,
         store: Store,
         reranker_factory: Callable[[], Reranker | None] | None = None,
+        *,
+        parallel: bool = True,
     ) -> None:
+        self.parallel = parallel  # full text in a second thread while the query is embedded
         self.config = config
         self.embedder = embedder
         self.store = store
@@ -133,10 +138,15 @@ class Retriever:
         n = self.config.search_candidates
         lists: dict[str, list[dict[str, Any]]] = {}
         query_sparse = None
+        fulltext: Future[list[dict[str, Any]]] | None = None
+        if mode == "hybrid" and self.parallel:  # LanceDB and onnxruntime release the GIL
+            fulltext = _POOL.submit(self.store.fulltext, query, n, where)
         if mode in ("hybrid", "dense"):
             vector, query_sparse = self.embedder.embed_query(query)
             lists["dense"] = self.store.dense(vector, n, where)
-        if mode in ("hybrid", "fulltext"):
+        if fulltext is not None:
+            lists["fulltext"] = fulltext.result()
+        elif mode in ("hybrid", "fulltext"):
             lists["fulltext"] = self.store.fulltext(query, n, where)
         if mode == "hybrid" and query_sparse is not None:
             lists["sparse"] = self._sparse_ranked(query_sparse, lists)
