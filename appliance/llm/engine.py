@@ -355,12 +355,12 @@ class LlamaEngine:
                 llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
                 keep = 0
             del slot.tokens[keep:]
+        self._make_samplers(job)  # may raise (a rejected grammar) before the slot is taken
         slot.owner = job.session_key
         slot.busy = True
         job.slot = slot
         job.cached = keep
         job.todo = job.prompt[keep:]
-        self._make_samplers(job)
         if not job.session_key:
             return None
         return bool(owned) and keep > 0
@@ -397,6 +397,7 @@ class LlamaEngine:
                 self.vocab, job.grammar.encode(), b"root"
             )
             if not job.grammar_sampler:
+                job.grammar_sampler = None
                 raise SchemaError("llama.cpp rejected the grammar for this request")
         if job.temperature > 0:
             chain = llama_cpp.llama_sampler_chain_init(

@@ -237,3 +237,29 @@ def test_metrics_are_exported(local_llm: LlamaCppBackend, loop: LoopThread) -> N
         "salesboost_llm_breaker_open",
     ):
         assert name in text, name
+
+
+def test_a_failing_request_does_not_poison_the_others(
+    local_llm: LlamaCppBackend, loop: LoopThread
+) -> None:
+    """Fault injected on purpose: a job whose grammar llama.cpp rejects, next to normal ones."""
+    from appliance.llm.engine import Job
+
+    errors: list[BaseException] = []
+    broken = Job(
+        prompt=local_llm.prompt(conversation("cars", 1)).tokens,
+        stops=[],
+        max_tokens=4,
+        grammar="root ::= this is not gbnf (",
+        emit=lambda item: errors.append(item) if isinstance(item, BaseException) else None,
+    )
+
+    async def scenario() -> list[Completion]:
+        local_llm.scheduler.submit(broken)
+        requests = [cold(conversation(p, 1, max_tokens=8)) for p in ("cars", "coffee")]
+        return list(await asyncio.gather(*(local_llm.generate(r) for r in requests)))
+
+    done = loop.run(scenario())
+    assert [type(e).__name__ for e in errors] == ["SchemaError"]
+    assert all(c.completion_tokens >= 1 for c in done)
+    assert local_llm.engine.idle_slots() == len(local_llm.engine.slots)  # nothing leaked
