@@ -105,6 +105,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, serve_state_dir: str | N
 
     from appliance.app import create_app
     from appliance.db.migrations import MigrationError, migrate
+    from appliance.errors import AppError
     from appliance.logs import configure_logging
     from appliance.models import HASH_CACHE, HashCache, ModelError, load_manifest, verify
     from appliance.secrets import SecretError, SecretStore
@@ -135,7 +136,10 @@ def serve(obj: Ctx, host: str | None, port: int | None, serve_state_dir: str | N
                 "; ".join(f"model {s.model}: {s.path} {s.state} ({s.detail})" for s in bad)
                 + " — run ./install.sh or `salesboost models place`"
             )
-    app = create_app(settings, secrets)
+    try:
+        app = create_app(settings, secrets)
+    except (ModelError, SecretError, AppError) as err:  # e.g. llm.model not in the manifest
+        fail(str(err))
     config = uvicorn.Config(
         app,
         host=settings.server.host,

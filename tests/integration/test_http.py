@@ -101,7 +101,9 @@ def test_metrics_and_schema(anon: httpx.Client, clients: dict[str, httpx.Client]
     assert "/api/auth/login" in paths and "/api/users" in paths
 
 
-def test_cookieless_requests_store_no_session(server: ServerProcess, clients: dict[str, httpx.Client]) -> None:
+def test_cookieless_requests_store_no_session(
+    server: ServerProcess, clients: dict[str, httpx.Client]
+) -> None:
     sessions = server.state_dir / "sessions"
     before = len(list(sessions.iterdir())) if sessions.exists() else 0
     token = clients["manager"].post("/api/tokens", json={"name": "no-session"}).json()["token"]

@@ -7,14 +7,17 @@ import subprocess
 import time
 
 import pytest
-
 from appliance.config import PROJECT_ROOT
 
 
 def test_second_install_is_fast_and_idempotent() -> None:
     started = time.monotonic()
     result = subprocess.run(
-        ["./install.sh", "--dev"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+        ["./install.sh", "--dev"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
         check=False,
     )
     elapsed = time.monotonic() - started
@@ -28,6 +31,11 @@ def test_second_install_is_fast_and_idempotent() -> None:
 def test_install_script_is_shellcheck_clean() -> None:
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed: ./install.sh --dev installs it when run as root")
-    result = subprocess.run(["shellcheck", "install.sh", ".ci/run"], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["shellcheck", "install.sh", ".ci/run"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout
