@@ -383,7 +383,8 @@ class KnowledgeService:
         from appliance.knowledge.router import extract
 
         if self._ocr is None:
-            self._ocr = Ocr(self.settings.models_dir)  # loads its models lazily, thread-safe
+            # loads its models lazily, thread-safe; knowledge.ocr_* tune it
+            self._ocr = Ocr(self.settings.models_dir, self.settings.knowledge)
         return extract(path, filename, self.config, self._ocr)
 
     def _chunk(self, extracted: Any, count_tokens: Callable[[str], int]) -> list[Any]:
