@@ -85,8 +85,13 @@ class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         int, _doc("Login requests per minute per client IP (all users).", ge=1)
     ] = 30
     api_rate_per_minute: Annotated[
-        int, _doc("Requests per minute per client IP across the API.", ge=1)
-    ] = 1_000_000
+        int,
+        _doc(
+            "Requests per minute per client IP across the API (probes exempt); "
+            "raise it when many browsers share one NAT address.",
+            ge=1,
+        ),
+    ] = 12_000
     password_min_length: Annotated[int, _doc("Shortest password accepted.", ge=8)] = 10
 
 

@@ -147,6 +147,18 @@ def test_login_has_its_own_stricter_rate_limit(tmp_path: Path) -> None:
             assert httpx.get(server.url + "/api/auth/me").status_code == 401
 
 
+def test_global_rate_limit_spares_the_probes(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "state", SALESBOOST__AUTH__API_RATE_PER_MINUTE="20") as server:
+        codes = [httpx.get(server.url + "/api/auth/me").status_code for _ in range(25)]
+        assert codes[:20] == [401] * 20
+        assert set(codes[20:]) == {429}
+        limited = httpx.get(server.url + "/api/auth/me")
+        assert limited.json()["code"] == "rate_limited"
+        assert int(limited.headers["retry-after"]) > 0
+        assert all(httpx.get(server.url + "/healthz").status_code == 200 for _ in range(30))
+        assert httpx.get(server.url + "/readyz").status_code == 200
+
+
 def test_logs_are_json_with_request_ids_and_no_secrets(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with ServerProcess(state) as server:
