@@ -24,6 +24,14 @@ Design (measured in BENCHMARKS.md, "LLM"):
   slot back and evaluates only the tokens past the common prefix; other requests take an
   idle slot (unowned first, then least recently used: LRU eviction). A miss is a full
   prefill and still correct. The KV memory budget is ``llm.context_tokens``.
+- Idle slots are parked: on release the sequence's KV is copied to RAM
+  (``llama_state_seq_get_data``) and its cells are freed; the next request that takes the
+  slot and keeps a prefix restores it (``llama_state_seq_set_data``). With a non-unified
+  cache a decode step attends over every sequence id from the lowest to the highest active
+  one, over as many cells as the fullest holds, so an idle session's ~900-token prefix left
+  in the cache made every concurrent step several times dearer (BENCHMARKS.md, "LLM").
+  The cost of the span is measured even with the idle ids' cells empty, so a request also
+  takes the lowest free sequence id (an idle slot's KV is in RAM, so ids can be traded).
 - Each ``llama_decode`` carries one token for every generating sequence plus prefill chunks
   of the others (continuous batching, like llama.cpp's server slots); logits are requested
   only for each sequence's last token. Greedy sampling is an argmax over the row of logits
@@ -82,6 +90,8 @@ class Slot:
     owner: str = ""
     busy: bool = False
     last_used: float = 0.0
+    parked: Any = None
+    """While idle: the sequence's KV state in RAM (``llama_state_seq_get_data``), its cells freed."""
 
 
 class Job:
@@ -345,7 +355,20 @@ class LlamaEngine:
                 slot = max(free, key=lambda s: (common_prefix(s.tokens, job.prompt), -s.last_used))
             else:
                 slot = min(free, key=lambda s: s.last_used)
+        # idle slots hold no KV cells (parked), so their sequence ids can be traded: the job
+        # takes the lowest free id and active sequences stay in a compact range of ids
+        low = min(idle, key=lambda s: s.seq)
+        if low is not slot and all(s.parked is not None or not s.tokens for s in (low, slot)):
+            low.seq, slot.seq = slot.seq, low.seq
         keep = common_prefix(slot.tokens, job.prompt) if job.reuse_kv else 0
+        if slot.parked is not None:
+            parked, slot.parked = slot.parked, None
+            if keep <= 0 or not llama_cpp.llama_state_seq_set_data(
+                self.ctx, parked, len(parked), slot.seq
+            ):
+                llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+                slot.tokens.clear()
+                keep = 0
         if self.config.exact_reuse:
             keep = max(0, min(keep, len(job.prompt) - MIN_CHUNK))  # a full-size last chunk
         else:
@@ -377,6 +400,7 @@ class LlamaEngine:
                     del slot.tokens[prompt_end:]
                 else:
                     self._forget(slot)
+            self._park(slot)
             slot.busy = False
             slot.last_used = time.monotonic()
             job.slot = None
@@ -390,6 +414,19 @@ class LlamaEngine:
         llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
         slot.tokens.clear()
         slot.owner = ""
+        slot.parked = None
+
+    def _park(self, slot: Slot) -> None:
+        """Move an idle slot's KV to RAM and free its cells (module docstring)."""
+        if not slot.tokens:
+            return
+        size = llama_cpp.llama_state_seq_get_size(self.ctx, slot.seq)
+        buf = (ctypes.c_uint8 * size)() if size else None
+        if buf is None or llama_cpp.llama_state_seq_get_data(self.ctx, buf, size, slot.seq) != size:
+            self._forget(slot)  # a miss next time: slower, still correct
+            return
+        llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+        slot.parked = buf
 
     def _make_samplers(self, job: Job) -> None:
         if job.grammar is not None:

@@ -263,3 +263,20 @@ def test_a_failing_request_does_not_poison_the_others(
     assert [type(e).__name__ for e in errors] == ["SchemaError"]
     assert all(c.completion_tokens >= 1 for c in done)
     assert local_llm.engine.idle_slots() == len(local_llm.engine.slots)  # nothing leaked
+
+
+def test_idle_sessions_are_parked_and_requests_take_the_lowest_sequence_ids(
+    local_llm: LlamaCppBackend, loop: LoopThread
+) -> None:
+    import llama_cpp
+
+    engine = local_llm.engine
+    for persona in ("cars", "software"):
+        loop.run(local_llm.generate(conversation(persona, 1, session_key=f"park-{persona}")))
+        owned = next(s for s in engine.slots if s.owner == f"park-{persona}")
+        assert owned.seq == 0 and owned.tokens and owned.parked is not None
+    # no idle sequence keeps KV cells in the cache (they would widen every decode step)
+    for slot in engine.slots:
+        assert llama_cpp.llama_memory_seq_pos_max(engine.mem, slot.seq) == -1, slot.seq
+    again = conversation("cars", 1, session_key="park-cars")
+    assert loop.run(local_llm.generate(again)).cached_tokens > 0  # restored from RAM
