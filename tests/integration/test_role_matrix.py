@@ -42,9 +42,14 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Litestar:
 
 
 def routes(app: Litestar) -> Iterator[tuple[str, str, str | None]]:
-    """(path, method, declared access) for every handler; HEAD/OPTIONS helpers skipped."""
+    """(path, method, declared access) for every HTTP and WebSocket handler.
+
+    HEAD and the OPTIONS handlers Litestar generates are skipped: the guard refuses an
+    undeclared handler, so those answer 401/403 (the appliance offers no CORS preflight).
+    """
     for route in app.routes:
-        for handler in getattr(route, "route_handlers", []):
+        handlers = getattr(route, "route_handlers", None) or [route.route_handler]  # type: ignore[attr-defined]
+        for handler in handlers:
             level = handler.opt.get("access")
             if isinstance(handler, HTTPRouteHandler):
                 for method in sorted(handler.http_methods):
@@ -58,6 +63,7 @@ def routes(app: Litestar) -> Iterator[tuple[str, str, str | None]]:
 def test_every_route_declares_access(app: Litestar) -> None:
     found = list(routes(app))
     assert len(found) >= 15, "route enumeration found suspiciously few routes"
+    assert any(method == "WS" for _, method, _ in found), "WebSocket routes must be enumerated too"
     missing = [(p, m) for p, m, level in found if level not in ACCESS_LEVELS]
     assert missing == [], f"routes without opt=access(...): {missing}"
 
@@ -106,3 +112,26 @@ def test_role_matrix(app: Litestar, role_clients: dict[str, httpx.Client]) -> No
                 )
     assert checked > 40
     assert failures == []
+
+
+def test_websocket_routes_enforce_access(
+    app: Litestar, server: ServerProcess, role_clients: dict[str, httpx.Client]
+) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    ws_routes = [(p, level) for p, m, level in routes(app) if m == "WS"]
+    assert ws_routes
+    for path, level in ws_routes:
+        url = server.url.replace("http://", "ws://") + concrete(path)
+        for who, client in role_clients.items():
+            cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+            headers = {"Cookie": cookie} if cookie else {}
+            allowed = RANK[who] >= NEEDS[str(level)]
+            try:
+                with connect(url, additional_headers=headers, open_timeout=10):
+                    opened = True
+            except InvalidStatus as err:
+                opened = False
+                assert err.response.status_code in (401, 403), (who, path, err.response.status_code)
+            assert opened == allowed, f"{who} on WS {path} ({level}): opened={opened}"
