@@ -703,6 +703,17 @@ def reindex(obj: Ctx) -> None:
 
 
 # --- bench ------------------------------------------------------------------------------
+def out_option(bench_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--out`` option every bench shares: where its JSON results go."""
+    return click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=Path(f"bench-{bench_name}.json"),
+        show_default=True,
+        help="Where to write the JSON results.",
+    )
+
+
 @main.group()
 def bench() -> None:
     """Load generators; each prints a table and writes JSON."""
@@ -713,13 +724,7 @@ def bench() -> None:
 @click.option("--duration", default=10.0, show_default=True, help="Seconds per endpoint.")
 @click.option("--url", help="Target an already running appliance (needs --token).")
 @click.option("--token", help="API token for the authenticated endpoint when --url is given.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("bench-http.json"),
-    show_default=True,
-    help="Where to write the JSON results.",
-)
+@out_option("http")
 def bench_http(
     clients: int, duration: float, url: str | None, token: str | None, out: Path
 ) -> None:
@@ -732,13 +737,7 @@ def bench_http(
 @bench.command("ingest")
 @click.option("--repeat", default=2, show_default=True, help="OCR runs per page and setting.")
 @click.option("--pdf-pages", default=200, show_default=True, help="Pages of the text PDF.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("bench-ingest.json"),
-    show_default=True,
-    help="Where to write the JSON results.",
-)
+@out_option("ingest")
 @pass_ctx
 def bench_ingest(obj: Ctx, repeat: int, pdf_pages: int, out: Path) -> None:
     """OCR s/page on dense A4 pages (RapidOCR defaults beside ours) and text-PDF pages/s."""
@@ -753,13 +752,7 @@ def bench_ingest(obj: Ctx, repeat: int, pdf_pages: int, out: Path) -> None:
 @click.option("--turns", default=3, show_default=True, help="Timed turns per session (10, 11, …).")
 @click.option("--repeat", default=3, show_default=True, help="Runs per stream count (median kept).")
 @click.option("--fast", is_flag=True, help="Run with llm.exact_reuse = false.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("bench-llm.json"),
-    show_default=True,
-    help="Where to write the JSON results.",
-)
+@out_option("llm")
 @pass_ctx
 def bench_llm(obj: Ctx, sessions: int, turns: int, repeat: int, fast: bool, out: Path) -> None:
     """TTFT at turn 10 with/without KV reuse, decode tokens/s at 1-16 streams, reference API."""
@@ -794,9 +787,7 @@ def bench_llm(obj: Ctx, sessions: int, turns: int, repeat: int, fast: bool, out:
     default=None,
     help="Query embedding backend for the search part (default: knowledge.embedding_backend).",
 )
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("bench-search.json"), show_default=True
-)
+@out_option("search")
 @pass_ctx
 def bench_search(
     obj: Ctx,
