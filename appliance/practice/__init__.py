@@ -1,0 +1,1 @@
+"""Practice sessions: the coordinator, the agents, the stage FSM and the tools they use."""
