@@ -292,6 +292,21 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = 50
 
 
+class IntentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The local intent classifier (appliance.practice.agents.intent)."""
+
+    features: Annotated[
+        Literal["chars", "chars+embedding"],
+        _doc(
+            "chars: character n-grams only; chars+embedding: plus the MiniLM vector of English"
+            " text (see `salesboost bench intent`). A change retrains the model at start."
+        ),
+    ] = "chars"
+    min_confidence: Annotated[
+        float, _doc("Below this top probability an utterance is labelled `unclear`.", ge=0, le=1)
+    ] = 0.25
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration."""
 
@@ -304,6 +319,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     llm: LLMConfig = msgspec.field(default_factory=LLMConfig)
     knowledge: KnowledgeConfig = msgspec.field(default_factory=KnowledgeConfig)
+    intent: IntentConfig = msgspec.field(default_factory=IntentConfig)
 
     @property
     def state_dir(self) -> Path:
