@@ -21,6 +21,7 @@ from appliance import __version__
 from appliance.api.auth import AuthController, LoginController, TokenController
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.health import HealthController
+from appliance.api.intent import IntentController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
 from appliance.api.users import AuditController, UserController
@@ -33,6 +34,7 @@ from appliance.db.database import Database
 from appliance.knowledge.service import KnowledgeService
 from appliance.llm.base import LLMBackend
 from appliance.llm.factory import build_backend
+from appliance.practice.agents.intent import load_intent_classifier
 from appliance.readiness import Check, Readiness
 from appliance.secrets import SESSION_KEY, SecretStore
 
@@ -57,6 +59,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     )
     llm = build_backend(settings, secrets)
     readiness.probes.append(lambda: _llm_check(llm))
+    intent = load_intent_classifier(settings)  # trains in-process when missing or stale
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -95,6 +98,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         UserController,
         AuditController,
         Router("/", route_handlers=[KnowledgeController, job_events]),
+        IntentController,
     ]
     middleware = [
         global_limit.middleware,
@@ -139,6 +143,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         logging_config=None,  # appliance.logs configures logging for the whole process
     )
     app.state.knowledge = knowledge
+    app.state.intent = intent
     # Wrap outside the router, where Litestar itself puts CORS: 404s and 405s get the
     # request id, the security headers and an access line too.
     app.asgi_handler = RequestContextMiddleware(

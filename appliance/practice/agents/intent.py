@@ -49,7 +49,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from appliance.practice.model import INTENTS, IntentResult, Stage
+from appliance.errors import InvalidInput
+from appliance.practice.model import INTENTS, STAGES, IntentResult, Stage
 
 if TYPE_CHECKING:
     from appliance.config import Settings
@@ -93,6 +94,46 @@ AFFIRMATIVE = frozenset(
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORDISH = re.compile(r"[^\W_]", re.UNICODE)
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+MAX_TEXT_CHARS = 2000
+
+
+class EmptyMessage(InvalidInput):
+    """The text is empty (or only whitespace)."""
+
+    code = "empty_message"
+
+
+class MessageTooLong(InvalidInput):
+    """The text is longer than ``MAX_TEXT_CHARS``."""
+
+    code = "message_too_long"
+
+
+class UnknownStage(InvalidInput):
+    """The stage is not one of appliance.practice.model.STAGES."""
+
+    code = "unknown_stage"
+
+
+def check_request(text: str, stage: str | None) -> Stage | None:
+    """Validate an ad-hoc classify request (API, CLI): typed errors for empty/long text, bad stage."""
+    if not text.strip():
+        raise EmptyMessage("text is empty: give 1 to 2000 characters")
+    if len(text) > MAX_TEXT_CHARS:
+        raise MessageTooLong(
+            f"text has {len(text)} characters; at most {MAX_TEXT_CHARS} are accepted",
+            detail={"max_chars": MAX_TEXT_CHARS, "chars": len(text)},
+        )
+    if stage is None:
+        return None
+    for known in STAGES:
+        if stage == known:
+            return known
+    raise UnknownStage(
+        f"unknown stage {stage!r}: use one of {', '.join(STAGES)}", detail={"stages": STAGES}
+    )
 
 
 class IntentModelError(Exception):
@@ -272,6 +313,11 @@ class LinearIntentClassifier:
         self.model = model
         self.min_confidence = min_confidence
         self._embed = embed
+
+    @property
+    def uses_embedding(self) -> bool:
+        """Whether a call runs the embedding model (milliseconds, behind the embedder's lock)."""
+        return self.model.features == "chars+embedding" and self._embed is not None
 
     def predict(self, text: str) -> IntentResult:
         """The model's own top label and probability, no rules (``unclear`` for noise)."""
