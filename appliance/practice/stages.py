@@ -72,6 +72,7 @@ from appliance.practice.model import (
     Stage,
     StageChange,
     StageState,
+    StageTracker,
     StageUpdate,
 )
 
@@ -342,3 +343,7 @@ class StageFSM:
             else [StageChange(from_stage=state.stage, to_stage="COMPLETED", reason="ended")]
         )
         return StageUpdate(state=new, filled=[], changes=changes)
+
+
+def _conforms(fsm: StageFSM) -> StageTracker:
+    return fsm  # mypy: StageFSM satisfies the StageTracker Protocol

@@ -50,7 +50,7 @@ import numpy.typing as npt
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from appliance.errors import InvalidInput
-from appliance.practice.model import INTENTS, STAGES, IntentResult, Stage
+from appliance.practice.model import INTENTS, STAGES, IntentClassifier, IntentResult, Stage
 
 if TYPE_CHECKING:
     from appliance.config import Settings
@@ -434,3 +434,7 @@ def describe(settings: Settings) -> dict[str, Any]:
     """For `salesboost doctor`: the stored model's state."""
     state, detail = model_status(settings)
     return {"state": state, "detail": detail}
+
+
+def _conforms(classifier: LinearIntentClassifier) -> IntentClassifier:
+    return classifier  # mypy: LinearIntentClassifier satisfies the IntentClassifier Protocol
