@@ -295,6 +295,7 @@ class Coordinator:
             def body_of(item: ev.ServerEvent) -> Callable[[int], bytes]:
                 def encode(seq: int) -> bytes:
                     item.seq = seq
+                    item.at = time.time()
                     data = ev.encoder.encode(item)
                     bodies.append(data)
                     return data

@@ -25,6 +25,8 @@ class ServerEvent(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=
 
     v: int = PROTOCOL_VERSION
     seq: int = 0
+    at: float = 0.0
+    """Server time (Unix seconds) when the event was sent (or stored, for stored events)."""
 
 
 class TurnView(msgspec.Struct, kw_only=True):
