@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 (full-width CJK punctuation in the samples)
 """The realtime building blocks: the clause gate, the bounded outbox, the token bucket, decoding."""
 
 from __future__ import annotations
