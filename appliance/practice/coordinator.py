@@ -44,6 +44,7 @@ from appliance.db.practice import PracticeRepository, SessionRow, TurnRow
 from appliance.practice import events as ev
 from appliance.practice.errors import (
     EmptyMessage,
+    InvalidMessage,
     MessageTooLong,
     ReportPending,
     SessionEnded,
@@ -341,7 +342,7 @@ class Coordinator:
                 detail={"limit": self.config.max_message_chars},
             )
         if not client_turn_id or len(client_turn_id) > 128:
-            raise EmptyMessage("client_turn_id must be 1-128 characters")
+            raise InvalidMessage("client_turn_id must be 1-128 characters")
         session = await self.session(session_id)
         stored = await self.repo.turn_by_client_id(session_id, client_turn_id)
         if stored is not None:
