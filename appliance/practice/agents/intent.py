@@ -50,6 +50,7 @@ import numpy.typing as npt
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from appliance.errors import InvalidInput
+from appliance.practice.errors import EmptyMessage, MessageTooLong
 from appliance.practice.model import INTENTS, STAGES, IntentClassifier, IntentResult, Stage
 
 if TYPE_CHECKING:
@@ -97,18 +98,6 @@ _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
 MAX_TEXT_CHARS = 2000
-
-
-class EmptyMessage(InvalidInput):
-    """The text is empty (or only whitespace)."""
-
-    code = "empty_message"
-
-
-class MessageTooLong(InvalidInput):
-    """The text is longer than ``MAX_TEXT_CHARS``."""
-
-    code = "message_too_long"
 
 
 class UnknownStage(InvalidInput):
