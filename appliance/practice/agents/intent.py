@@ -11,6 +11,8 @@ Model
 Training set
     ``appliance/practice/data/intent_train.jsonl`` (``{"text", "label", "lang"}``), written for
     this project; ``intent_heldout.jsonl`` is a separately written test set (other phrasings).
+    ``unclear`` there means no sales intent: garbled or off-topic lines, asking to repeat, and
+    plain factual answers ("About 5,000 a month.").
 
 Stored model (no pickle)
     ``<models_dir>/intent/intent.json`` (labels, vocabulary, parameters, the training-set hash)
