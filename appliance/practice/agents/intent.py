@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 import unicodedata
@@ -217,10 +218,11 @@ class IntentModel:
             "ngram_range": list(NGRAM_RANGE),
             "vocabulary": self.vocabulary,
         }
-        npz_tmp = directory / "intent.npz.tmp"
+        suffix = f".{os.getpid()}.tmp"  # two processes training at once do not collide
+        npz_tmp = directory / f"intent.npz{suffix}"
         with npz_tmp.open("wb") as fh:
             np.savez(fh, idf=self.idf, coef=self.coef, intercept=self.intercept)
-        json_tmp = directory / "intent.json.tmp"
+        json_tmp = directory / f"intent.json{suffix}"
         json_tmp.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         npz_tmp.replace(directory / "intent.npz")
         json_tmp.replace(directory / "intent.json")
