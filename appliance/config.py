@@ -292,6 +292,21 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = 50
 
 
+class DemoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The bundled demo pack (a credit card, personas, scenarios, rubric, rules, documents)."""
+
+    load_on_empty: Annotated[
+        bool,
+        _doc(
+            "At `serve` start, load the demo pack when the practice tables are empty; its"
+            " documents are ingested in the background (readiness does not wait)."
+        ),
+    ] = True
+    collection: Annotated[
+        str, _doc("Knowledge collection the demo documents go to and its scenarios search.")
+    ] = "demo"
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration."""
 
@@ -304,6 +319,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     llm: LLMConfig = msgspec.field(default_factory=LLMConfig)
     knowledge: KnowledgeConfig = msgspec.field(default_factory=KnowledgeConfig)
+    demo: DemoConfig = msgspec.field(default_factory=DemoConfig)
 
     @property
     def state_dir(self) -> Path:
