@@ -912,3 +912,42 @@ def bench_search(
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@bench.command("practice")
+@click.option(
+    "--levels", default="1,2,4,8", show_default=True, help="Concurrent trainees, comma-separated."
+)
+@click.option("--turns", default=4, show_default=True, help="Turns per trainee.")
+@click.option("--think", default=3.0, show_default=True, help="Mean think time between turns (s).")
+@click.option("--target", default=1.5, show_default=True, help="p95 TTFT target (s).")
+@out_option("practice")
+def bench_practice(levels: str, turns: int, think: float, target: float, out: Path) -> None:
+    """Simulated trainees over real WebSockets: TTFT p50/p95/p99, turns/min, errors, RSS."""
+    from appliance.bench.practice import run_practice_bench
+
+    run_practice_bench(
+        levels=[int(x) for x in levels.split(",") if x.strip()],
+        turns=turns,
+        think_s=think,
+        target_s=target,
+        out=out,
+    )
+
+
+@bench.command("fanout")
+@click.option("--idle", default=1000, show_default=True, help="Idle connections (idle sessions).")
+@click.option("--active", default=100, show_default=True, help="Active sessions (turns running).")
+@click.option("--observers", default=1, show_default=True, help="Observers per active session.")
+@click.option("--turns", default=2, show_default=True, help="Turns per active session.")
+@click.option("--think", default=5.0, show_default=True, help="Mean think time between turns (s).")
+@out_option("fanout")
+def bench_fanout(
+    idle: int, active: int, observers: int, turns: int, think: float, out: Path
+) -> None:
+    """Idle + active connections with observers: delivered events/s, delivery p99, RSS."""
+    from appliance.bench.practice import run_fanout_bench
+
+    run_fanout_bench(
+        idle=idle, active=active, observers=observers, turns=turns, think_s=think, out=out
+    )
