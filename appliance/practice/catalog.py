@@ -90,6 +90,8 @@ class CatalogService:
         current = await self.repo.get_course(course_id)
         if current is None:
             raise NotFound(f"no course {course_id}")
+        if not changes:  # an empty PATCH changes nothing and leaves no audit row
+            return current
         updated = await self.repo.update_course(v.course(_merge(current, changes)))
         await self._record(actor, "update", "course", course_id, list(changes))
         return updated
@@ -109,6 +111,8 @@ class CatalogService:
         current = await self.repo.get_product(product_id)
         if current is None:
             raise NotFound(f"no product {product_id}")
+        if not changes:  # an empty PATCH changes nothing and leaves no audit row
+            return current
         updated = await self.repo.update_product(v.product(_merge(current, changes)))
         await self._record(actor, "update", "product", product_id, list(changes))
         return updated
@@ -128,6 +132,8 @@ class CatalogService:
         current = await self.repo.get_persona(persona_id)
         if current is None:
             raise NotFound(f"no persona {persona_id}")
+        if not changes:  # an empty PATCH changes nothing and leaves no audit row
+            return current
         updated = await self.repo.update_persona(v.persona(_merge(current, changes)))
         await self._record(actor, "update", "persona", persona_id, list(changes))
         return updated
@@ -156,6 +162,8 @@ class CatalogService:
         current = await self.repo.get_rubric(rubric_id)
         if current is None:
             raise NotFound(f"no rubric {rubric_id}")
+        if name is None and dimensions is None:
+            return current
         new_name = v.text("name", current.name if name is None else name, limit=v.MAX_NAME)
         new_dims = v.dimensions(current.dimensions if dimensions is None else dimensions)
         updated = await self.repo.update_rubric(rubric_id, name=new_name, dimensions=new_dims)
@@ -204,6 +212,8 @@ class CatalogService:
         current = await self.repo.get_scenario(scenario_id)
         if current is None:
             raise NotFound(f"no scenario {scenario_id}")
+        if not changes:  # an empty PATCH changes nothing and leaves no audit row
+            return current
         checked = v.scenario(_merge(current, changes))
         await self._scenario_refs(checked, set(changes))
         updated = await self.repo.update_scenario(checked)
@@ -225,6 +235,8 @@ class CatalogService:
         current = await self.repo.get_rule(rule_id)
         if current is None:
             raise NotFound(f"no compliance rule {rule_id}")
+        if not changes:  # an empty PATCH changes nothing and leaves no audit row
+            return current
         updated = await self.repo.update_rule(v.rule(_merge(current, changes)))
         await self._record(actor, "update", "compliance_rule", rule_id, list(changes))
         return updated

@@ -313,10 +313,12 @@ def test_writes_are_audited(clients: dict[str, httpx.Client]) -> None:
     manager = clients["manager"]
     made = _created(manager.post("/api/courses", json={"name": _u("Audited")}))
     manager.patch(f"/api/courses/{made['id']}", json={"description": "now described"})
+    assert manager.patch(f"/api/courses/{made['id']}", json={}).status_code == 200  # no-op
     manager.delete(f"/api/courses/{made['id']}")
     entries = clients["admin"].get("/api/audit", params={"limit": 1000}).json()
     mine = [e for e in entries if e["target"] == f"course:{made['id']}"]
     assert {e["action"] for e in mine} == {"course.create", "course.update", "course.archive"}
     assert all(e["actor"] == "manager1" for e in mine)
+    assert len(mine) == 3  # the empty PATCH left no row
     update = next(e for e in mine if e["action"] == "course.update")
     assert update["detail"] == {"fields": ["description"]}
