@@ -24,6 +24,7 @@ from appliance.api.auth import AuthController, LoginController, TokenController
 from appliance.api.domain import DOMAIN_CONTROLLERS
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.health import HealthController
+from appliance.api.intent import IntentController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
 from appliance.api.users import AuditController, UserController
@@ -38,6 +39,7 @@ from appliance.db.domain import DomainRepository
 from appliance.knowledge.service import KnowledgeService
 from appliance.llm.base import LLMBackend
 from appliance.llm.factory import build_backend
+from appliance.practice.agents.intent import load_intent_classifier
 from appliance.practice.catalog import CatalogService
 from appliance.practice.demo.loader import load_demo_if_empty
 from appliance.readiness import Check, Readiness
@@ -66,6 +68,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     readiness.probes.append(lambda: _llm_check(llm))
     domain = DomainRepository(db)
     catalog = CatalogService(domain, AuditRepository(db))
+    intent = load_intent_classifier(settings)  # trains in-process when missing or stale
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -107,6 +110,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         AuditController,
         Router("/", route_handlers=[KnowledgeController, job_events]),
         *DOMAIN_CONTROLLERS,
+        IntentController,
     ]
     middleware = [
         global_limit.middleware,
@@ -153,6 +157,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     app.state.knowledge = knowledge
     app.state.domain = domain
     app.state.catalog = catalog
+    app.state.intent = intent
     # Wrap outside the router, where Litestar itself puts CORS: 404s and 405s get the
     # request id, the security headers and an access line too.
     app.asgi_handler = RequestContextMiddleware(

@@ -797,6 +797,73 @@ def demo_load(obj: Ctx, replace: bool, wait: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
+# --- intent -----------------------------------------------------------------------------
+class _DefaultCommandGroup(click.Group):
+    """A group whose first argument, when it names no subcommand, goes to ``classify``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["classify", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_DefaultCommandGroup)
+def intent() -> None:
+    """The intent classifier: `salesboost intent TEXT [--stage S]`, `salesboost intent train`."""
+
+
+@intent.command("classify")
+@click.argument("text")
+@click.option("--stage", help="The stage the text was said in (OPENING ... COMPLETED).")
+@click.option(
+    "--previous", multiple=True, help="An earlier intent of the same speaker (repeatable)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def intent_classify(
+    obj: Ctx, text: str, stage: str | None, previous: tuple[str, ...], as_json: bool
+) -> None:
+    """Print the label and confidence of TEXT."""
+    from appliance.errors import AppError
+    from appliance.logs import configure_logging
+    from appliance.practice.agents.intent import check_request, load_intent_classifier
+
+    settings = obj.settings()
+    configure_logging(settings.log)
+    try:
+        checked = check_request(text, stage)
+    except AppError as err:
+        fail(f"{err.code}: {err.message}", EXIT_USAGE)
+        raise AssertionError from None  # unreachable: fail() exits
+    result = load_intent_classifier(settings).classify(text, stage=checked, previous=previous)
+    if as_json:
+        click.echo(json.dumps({"label": result.label, "confidence": result.confidence}))
+    else:
+        click.echo(f"{result.label}\t{result.confidence:.3f}")
+
+
+@intent.command("train")
+@click.option(
+    "--features",
+    type=click.Choice(["chars", "chars+embedding"]),
+    help="Feature variant (default: intent.features).",
+)
+@pass_ctx
+def intent_train(obj: Ctx, features: str | None) -> None:
+    """Train the classifier from the bundled training set into <models_dir>/intent (install)."""
+    from appliance.practice.agents.intent import TRAIN_FILE, load_examples, train_and_save
+
+    settings = obj.settings()
+    model, path, seconds = train_and_save(settings, features=features)  # type: ignore[arg-type]
+    examples = len(load_examples(TRAIN_FILE))
+    if path is None:
+        fail(f"trained in {seconds:.1f} s but could not write under {settings.models_dir}")
+    click.echo(
+        f"intent model ({model.features}, {len(model.labels)} labels, {examples} examples)"
+        f" trained in {seconds:.1f} s -> {path}"
+    )
+
+
 # --- bench ------------------------------------------------------------------------------
 def out_option(bench_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The ``--out`` option every bench shares: where its JSON results go."""
@@ -908,6 +975,28 @@ def bench_search(
         backend=backend or settings.knowledge.embedding_backend,
         out=out,
     )
+
+
+@bench.command("intent")
+@click.option("--repeat", default=5, show_default=True, help="Timed calls per held-out text.")
+@click.option(
+    "--variants",
+    default="chars,chars+embedding",
+    show_default=True,
+    help="Comma-separated feature variants to compare.",
+)
+@out_option("intent")
+@pass_ctx
+def bench_intent(obj: Ctx, repeat: int, variants: str, out: Path) -> None:
+    """Held-out accuracy (overall, per language, per label) and p50/p95 ms per call, by variant."""
+    from appliance.bench.intent import run_intent_bench
+
+    settings = obj.settings()
+    chosen = [v.strip() for v in variants.split(",") if v.strip()]
+    bad = [v for v in chosen if v not in ("chars", "chars+embedding")]
+    if bad or not chosen:
+        fail(f"unknown variant(s) {bad}: use chars and/or chars+embedding", EXIT_USAGE)
+    run_intent_bench(settings, variants=chosen, repeat=repeat, out=out)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -339,6 +339,21 @@ class DemoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = "demo"
 
 
+class IntentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The local intent classifier (appliance.practice.agents.intent)."""
+
+    features: Annotated[
+        Literal["chars", "chars+embedding"],
+        _doc(
+            "chars: character n-grams only; chars+embedding: plus the MiniLM vector of English"
+            " text (see `salesboost bench intent`). A change retrains the model at start."
+        ),
+    ] = "chars"
+    min_confidence: Annotated[
+        float, _doc("Below this top probability an utterance is labelled `unclear`.", ge=0, le=1)
+    ] = 0.25
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration."""
 
@@ -353,6 +368,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     knowledge: KnowledgeConfig = msgspec.field(default_factory=KnowledgeConfig)
     realtime: RealtimeConfig = msgspec.field(default_factory=RealtimeConfig)
     demo: DemoConfig = msgspec.field(default_factory=DemoConfig)
+    intent: IntentConfig = msgspec.field(default_factory=IntentConfig)
 
     @property
     def state_dir(self) -> Path:

@@ -1,0 +1,1 @@
+"""The practice agents: NPC, coach, intent, compliance, evaluator (built by the factory)."""
