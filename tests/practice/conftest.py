@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from appliance.config import LLMConfig, Settings, load_settings
+from appliance.config import LLMConfig, PathsConfig, Settings
 from appliance.db.database import Database
 from appliance.db.migrations import migrate
 from appliance.knowledge.service import KnowledgeService
@@ -76,7 +76,7 @@ def llm(loop: LoopThread) -> Iterator[LlamaCppBackend]:
 
 
 def product_sheet_pdf() -> bytes:
-    """A two-page product sheet; the fee and waiver facts are on page 2."""
+    """A two-page product sheet; the fee and waiver facts are at the bottom of page 2."""
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
 
@@ -88,18 +88,26 @@ def product_sheet_pdf() -> bytes:
         "Benefits: airport lounge access worldwide, travel insurance,",
         "and 2 points per dollar on dining and travel.",
         "Eligibility: business owners with an annual income above 60,000 USD.",
+        *[
+            f"Travel benefit {i}: lounge visits, priority boarding and hotel upgrades at partners."
+            for i in range(1, 25)
+        ],
     ]
     page2 = [
+        *[
+            f"Service note {i}: cards are delivered by courier within five working days."
+            for i in range(1, 16)
+        ],
         "Fees and waivers",
         "The annual fee of the Platinum Card is 695 USD.",
         "The annual fee is waived when the card spend reaches 30,000 USD in a card year.",
         "There is no foreign transaction fee on the Platinum Card.",
     ]
     for lines in (page1, page2):
-        y = 780
+        y = 800
         for line in lines:
-            pdf.drawString(60, y, line)
-            y -= 22
+            pdf.drawString(50, y, line)
+            y -= 18
         pdf.showPage()
     pdf.save()
     return buf.getvalue()
@@ -118,13 +126,7 @@ FAQ_ZH = """# 白金卡常见问题
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     state = tmp_path_factory.mktemp("practice-state")
-    base = load_settings(None)
-    paths = type(base.paths)(**{**_fields(base.paths), "state_dir": str(state)})
-    return type(base)(**{**_fields(base), "paths": paths})
-
-
-def _fields(struct: Any) -> dict[str, Any]:
-    return {name: getattr(struct, name) for name in struct.__struct_fields__}
+    return Settings(paths=PathsConfig(state_dir=str(state), models_dir=str(ROOT / "models")))
 
 
 @pytest.fixture(scope="session")
