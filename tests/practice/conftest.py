@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 (Chinese test text has full-width punctuation)
 """Practice fixtures: the real bundled LLM, a real KnowledgeService, and contexts built from data.
 
 The LLM is a real LlamaCppBackend on models/gemma-3-270m-q4_k_m.gguf, started once per test
@@ -177,7 +178,11 @@ PRODUCT = Product(
         ),
         Waiver(fee="annual_fee", condition="first year free for new applicants"),
     ],
-    benefits=["airport lounge access worldwide", "travel insurance", "2 points per dollar on dining"],
+    benefits=[
+        "airport lounge access worldwide",
+        "travel insurance",
+        "2 points per dollar on dining",
+    ],
     eligibility=["business owners with an annual income above 60,000 USD"],
     description="a premium credit card for business owners who travel",
 )

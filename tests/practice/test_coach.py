@@ -7,8 +7,8 @@ from appliance.config import LLMConfig
 from appliance.knowledge.service import KnowledgeService
 from appliance.llm.llama_cpp import LlamaCppBackend
 from appliance.practice.agents.coach import GroundedCoach
-from appliance.practice.agents.compliance import RuleCompliance
 from appliance.practice.agents.coach_tools import coach_tools
+from appliance.practice.agents.compliance import RuleCompliance
 from appliance.practice.factory import build_agents
 from appliance.practice.model import TurnRecord
 from appliance.practice.tools import ToolRunner

@@ -20,9 +20,7 @@ async def collect(customer: LLMCustomer, ctx_kwargs: dict[str, object], text: st
     return pieces, reply
 
 
-def test_two_turns_stream_in_character_and_reuse_kv(
-    loop: LoopThread, llm: LlamaCppBackend
-) -> None:
+def test_two_turns_stream_in_character_and_reuse_kv(loop: LoopThread, llm: LlamaCppBackend) -> None:
     customer = LLMCustomer(llm, max_tokens=40)
     first_line = "Good morning Mr. Chen, this is Anna from the bank. How can I help you today?"
     pieces, reply = loop.run(collect(customer, {"session_id": 101}, first_line))

@@ -116,6 +116,11 @@ class ReportOut(msgspec.Struct, kw_only=True):
     recommended_focus: Annotated[str, msgspec.Meta(max_length=200)]
 
 
+def meaningful(text: str) -> bool:
+    """Whether model prose says something (not empty, not a copied "..." placeholder)."""
+    return len(re.findall(r"[A-Za-z\u4e00-\u9fff]", text)) >= 2
+
+
 def missed_slots(state: StageState) -> list[str]:
     """Slot keys never filled (appliance.practice.stages.missed_slots may replace this)."""
     return sorted(key for key, filled in state.slots.items() if not filled)
@@ -257,13 +262,22 @@ class RubricEvaluator:
             for i, d in enumerate(ctx.rubric.dimensions)
         )
         language = "Chinese" if ctx.language == "zh" else "English"
+        entries = ", ".join(
+            f'{{"key": "{d.key}", "score": 0-10, "evidence": [turn numbers], "comment": "..."}}'
+            for d in ctx.rubric.dimensions
+        )
+        skeleton = (
+            f'{{"dimensions": [{entries}], "strengths": ["..."], "improvements": ["..."], '
+            '"recommended_focus": "..."}'
+        )
         system = (
             f"You evaluate a sales training call. {trainee} is the trainee, "
             f"{ctx.persona.name} the customer. Scenario objective: {ctx.scenario.objective}\n"
             f"Score {trainee} on each rubric dimension below, in this order, 0-10, citing 1-3 "
             f"turn numbers (1-{len(ctx.history)}) as evidence, with a one-sentence comment. "
             f"Then list strengths, improvements and a recommended focus. Write in {language}. "
-            "Answer with JSON only.\n"
+            "Answer with JSON only, one entry per rubric dimension, in this shape:\n"
+            f"{skeleton}\n"
             f"Rubric:\n{dims}"
         )
         user = "Transcript:\n" + "\n".join(lines)
@@ -416,10 +430,16 @@ class RubricEvaluator:
                 score, evidence, comment = self._resolved(
                     ctx, dim, quick[dim.key], issues.get(dim.key, "missing")
                 )
-                if entry is not None and entry.comment.strip():
+                if entry is not None and meaningful(entry.comment):
                     comment = f"{entry.comment.strip()} {comment}"
             else:
                 score, evidence, comment = entry.score, entry.evidence, entry.comment.strip()
+                if not meaningful(comment):
+                    comment = (
+                        f"模型评分 {score}/10（未给出评语）。"
+                        if ctx.language == "zh"
+                        else f"Scored {score}/10 by the model (no comment given)."
+                    )
             unique = sorted({e for e in evidence if e in turns})
             dimensions.append(
                 DimensionScore(
@@ -434,9 +454,9 @@ class RubricEvaluator:
         total_weight = sum(d.weight for d in dimensions) or 1.0
         overall = round(sum(d.score * d.weight for d in dimensions) / total_weight, 2)
         ranked = sorted(dimensions, key=lambda d: d.score)
-        strengths = [s.strip() for s in (out.strengths if out else []) if s.strip()]
-        improvements = [s.strip() for s in (out.improvements if out else []) if s.strip()]
-        focus = out.recommended_focus.strip() if out else ""
+        strengths = [s.strip() for s in (out.strengths if out else []) if meaningful(s)]
+        improvements = [s.strip() for s in (out.improvements if out else []) if meaningful(s)]
+        focus = out.recommended_focus.strip() if out and meaningful(out.recommended_focus) else ""
         if not strengths:
             strengths = [f"{d.name} ({d.score}/10)" for d in reversed(ranked) if d.score >= 6][:2]
         if not improvements:
