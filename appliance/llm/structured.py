@@ -92,9 +92,12 @@ def compile_schema(tp: Any) -> CompiledSchema:
         raw = msgspec.json.schema(tp)
     except (TypeError, ValueError) as err:
         raise SchemaError(f"{name} has no JSON schema: {err}") from None
-    schema = _prepare(_inline_refs(raw, raw.get("$defs", {})))
+    schema = _prepare(raw)
     try:
-        gbnf = json_schema_to_gbnf(json.dumps(schema))
+        inlined = _inline_refs(schema, schema.get("$defs", {}))
+        gbnf = json_schema_to_gbnf(json.dumps(inlined))
+    except SchemaError:
+        raise
     except Exception as err:  # the converter raises assorted errors for what it cannot express
         raise SchemaError(f"{name} cannot be expressed as a grammar: {err}") from None
     return CompiledSchema(type=tp, name=name, json_schema=schema, gbnf=gbnf)

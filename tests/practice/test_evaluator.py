@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
+import pytest
 from appliance.llm.llama_cpp import LlamaCppBackend
 from appliance.practice.agents.compliance import RuleCompliance
 from appliance.practice.agents.evaluator import (
@@ -196,3 +198,20 @@ def test_chinese_report(loop: LoopThread, llm: LlamaCppBackend) -> None:
     assert problems["compliance"] == "compliance: missing from the answer"
     score, evidence, comment = evaluator._resolved(ctx, RUBRIC.dimensions[0], [(1, 7.0)], "x")
     assert (score, evidence) == (7, [1]) and comment.startswith("分数依据逐轮评分确定")
+
+
+class Node(msgspec.Struct):
+    """A recursive type: no grammar can express it."""
+
+    children: list[Node]
+
+
+def test_nested_and_recursive_structs_in_grammars() -> None:
+    from appliance.llm.errors import SchemaError
+    from appliance.llm.structured import compile_schema
+
+    nested = compile_schema(ReportOut)  # a Struct inside a Struct: refs inlined for the grammar
+    assert "dimensions-item" in nested.gbnf and "$defs" in nested.json_schema
+
+    with pytest.raises(SchemaError, match="recursive"):
+        compile_schema(Node)
