@@ -27,6 +27,7 @@ from appliance.api.health import HealthController
 from appliance.api.intent import IntentController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
+from appliance.api.sessions import SessionController, TrendController
 from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
 from appliance.auth.middleware import AuthMiddleware
@@ -41,8 +42,13 @@ from appliance.llm.base import LLMBackend
 from appliance.llm.factory import build_backend
 from appliance.practice.agents.intent import load_intent_classifier
 from appliance.practice.catalog import CatalogService
+from appliance.practice.coordinator import Coordinator
 from appliance.practice.demo.loader import load_demo_if_empty
+from appliance.practice.factory import build_agents
+from appliance.practice.stages import ALL_SLOTS, StageFSM
 from appliance.readiness import Check, Readiness
+from appliance.realtime.hub import Hub
+from appliance.realtime.routes import observe_socket, practice_socket
 from appliance.secrets import SESSION_KEY, SecretStore
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,7 +65,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     db = Database(settings.db_path)
     auth = AuthService(db, settings.auth, session_key)
     readiness = Readiness(settings, db)
-    # the in-process hub: job progress now ("jobs:user:<id>"), practice sessions later
+    # the in-process hub: job progress ("jobs:user:<id>") and practice sessions ("practice:<id>")
     channels = ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True)
     knowledge = KnowledgeService(
         settings, db, lambda channel, event: channels.publish(event, [channel])
@@ -69,6 +75,21 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     domain = DomainRepository(db)
     catalog = CatalogService(domain, AuditRepository(db))
     intent = load_intent_classifier(settings)  # trains in-process when missing or stale
+    hub = Hub(channels)
+    agents = build_agents(llm=llm, knowledge=knowledge, config=settings.practice)
+    coordinator = Coordinator(
+        db=db,
+        domain=domain,
+        customer=agents.customer,
+        coach=agents.coach,
+        compliance=agents.compliance,
+        evaluator=agents.evaluator,
+        intent=intent,
+        stages=StageFSM(),
+        publish=hub.publish,
+        config=settings.realtime,
+        initial_slots=lambda: dict.fromkeys(ALL_SLOTS, False),
+    )
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -78,7 +99,11 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
             demo = _start_demo_load(settings, db, knowledge)
             try:
                 async with llm:
-                    yield
+                    await coordinator.start()
+                    try:
+                        yield
+                    finally:
+                        await coordinator.stop()
             finally:
                 await _stop_demo_load(demo)
                 await knowledge.stop()
@@ -111,6 +136,9 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         Router("/", route_handlers=[KnowledgeController, job_events]),
         *DOMAIN_CONTROLLERS,
         IntentController,
+        SessionController,
+        TrendController,
+        Router("/", route_handlers=[practice_socket, observe_socket]),
     ]
     middleware = [
         global_limit.middleware,
@@ -158,6 +186,8 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     app.state.domain = domain
     app.state.catalog = catalog
     app.state.intent = intent
+    app.state.hub = hub
+    app.state.coordinator = coordinator
     # Wrap outside the router, where Litestar itself puts CORS: 404s and 405s get the
     # request id, the security headers and an access line too.
     app.asgi_handler = RequestContextMiddleware(
