@@ -702,6 +702,101 @@ def reindex(obj: Ctx) -> None:
     )
 
 
+# --- demo -------------------------------------------------------------------------------
+@main.group()
+def demo() -> None:
+    """The bundled demo pack (credit card product, personas, scenarios, rubric, rules, documents)."""
+
+
+@demo.command("load")
+@click.option(
+    "--replace", is_flag=True, help="Reset existing demo rows to the pack's content (by name)."
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for the documents' ingestion jobs (with a progress bar).",
+)
+@pass_ctx
+def demo_load(obj: Ctx, replace: bool, wait: bool) -> None:
+    """Load (or reload) the demo pack into the state dir; loading twice duplicates nothing.
+
+    Rows are matched by name; documents are deduplicated by sha256 and ingested in this
+    process into the collection `demo.collection`. Exits 1 when a document failed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from appliance.db.database import Database
+    from appliance.db.migrations import MigrationError
+    from appliance.db.migrations import migrate as run_migrations
+    from appliance.knowledge.service import KnowledgeService, Upload
+    from appliance.practice.demo.loader import load_demo
+
+    settings = obj.settings()
+    try:
+        run_migrations(settings.db_path)
+    except MigrationError as err:
+        fail(str(err))
+
+    async def go() -> tuple[dict[str, int], dict[str, int], dict[str, int], list[str]]:
+        async with Database(settings.db_path) as db:
+            service = KnowledgeService(settings, db, resume=False)
+            await service.start()
+            try:
+                result = await load_demo(
+                    db, service, replace=replace, collection=settings.demo.collection
+                )
+                lines: list[str] = []
+                jobs: dict[int, str] = {}
+                for upload in result.uploads:
+                    assert isinstance(upload, Upload)
+                    name = upload.document.filename
+                    if upload.duplicate or upload.job is None:
+                        lines.append(f"duplicate\t{name}\tdocument {upload.document.id}")
+                    elif not wait:
+                        lines.append(f"queued\t{name}\tjob {upload.job.id}")
+                    else:
+                        jobs[upload.job.id] = name
+                with Progress(
+                    TextColumn("ingesting demo documents"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    disable=not jobs,
+                ) as bar:
+                    task = bar.add_task("ingest", total=len(jobs))
+                    while jobs:
+                        await asyncio.sleep(0.2)
+                        for job_id in list(jobs):
+                            job = await service.jobs.get(job_id)
+                            if job is not None and job.state in ("done", "failed"):
+                                detail = (
+                                    f"{job.error_code}: {job.error_message}"
+                                    if job.state == "failed"
+                                    else f"document {job.document_id}"
+                                )
+                                lines.append(f"{job.state}\t{jobs.pop(job_id)}\t{detail}")
+                                bar.advance(task)
+                return result.created, result.updated, result.kept, lines
+            finally:
+                await service.stop()
+
+    created, updated, kept, lines = run_async(go)
+    for line in lines:
+        click.echo(line)
+
+    def summary(counts: dict[str, int]) -> str:
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
+
+    click.echo(f"created: {summary(created)}")
+    click.echo(f"updated: {summary(updated)}")
+    click.echo(f"kept: {summary(kept)}")
+    click.echo(f"collection: {settings.demo.collection}")
+    if any(line.startswith("failed") for line in lines):
+        sys.exit(EXIT_FAILED)
+
+
 # --- intent -----------------------------------------------------------------------------
 class _DefaultCommandGroup(click.Group):
     """A group whose first argument, when it names no subcommand, goes to ``classify``."""

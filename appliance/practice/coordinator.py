@@ -498,16 +498,38 @@ class Coordinator:
         """
         lock = self._turn_locks.setdefault(session_id, asyncio.Lock())
         async with lock:
-            ended = False
+            session = await self.session(session_id)
+            if session.state != "active":
+                return False
+            update = self.stages.end(
+                StageState(stage=session.stage, slots=dict(session.slots))  # type: ignore[arg-type]
+            )
+            items: list[ev.ServerEvent] = [
+                ev.StageChanged(
+                    from_stage=c.from_stage,
+                    to_stage=c.to_stage,
+                    slots=update.state.slots,
+                    reason=c.reason,
+                    turn=session.turns,
+                )
+                for c in update.changes
+            ]
+            items.append(ev.SessionEnded(reason=reason))
 
             async def mark(conn: Any) -> None:
-                nonlocal ended
-                ended = await PracticeRepository.mark_ended(conn, session_id)
-                if not ended:
+                if not await PracticeRepository.mark_ended(conn, session_id):
                     raise _AlreadyEnded
+                await PracticeRepository.update_state(
+                    conn,
+                    session_id,
+                    stage=update.state.stage,
+                    slots=update.state.slots,
+                    mood=session.mood,
+                    turns=session.turns,
+                )
 
             try:
-                await self._append(session_id, [ev.SessionEnded(reason=reason)], before=mark)
+                await self._append(session_id, items, before=mark)
             except _AlreadyEnded:
                 return False
         self._spawn(session_id, self._write_report(session_id))

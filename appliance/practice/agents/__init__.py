@@ -1,1 +1,1 @@
-"""The practice agents: NPC, coach, intent, compliance, evaluator (built by the factory)."""
+"""The practice agents: customer (NPC), intent, coach, compliance and evaluator (built by the factory)."""
