@@ -358,6 +358,24 @@ class LLMCustomer:
             timeout_s=self.timeout_s,
         )
 
+    async def warm(self, ctx: SessionContext) -> None:
+        """Evaluate the session's fixed prefix (preamble + history) now, at background priority.
+
+        The next turn then evaluates only the trainee's new line: a session's first reply does
+        not pay for the whole preamble while the trainee waits (the coordinator calls this when
+        a trainee connects). One token is generated and thrown away.
+        """
+        messages = self.messages(ctx, "")[: 1 + 2 * len(ctx.history)]
+        request = GenerateRequest(
+            messages=messages,
+            max_tokens=1,
+            priority="background",
+            session_key=f"practice:{ctx.session_id}",
+            reply_name=self.trainee_label(ctx),
+            timeout_s=self.timeout_s,
+        )
+        await self.llm.generate(request)
+
     def reply(self, ctx: SessionContext, trainee_text: str) -> CustomerReply:
         """The customer's reply, streamed (an async iterator of text pieces)."""
         stream = self.llm.stream(self.request(ctx, trainee_text))
