@@ -182,6 +182,10 @@ def test_consistency_guard_re_asks_once_then_resolves(
         by_key["compliance"].score >= 7 and 4 in [e.turn for e in by_key["compliance"].evidence]
     )
     assert all(e.turn <= 6 for d in report.dimensions for e in d.evidence)
+    if "Score set from the per-turn scores" in by_key["compliance"].comment:
+        # resolved deterministically: the worst turn (the risk-free claim) decides compliance
+        assert by_key["compliance"].score == 0
+        assert [e.turn for e in by_key["compliance"].evidence] == [4]
 
 
 def test_chinese_report(loop: LoopThread, llm: LlamaCppBackend) -> None:
