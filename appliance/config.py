@@ -193,6 +193,38 @@ class LLMConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = 15.0
 
 
+class RealtimeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Practice sessions over WebSocket: message limits, heartbeat, per-connection throttling."""
+
+    max_message_chars: Annotated[
+        int, _doc("Longest trainee line accepted (characters); longer -> message_too_long.", ge=1)
+    ] = 2000
+    max_frame_bytes: Annotated[
+        int, _doc("Largest WebSocket frame the handlers decode; larger -> bad_frame.", ge=256)
+    ] = 16384
+    idle_timeout_s: Annotated[
+        float,
+        _doc("Close a practice connection that sent nothing (not even ping) for this long.", gt=0),
+    ] = 120.0
+    rate_per_s: Annotated[
+        float, _doc("Frames per second a connection may send, sustained (token bucket).", gt=0)
+    ] = 5.0
+    rate_burst: Annotated[
+        int, _doc("Frames a connection may send in a burst above the sustained rate.", ge=1)
+    ] = 20
+    backlog: Annotated[
+        int,
+        _doc(
+            "Events queued for a slow connection; past it deltas are dropped, and a connection "
+            "still behind is closed (it resumes from the event log on reconnect).",
+            ge=8,
+        ),
+    ] = 512
+    report_attempts: Annotated[
+        int, _doc("Tries at generating an end-of-session report before leaving it pending.", ge=1)
+    ] = 3
+
+
 class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Document ingestion, OCR, chunking, embedding and search."""
 
@@ -292,6 +324,36 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = 50
 
 
+class DemoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The bundled demo pack (a credit card, personas, scenarios, rubric, rules, documents)."""
+
+    load_on_empty: Annotated[
+        bool,
+        _doc(
+            "At `serve` start, load the demo pack when the practice tables are empty; its"
+            " documents are ingested in the background (readiness does not wait)."
+        ),
+    ] = True
+    collection: Annotated[
+        str, _doc("Knowledge collection the demo documents go to and its scenarios search.")
+    ] = "demo"
+
+
+class IntentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The local intent classifier (appliance.practice.agents.intent)."""
+
+    features: Annotated[
+        Literal["chars", "chars+embedding"],
+        _doc(
+            "chars: character n-grams only; chars+embedding: plus the MiniLM vector of English"
+            " text (see `salesboost bench intent`). A change retrains the model at start."
+        ),
+    ] = "chars"
+    min_confidence: Annotated[
+        float, _doc("Below this top probability an utterance is labelled `unclear`.", ge=0, le=1)
+    ] = 0.25
+
+
 class PracticeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Practice sessions: the customer, the coach, the evaluator and their tools."""
 
@@ -342,6 +404,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     llm: LLMConfig = msgspec.field(default_factory=LLMConfig)
     knowledge: KnowledgeConfig = msgspec.field(default_factory=KnowledgeConfig)
+    realtime: RealtimeConfig = msgspec.field(default_factory=RealtimeConfig)
+    demo: DemoConfig = msgspec.field(default_factory=DemoConfig)
+    intent: IntentConfig = msgspec.field(default_factory=IntentConfig)
     practice: PracticeConfig = msgspec.field(default_factory=PracticeConfig)
 
     @property

@@ -1,0 +1,289 @@
+"""/api/sessions: create, list, detail with transcript, end, report (JSON and printable HTML), trends."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from appliance.auth.guards import access, principal_of
+from appliance.auth.service import Principal
+from appliance.db.practice import SessionRow, TurnRow
+from appliance.errors import Forbidden, NotAuthenticated
+from appliance.practice.access import may_practice, may_view
+from appliance.practice.coordinator import Coordinator
+from appliance.practice.errors import SessionNotFound
+from appliance.practice.model import Report
+from appliance.web.reports import render_report_html
+
+Scope = Literal["mine", "team", "all"]
+"""Whose sessions to list (the query parameter `scope`; Litestar reserves that name)."""
+
+
+class SessionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Start practising a scenario with a persona."""
+
+    scenario_id: int
+    persona_id: int
+
+
+class SessionOut(msgspec.Struct, kw_only=True):
+    """A practice session's summary."""
+
+    id: int
+    user_id: int
+    trainee: str
+    team_id: int | None
+    scenario_id: int
+    persona_id: int
+    rubric_id: int
+    rubric_version: int
+    language: str
+    state: str
+    stage: str
+    mood: float
+    turns: int
+    last_seq: int
+    created_at: str
+    ended_at: str | None
+    report_id: int | None
+    overall: float | None
+    websocket: str
+
+
+class TurnOut(msgspec.Struct, kw_only=True):
+    """One committed turn of the transcript."""
+
+    turn: int
+    trainee_text: str
+    npc_text: str
+    trainee_intent: str
+    intent: str
+    intent_confidence: float
+    stage: str
+    mood: float
+    ttft_ms: float | None
+    created_at: str
+
+
+class SessionDetail(msgspec.Struct, kw_only=True):
+    """A session with its transcript, slots and tool calls."""
+
+    session: SessionOut
+    slots: dict[str, bool]
+    transcript: list[TurnOut]
+    tool_calls: list[dict[str, Any]]
+
+
+class TrendPoint(msgspec.Struct, kw_only=True):
+    """One report's score of one dimension."""
+
+    session_id: int
+    date: str
+    score: float
+
+
+class Trends(msgspec.Struct, kw_only=True):
+    """A trainee's scores over time: overall and per rubric dimension key."""
+
+    user_id: int
+    overall: list[TrendPoint]
+    dimensions: dict[str, list[TrendPoint]]
+
+
+def _out(s: SessionRow) -> SessionOut:
+    return SessionOut(
+        id=s.id,
+        user_id=s.user_id,
+        trainee=s.username,
+        team_id=s.team_id,
+        scenario_id=s.scenario_id,
+        persona_id=s.persona_id,
+        rubric_id=s.rubric_id,
+        rubric_version=s.rubric_version,
+        language=s.language,
+        state=s.state,
+        stage=s.stage,
+        mood=s.mood,
+        turns=s.turns,
+        last_seq=s.last_seq,
+        created_at=s.created_at,
+        ended_at=s.ended_at,
+        report_id=s.report_id,
+        overall=s.overall,
+        websocket=f"/ws/practice/{s.id}",
+    )
+
+
+def _turn(t: TurnRow) -> TurnOut:
+    return TurnOut(
+        turn=t.turn,
+        trainee_text=t.trainee_text,
+        npc_text=t.npc_text,
+        trainee_intent=t.trainee_intent,
+        intent=t.intent,
+        intent_confidence=t.intent_confidence,
+        stage=t.stage,
+        mood=t.mood,
+        ttft_ms=t.ttft_ms,
+        created_at=t.created_at,
+    )
+
+
+def _principal(request: Request[Any, Any, Any]) -> Principal:
+    principal = principal_of(request)
+    if principal is None:  # the guard already refused; this keeps the types honest
+        raise NotAuthenticated("log in first")
+    return principal
+
+
+async def _viewable(coordinator: Coordinator, principal: Principal, session_id: int) -> SessionRow:
+    """The session if the caller may see it; else not found (never says whose it is)."""
+    session = await coordinator.repo.get_session(session_id)
+    user = principal.user
+    if session is None or not may_view(
+        session, user_id=user.id, role=user.role, team_id=user.team_id
+    ):
+        raise SessionNotFound(f"practice session {session_id} does not exist")
+    return session
+
+
+class SessionController(Controller):
+    """Practice sessions over HTTP; the turns themselves go over /ws/practice/{id}."""
+
+    path = "/api/sessions"
+    opt = access("user")
+
+    @post("/", status_code=201)
+    async def create(
+        self, request: Request[Any, Any, Any], state: State, data: JSONBody[SessionIn]
+    ) -> SessionOut:
+        """Start a session (the caller is its trainee)."""
+        user = _principal(request).user
+        coordinator: Coordinator = state.coordinator
+        session = await coordinator.create_session(
+            user_id=user.id,
+            team_id=user.team_id,
+            scenario_id=data.scenario_id,
+            persona_id=data.persona_id,
+        )
+        return _out(session)
+
+    @get("/")
+    async def list_sessions(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        view: Annotated[Scope, QueryParameter(name="scope")] = "mine",
+        session_state: Annotated[
+            Literal["active", "ended"] | None, QueryParameter(name="state")
+        ] = None,
+        limit: FromQuery[Annotated[int, msgspec.Meta(ge=1, le=500)]] = 100,
+    ) -> list[SessionOut]:
+        """Mine (default); a manager's team (``scope=team``); everyone's for admins (``scope=all``)."""
+        user = _principal(request).user
+        coordinator: Coordinator = state.coordinator
+        if view == "mine":
+            rows = await coordinator.repo.list_sessions(
+                user_id=user.id, state=session_state, limit=limit
+            )
+        elif view == "team":
+            if user.role == "trainee" or user.team_id is None:
+                raise Forbidden("scope=team is for managers with a team")
+            rows = await coordinator.repo.list_sessions(
+                team_id=user.team_id, state=session_state, limit=limit
+            )
+        else:
+            if user.role != "admin":
+                raise Forbidden("scope=all is for admins")
+            rows = await coordinator.repo.list_sessions(state=session_state, limit=limit)
+        return [_out(r) for r in rows]
+
+    @get("/{session_id:int}")
+    async def detail(
+        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+    ) -> SessionDetail:
+        """A session with its transcript."""
+        coordinator: Coordinator = state.coordinator
+        session = await _viewable(coordinator, _principal(request), session_id)
+        turns = await coordinator.repo.turns(session_id)
+        return SessionDetail(
+            session=_out(session),
+            slots=session.slots,
+            transcript=[_turn(t) for t in turns],
+            tool_calls=await coordinator.repo.tool_calls(session_id),
+        )
+
+    @post("/{session_id:int}/end", status_code=202)
+    async def end(
+        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+    ) -> SessionOut:
+        """End a session (its trainee, or an admin); the report is written in the background."""
+        coordinator: Coordinator = state.coordinator
+        principal = _principal(request)
+        session = await _viewable(coordinator, principal, session_id)
+        if not (may_practice(session, principal.user.id) or principal.user.role == "admin"):
+            raise Forbidden("only the session's trainee or an admin can end it")
+        await coordinator.end(session_id, reason="api")
+        return _out(await coordinator.session(session_id))
+
+    @get("/{session_id:int}/report")
+    async def report(
+        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+    ) -> Report:
+        """The end-of-session report (404 ``report_pending`` until it is written)."""
+        coordinator: Coordinator = state.coordinator
+        await _viewable(coordinator, _principal(request), session_id)
+        return await coordinator.report(session_id)
+
+    @get("/{session_id:int}/report.html")
+    async def report_html(
+        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+    ) -> Response[str]:
+        """The report as a printable page."""
+        coordinator: Coordinator = state.coordinator
+        session = await _viewable(coordinator, _principal(request), session_id)
+        report = await coordinator.report(session_id)
+        ctx = await coordinator.context(session)
+        html = render_report_html(report, ctx, session.username)
+        return Response(html, media_type="text/html; charset=utf-8")
+
+
+class TrendController(Controller):
+    """A trainee's score trend per rubric dimension."""
+
+    path = "/api/trends"
+    opt = access("user")
+
+    @get("/{user_id:int}")
+    async def trends(
+        self, request: Request[Any, Any, Any], state: State, user_id: FromPath[int]
+    ) -> Trends:
+        """Overall and per-dimension scores of a trainee's reports, oldest first.
+
+        Trainees see their own; managers their team's; admins everyone's.
+        """
+        user = _principal(request).user
+        auth = state.auth
+        target = await auth.users.get(user_id)
+        visible = user.id == user_id or user.role == "admin"
+        if not visible and target is not None and user.role == "manager":
+            visible = user.team_id is not None and target.team_id == user.team_id
+        if target is None or not visible:
+            raise SessionNotFound(f"no trends for user {user_id}")
+        coordinator: Coordinator = state.coordinator
+        overall: list[TrendPoint] = []
+        dims: dict[str, list[TrendPoint]] = {}
+        for row in await coordinator.repo.reports_of_user(user_id):
+            report = msgspec.json.decode(row.body, type=Report)
+            overall.append(
+                TrendPoint(session_id=row.session_id, date=row.created_at, score=report.overall)
+            )
+            for d in report.dimensions:
+                dims.setdefault(d.key, []).append(
+                    TrendPoint(session_id=row.session_id, date=row.created_at, score=d.score)
+                )
+        return Trends(user_id=user_id, overall=overall, dimensions=dims)

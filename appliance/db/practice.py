@@ -1,0 +1,347 @@
+"""Practice sessions, their turns, their event log, reports and tool calls (migration 0004)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from appliance.db.database import Database
+
+_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+
+class SessionRow(msgspec.Struct, kw_only=True):
+    """A practice session as stored."""
+
+    id: int
+    user_id: int
+    team_id: int | None
+    scenario_id: int
+    persona_id: int
+    rubric_id: int
+    rubric_version: int
+    language: str
+    state: str
+    stage: str
+    slots: dict[str, bool]
+    mood: float
+    turns: int
+    last_seq: int
+    created_at: str
+    updated_at: str
+    ended_at: str | None
+    username: str = ""
+    report_id: int | None = None
+    overall: float | None = None
+
+
+class TurnRow(msgspec.Struct, kw_only=True):
+    """A committed turn as stored."""
+
+    session_id: int
+    turn: int
+    client_turn_id: str
+    trainee_text: str
+    npc_text: str
+    trainee_intent: str
+    intent: str
+    intent_confidence: float
+    stage: str
+    mood: float
+    ttft_ms: float | None
+    created_at: str
+
+
+class EventRow(msgspec.Struct, kw_only=True):
+    """One stored event: its seq, type and the JSON it was sent as."""
+
+    seq: int
+    type: str
+    turn: int | None
+    body: bytes
+
+
+class ReportRow(msgspec.Struct, kw_only=True):
+    """A stored report (``body`` is the Report's JSON)."""
+
+    id: int
+    session_id: int
+    rubric_id: int
+    rubric_version: int
+    overall: float
+    body: bytes
+    created_at: str
+
+
+_SESSION_COLS = (
+    "s.id, s.user_id, s.team_id, s.scenario_id, s.persona_id, s.rubric_id, s.rubric_version, "
+    "s.language, s.state, s.stage, s.slots, s.mood, s.turns, s.last_seq, s.created_at, "
+    "s.updated_at, s.ended_at, u.username, r.id AS report_id, r.overall"
+)
+_SESSION_FROM = (
+    "FROM practice_sessions s JOIN users u ON u.id = s.user_id "
+    "LEFT JOIN practice_reports r ON r.session_id = s.id"
+)
+
+
+def _session(row: aiosqlite.Row) -> SessionRow:
+    data = dict(row)
+    data["slots"] = json.loads(data["slots"])
+    return SessionRow(**data)
+
+
+class PracticeRepository:
+    """Reads and writes of practice sessions; every write of events is one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create_session(
+        self,
+        *,
+        user_id: int,
+        team_id: int | None,
+        scenario_id: int,
+        persona_id: int,
+        rubric_id: int,
+        rubric_version: int,
+        language: str,
+        mood: float,
+        slots: dict[str, bool],
+    ) -> int:
+        """A new active session; returns its id."""
+        return await self.db.execute(
+            "INSERT INTO practice_sessions (user_id, team_id, scenario_id, persona_id, rubric_id, "
+            "rubric_version, language, mood, slots) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                user_id,
+                team_id,
+                scenario_id,
+                persona_id,
+                rubric_id,
+                rubric_version,
+                language,
+                mood,
+                json.dumps(slots),
+            ),
+        )
+
+    async def get_session(self, session_id: int) -> SessionRow | None:
+        """One session (with its owner's username and report id, if any)."""
+        row = await self.db.fetchone(
+            f"SELECT {_SESSION_COLS} {_SESSION_FROM} WHERE s.id = ?", (session_id,)
+        )
+        return None if row is None else _session(row)
+
+    async def list_sessions(
+        self,
+        *,
+        user_id: int | None = None,
+        team_id: int | None = None,
+        state: str | None = None,
+        limit: int = 100,
+    ) -> list[SessionRow]:
+        """Sessions, newest first, filtered by owner, team and state."""
+        where, params = [], []
+        for column, value in (("s.user_id", user_id), ("s.team_id", team_id), ("s.state", state)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = f"SELECT {_SESSION_COLS} {_SESSION_FROM}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self.db.fetchall(sql + " ORDER BY s.id DESC LIMIT ?", (*params, limit))
+        return [_session(r) for r in rows]
+
+    async def sessions_without_report(self) -> list[int]:
+        """Ended sessions whose report was never stored (a crash while it was written)."""
+        rows = await self.db.fetchall(
+            "SELECT s.id FROM practice_sessions s LEFT JOIN practice_reports r "
+            "ON r.session_id = s.id WHERE s.state = 'ended' AND r.id IS NULL ORDER BY s.id"
+        )
+        return [int(r[0]) for r in rows]
+
+    async def turns(self, session_id: int) -> list[TurnRow]:
+        """Committed turns, in order."""
+        rows = await self.db.fetchall(
+            "SELECT session_id, turn, client_turn_id, trainee_text, npc_text, trainee_intent, "
+            "intent, intent_confidence, stage, mood, ttft_ms, created_at FROM practice_turns "
+            "WHERE session_id = ? ORDER BY turn",
+            (session_id,),
+        )
+        return [TurnRow(**dict(r)) for r in rows]
+
+    async def turn_by_client_id(self, session_id: int, client_turn_id: str) -> TurnRow | None:
+        """The committed turn a client id names, if any."""
+        row = await self.db.fetchone(
+            "SELECT session_id, turn, client_turn_id, trainee_text, npc_text, trainee_intent, "
+            "intent, intent_confidence, stage, mood, ttft_ms, created_at FROM practice_turns "
+            "WHERE session_id = ? AND client_turn_id = ?",
+            (session_id, client_turn_id),
+        )
+        return None if row is None else TurnRow(**dict(row))
+
+    async def events_after(
+        self, session_id: int, after_seq: int, *, turn: int | None = None
+    ) -> list[EventRow]:
+        """Stored events with seq > after_seq (optionally of one turn), in order."""
+        sql = "SELECT seq, type, turn, body FROM practice_events WHERE session_id = ? AND seq > ?"
+        params: list[Any] = [session_id, after_seq]
+        if turn is not None:
+            sql += " AND turn = ?"
+            params.append(turn)
+        rows = await self.db.fetchall(sql + " ORDER BY seq", params)
+        return [
+            EventRow(seq=r["seq"], type=r["type"], turn=r["turn"], body=r["body"].encode())
+            for r in rows
+        ]
+
+    @staticmethod
+    async def append_events(
+        conn: aiosqlite.Connection, session_id: int, events: Sequence[tuple[str, int | None, Any]]
+    ) -> list[int]:
+        """Inside a transaction: give each (type, turn, body_of(seq)) the next seq and store it.
+
+        ``body_of`` is a callable seq -> JSON bytes, so the stored body carries its own seq.
+        Returns the seqs in order.
+        """
+        seqs: list[int] = []
+        for kind, turn, body_of in events:
+            cur = await conn.execute(
+                "UPDATE practice_sessions SET last_seq = last_seq + 1 WHERE id = ? "
+                "RETURNING last_seq",
+                (session_id,),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise LookupError(f"practice session {session_id} does not exist")
+            seq = int(row[0])
+            body: bytes = body_of(seq)
+            await conn.execute(
+                "INSERT INTO practice_events (session_id, seq, type, turn, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (session_id, seq, kind, turn, body.decode()),
+            )
+            seqs.append(seq)
+        return seqs
+
+    @staticmethod
+    async def insert_turn(conn: aiosqlite.Connection, turn: TurnRow) -> None:
+        """Inside a transaction: store a committed turn."""
+        await conn.execute(
+            "INSERT INTO practice_turns (session_id, turn, client_turn_id, trainee_text, "
+            "npc_text, trainee_intent, intent, intent_confidence, stage, mood, ttft_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                turn.session_id,
+                turn.turn,
+                turn.client_turn_id,
+                turn.trainee_text,
+                turn.npc_text,
+                turn.trainee_intent,
+                turn.intent,
+                turn.intent_confidence,
+                turn.stage,
+                turn.mood,
+                turn.ttft_ms,
+            ),
+        )
+
+    @staticmethod
+    async def update_state(
+        conn: aiosqlite.Connection,
+        session_id: int,
+        *,
+        stage: str,
+        slots: dict[str, bool],
+        mood: float,
+        turns: int,
+    ) -> None:
+        """Inside a transaction: the session's stage, slots, mood and turn count."""
+        await conn.execute(
+            "UPDATE practice_sessions SET stage = ?, slots = ?, mood = ?, turns = ?, "  # noqa: S608
+            f"updated_at = {_NOW} WHERE id = ?",
+            (stage, json.dumps(slots), mood, turns, session_id),
+        )
+
+    @staticmethod
+    async def mark_ended(conn: aiosqlite.Connection, session_id: int) -> bool:
+        """Inside a transaction: end an active session; False if it had already ended."""
+        cur = await conn.execute(
+            f"UPDATE practice_sessions SET state = 'ended', ended_at = {_NOW}, "  # noqa: S608
+            f"updated_at = {_NOW} WHERE id = ? AND state = 'active'",
+            (session_id,),
+        )
+        return cur.rowcount > 0
+
+    @staticmethod
+    async def insert_report(
+        conn: aiosqlite.Connection,
+        *,
+        session_id: int,
+        rubric_id: int,
+        rubric_version: int,
+        overall: float,
+        body: bytes,
+    ) -> int:
+        """Inside a transaction: store the report; returns its id."""
+        cur = await conn.execute(
+            "INSERT INTO practice_reports (session_id, rubric_id, rubric_version, overall, body) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (session_id, rubric_id, rubric_version, overall, body.decode()),
+        )
+        return cur.lastrowid or 0
+
+    async def report(self, session_id: int) -> ReportRow | None:
+        """A session's stored report."""
+        row = await self.db.fetchone(
+            "SELECT id, session_id, rubric_id, rubric_version, overall, body, created_at "
+            "FROM practice_reports WHERE session_id = ?",
+            (session_id,),
+        )
+        if row is None:
+            return None
+        data = dict(row)
+        data["body"] = data["body"].encode()
+        return ReportRow(**data)
+
+    async def reports_of_user(self, user_id: int, limit: int = 50) -> list[ReportRow]:
+        """A trainee's reports, oldest first (for trends)."""
+        rows = await self.db.fetchall(
+            "SELECT r.id, r.session_id, r.rubric_id, r.rubric_version, r.overall, r.body, "
+            "r.created_at FROM practice_reports r JOIN practice_sessions s ON s.id = r.session_id "
+            "WHERE s.user_id = ? ORDER BY r.id DESC LIMIT ?",
+            (user_id, limit),
+        )
+        out = []
+        for row in reversed(rows):
+            data = dict(row)
+            data["body"] = data["body"].encode()
+            out.append(ReportRow(**data))
+        return out
+
+    async def record_tool_calls(
+        self, session_id: int, turn: int, calls: Sequence[tuple[str, str, float, bool, str]]
+    ) -> None:
+        """Store a turn's tool calls (name, args digest, ms, ok, error)."""
+        if not calls:
+            return
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO practice_tool_calls (session_id, turn, name, args_digest, ms, ok, "
+                "error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(session_id, turn, n, d, ms, int(ok), e) for n, d, ms, ok, e in calls],
+            )
+
+    async def tool_calls(self, session_id: int) -> list[dict[str, Any]]:
+        """A session's recorded tool calls, in order."""
+        rows = await self.db.fetchall(
+            "SELECT turn, name, args_digest, ms, ok, error FROM practice_tool_calls "
+            "WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        )
+        return [dict(r) for r in rows]

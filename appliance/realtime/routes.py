@@ -1,0 +1,154 @@
+"""The WebSocket endpoints: ``/ws/practice/{session_id}`` (the trainee) and ``/ws/observe/{session_id}``.
+
+Both authenticate like HTTP (session cookie or ``Authorization: Bearer``; the same-origin check
+applies). The trainee's own session only (else close 4403); observers are admins and managers of
+the trainee's team. Every frame is decoded as a protocol message; errors go back as ``error``
+events and the connection stays. A connection silent for ``realtime.idle_timeout_s`` is closed
+(4408); ``ping`` keeps it open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import msgspec
+from appliance.auth.guards import access, principal_of
+from appliance.config import RealtimeConfig
+from appliance.practice.access import may_practice, may_view
+from appliance.practice.coordinator import Coordinator
+from appliance.realtime import connection as c
+from appliance.realtime.handlers import decode_error, dispatch, error_frame
+from appliance.realtime.hub import Hub
+from appliance.realtime.protocol import client_decoder
+from litestar import WebSocket, websocket
+from litestar.datastructures import State
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath
+
+log = logging.getLogger(__name__)
+
+
+@websocket("/ws/practice/{session_id:int}", opt=access("user"))
+async def practice_socket(
+    socket: WebSocket[Any, Any, Any], session_id: FromPath[int], state: State
+) -> None:
+    """The trainee's live session."""
+    await _serve(socket, session_id, state, role="trainee")
+
+
+@websocket("/ws/observe/{session_id:int}", opt=access("manager"))
+async def observe_socket(
+    socket: WebSocket[Any, Any, Any], session_id: FromPath[int], state: State
+) -> None:
+    """A read-only live view of a session, for its trainee's manager or an admin."""
+    await _serve(socket, session_id, state, role="observer")
+
+
+async def _serve(
+    socket: WebSocket[Any, Any, Any], session_id: int, state: State, *, role: str
+) -> None:
+    coordinator: Coordinator = state.coordinator
+    hub: Hub = state.hub
+    config: RealtimeConfig = state.settings.realtime
+    principal = principal_of(socket)
+    await socket.accept()
+    if principal is None:
+        await socket.close(code=c.CLOSE_NOT_AUTHENTICATED, reason="not authenticated")
+        return
+    session = await coordinator.repo.get_session(session_id)
+    if session is None:
+        await socket.close(code=c.CLOSE_NOT_FOUND, reason="no such session")
+        return
+    user = principal.user
+    allowed = (
+        may_practice(session, user.id)
+        if role == "trainee"
+        else may_view(session, user_id=user.id, role=user.role, team_id=user.team_id)
+    )
+    if not allowed:
+        await socket.close(code=c.CLOSE_FORBIDDEN, reason="not your session")
+        return
+    conn = c.Connection(
+        session=session,
+        user_id=user.id,
+        username=user.username,
+        role=role,
+        outbox=c.Outbox(config.backlog),
+        bucket=c.TokenBucket(config.rate_per_s, config.rate_burst),
+    )
+    async with hub.subscribe(session_id) as subscriber:
+        pump = asyncio.ensure_future(_pump(subscriber.iter_events(), conn))
+        writer = asyncio.ensure_future(_write(socket, conn))
+        try:
+            await _read(socket, coordinator, conn, config)
+        finally:
+            pump.cancel()
+            writer.cancel()
+            for task in (pump, writer):
+                with contextlib.suppress(BaseException):
+                    await task
+            for task in list(conn.tasks):  # a turn in flight goes on: it is not the socket's
+                task.remove_done_callback(conn.tasks.discard)
+
+
+async def _pump(events: Any, conn: c.Connection) -> None:
+    async for data in events:
+        conn.deliver(data if isinstance(data, bytes) else str(data).encode())
+
+
+async def _write(socket: WebSocket[Any, Any, Any], conn: c.Connection) -> None:
+    while True:
+        data = await conn.outbox.get()
+        if data is None:
+            log.info("practice: closing a connection to session %s: too slow", conn.session.id)
+            await socket.close(code=c.CLOSE_TOO_SLOW, reason="too slow: reconnect with last_seq")
+            return
+        await socket.send_data(data.decode(), mode="text")
+
+
+async def _read(
+    socket: WebSocket[Any, Any, Any],
+    coordinator: Coordinator,
+    conn: c.Connection,
+    config: RealtimeConfig,
+) -> None:
+    while True:
+        try:
+            raw = await asyncio.wait_for(socket.receive_data(mode="text"), config.idle_timeout_s)
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                await socket.close(code=c.CLOSE_IDLE, reason="idle: send ping to stay connected")
+            return
+        except WebSocketDisconnect:
+            return
+        if not conn.bucket.take():
+            _rate_limited(conn)
+            continue
+        data = raw.encode() if isinstance(raw, str) else raw
+        if len(data) > config.max_frame_bytes:
+            error_frame(conn, "bad_frame", f"frames are limited to {config.max_frame_bytes} bytes")
+            continue
+        try:
+            msg = client_decoder.decode(data)
+        except msgspec.MsgspecError as err:
+            code, message = decode_error(err)
+            error_frame(conn, code, message)
+            continue
+        await dispatch(coordinator, conn, msg)
+
+
+def _rate_limited(conn: c.Connection) -> None:
+    """Tell a flooding client once a second at most; its frames are dropped meanwhile."""
+    now = time.monotonic()
+    if now - conn.last_rate_error >= 1.0:
+        conn.last_rate_error = now
+        error_frame(
+            conn,
+            "rate_limited",
+            "too many frames: slow down",
+            retry_after=round(conn.bucket.wait_s(), 2),
+        )

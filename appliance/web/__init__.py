@@ -1,0 +1,1 @@
+"""The browser-facing parts: templates and the pages rendered from them."""

@@ -1,0 +1,73 @@
+"""The printable report page: the rubric as an SVG radar chart, evidence, strengths, incidents.
+
+Rendered on the server with Jinja2 and inline SVG, so it prints and works with no network.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import jinja2
+import markupsafe
+
+from appliance.practice.model import Report, SessionContext
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def radar_svg(labels: list[str], scores: list[float], *, size: int = 320, top: float = 10) -> str:
+    """An SVG radar chart (scores 0..top), escaped and self-contained."""
+    n = max(len(labels), 3)
+    cx = cy = size / 2
+    radius = size / 2 - 60
+
+    def point(i: int, value: float) -> tuple[float, float]:
+        angle = -math.pi / 2 + 2 * math.pi * i / n
+        r = radius * max(0.0, min(value, top)) / top
+        return cx + r * math.cos(angle), cy + r * math.sin(angle)
+
+    rings = []
+    for level in (2.5, 5, 7.5, 10):
+        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, level) for i in range(n)))
+        rings.append(f'<polygon points="{pts}" fill="none" stroke="#c8ccd4" stroke-width="1"/>')
+    axes, texts = [], []
+    for i, label in enumerate(labels):
+        x, y = point(i, top)
+        axes.append(
+            f'<line x1="{cx:.1f}" y1="{cy:.1f}" x2="{x:.1f}" y2="{y:.1f}" stroke="#c8ccd4"/>'
+        )
+        lx, ly = point(i, top * 1.18)
+        anchor = "middle" if abs(lx - cx) < 10 else ("start" if lx > cx else "end")
+        texts.append(
+            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" font-size="11">'
+            f"{markupsafe.escape(label)}</text>"
+        )
+    shape = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, s) for i, s in enumerate(scores)))
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" width="{size}" '
+        f'height="{size}" role="img" aria-label="Rubric scores radar chart">'
+        + "".join(rings + axes)
+        + f'<polygon points="{shape}" fill="rgba(37,99,235,0.25)" stroke="#1d4ed8" '
+        'stroke-width="2"/>' + "".join(texts) + "</svg>"
+    )
+
+
+def render_report_html(report: Report, ctx: SessionContext, trainee: str) -> str:
+    """The report page for one session."""
+    chart = radar_svg([d.name for d in report.dimensions], [d.score for d in report.dimensions])
+    template = _ENV.get_template("report.html")
+    return template.render(
+        report=report,
+        scenario=ctx.scenario,
+        persona=ctx.persona,
+        rubric=ctx.rubric,
+        trainee=trainee,
+        history={t.turn: t for t in ctx.history},
+        chart=markupsafe.Markup(chart),  # noqa: S704 - built here, every label escaped
+        lang=ctx.language,
+    )
