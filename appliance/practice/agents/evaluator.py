@@ -59,10 +59,10 @@ from appliance.practice.model import (
     RubricDimension,
     SessionContext,
     Stage,
-    StageState,
     TurnRecord,
     TurnScore,
 )
+from appliance.practice.stages import ALL_SLOTS, missed_slots
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +122,6 @@ class ReportOut(msgspec.Struct, kw_only=True):
 def meaningful(text: str) -> bool:
     """Whether model prose says something (not empty, not a copied "..." placeholder)."""
     return len(re.findall(r"[A-Za-z\u4e00-\u9fff]", text)) >= 2
-
-
-def missed_slots(state: StageState) -> list[str]:
-    """Slot keys never filled (appliance.practice.stages.missed_slots may replace this)."""
-    return sorted(key for key, filled in state.slots.items() if not filled)
 
 
 def quote_of(turn: TurnRecord) -> str:
@@ -479,7 +474,7 @@ class RubricEvaluator:
             strengths=strengths,
             improvements=improvements,
             recommended_focus=focus,
-            slot_coverage=dict(ctx.stage.slots),
+            slot_coverage={slot: bool(ctx.stage.slots.get(slot)) for slot in ALL_SLOTS},
             slots_missed=missed_slots(ctx.stage),
             compliance=list(compliance),
             turns=len(ctx.history),
