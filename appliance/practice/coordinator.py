@@ -79,6 +79,9 @@ Publish = Callable[[int, bytes], None]
 """(session id, encoded event) -> send to everyone on that session's channel."""
 
 _CLAUSE_END = re.compile(r"[.!?;,\n。！？；，、…]+[\"'”’)）]*\s*")
+_MAX_WARMING = 2
+"""Prefix warm-ups in flight at once (each is a prefill: a thousand connections must not queue
+a thousand of them)."""
 _FALLBACK = {"en": "Hmm. Go on.", "zh": "嗯，你继续说。"}
 
 
@@ -278,6 +281,8 @@ class Coordinator:
     def warm(self, session_id: int) -> None:
         """Prefill the customer's prompt prefix in the background (a trainee just connected)."""
         if session_id in self._warming or self.turn_in_flight(session_id):
+            return
+        if len(self._warming) >= _MAX_WARMING:  # a burst of connections: the rest warm on use
             return
 
         async def run() -> None:
