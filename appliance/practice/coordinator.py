@@ -80,8 +80,10 @@ Publish = Callable[[int, bytes], None]
 
 _CLAUSE_END = re.compile(r"[.!?;,\n。！？；，、…]+[\"'”’)）]*\s*")
 _MAX_WARMING = 2
-"""Prefix warm-ups in flight at once (each is a prefill: a thousand connections must not queue
-a thousand of them)."""
+"""Prefix warm-ups running at once (each is a prefill at background priority)."""
+_MAX_WARMING_QUEUED = 16
+"""Warm-ups waiting or running; past it a connection is not warmed (a thousand connections
+must not queue a thousand prefills, nor evict each other's KV from the slots)."""
 _FALLBACK = {"en": "Hmm. Go on.", "zh": "嗯，你继续说。"}
 
 
@@ -170,6 +172,7 @@ class Coordinator:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_seq: dict[int, int] = {}
         self._warming: dict[int, asyncio.Task[Any]] = {}
+        self._warm_gate = asyncio.Semaphore(_MAX_WARMING)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -282,14 +285,15 @@ class Coordinator:
         """Prefill the customer's prompt prefix in the background (a trainee just connected)."""
         if session_id in self._warming or self.turn_in_flight(session_id):
             return
-        if len(self._warming) >= _MAX_WARMING:  # a burst of connections: the rest warm on use
+        if len(self._warming) >= _MAX_WARMING_QUEUED:  # a burst: the rest warm on first use
             return
 
         async def run() -> None:
             try:
-                session = await self.session(session_id)
-                if session.state == "active":
-                    await self.customer.warm(await self.context(session))
+                async with self._warm_gate:
+                    session = await self.session(session_id)
+                    if session.state == "active" and not self.turn_in_flight(session_id):
+                        await self.customer.warm(await self.context(session))
             except Exception as err:  # only an optimisation: the turn works without it
                 log.info("practice: warming session %s failed: %s", session_id, err)
             finally:
