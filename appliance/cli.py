@@ -1025,8 +1025,17 @@ if __name__ == "__main__":  # pragma: no cover
 @click.option("--turns", default=4, show_default=True, help="Turns per trainee.")
 @click.option("--think", default=3.0, show_default=True, help="Mean think time between turns (s).")
 @click.option("--target", default=1.5, show_default=True, help="p95 TTFT target (s).")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="A setting for the server under test (repeatable), e.g. llm.threads=1.",
+)
 @out_option("practice")
-def bench_practice(levels: str, turns: int, think: float, target: float, out: Path) -> None:
+def bench_practice(
+    levels: str, turns: int, think: float, target: float, settings: tuple[str, ...], out: Path
+) -> None:
     """Simulated trainees over real WebSockets: TTFT p50/p95/p99, turns/min, errors, RSS."""
     from appliance.bench.practice import run_practice_bench
 
@@ -1035,6 +1044,7 @@ def bench_practice(levels: str, turns: int, think: float, target: float, out: Pa
         turns=turns,
         think_s=think,
         target_s=target,
+        settings=list(settings),
         out=out,
     )
 
@@ -1045,13 +1055,32 @@ def bench_practice(levels: str, turns: int, think: float, target: float, out: Pa
 @click.option("--observers", default=1, show_default=True, help="Observers per active session.")
 @click.option("--turns", default=2, show_default=True, help="Turns per active session.")
 @click.option("--think", default=5.0, show_default=True, help="Mean think time between turns (s).")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="A setting for the server under test (repeatable), e.g. llm.threads=1.",
+)
 @out_option("fanout")
 def bench_fanout(
-    idle: int, active: int, observers: int, turns: int, think: float, out: Path
+    idle: int,
+    active: int,
+    observers: int,
+    turns: int,
+    think: float,
+    settings: tuple[str, ...],
+    out: Path,
 ) -> None:
     """Idle + active connections with observers: delivered events/s, delivery p99, RSS."""
     from appliance.bench.practice import run_fanout_bench
 
     run_fanout_bench(
-        idle=idle, active=active, observers=observers, turns=turns, think_s=think, out=out
+        idle=idle,
+        active=active,
+        observers=observers,
+        turns=turns,
+        think_s=think,
+        settings=list(settings),
+        out=out,
     )

@@ -53,6 +53,18 @@ LINES = [
 console = Console()
 
 
+def server_env(settings: list[str]) -> dict[str, str]:
+    """``section.key=value`` overrides for the server under test, as SALESBOOST__ variables."""
+    env = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise ValueError(f"--set wants section.key=value, got {item!r}")
+        section, name = key.split(".", 1)
+        env[f"SALESBOOST__{section.upper()}__{name.upper()}"] = value
+    return env
+
+
 def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -204,16 +216,18 @@ async def _run_turns(
 
 
 async def _practice(
-    levels: list[int], turns: int, think_s: float, target_s: float
+    levels: list[int], turns: int, think_s: float, target_s: float, overrides: dict[str, str]
 ) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="salesboost-bench-practice-"))
     top = max(levels)
     _add_users(state, [("bench-admin", "admin")] + [(f"bench-t{i}", "trainee") for i in range(top)])
     server = ServerProcess(
         state,
+        log_path=None,
         SALESBOOST__DEMO__LOAD_ON_EMPTY="true",
         SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
         SALESBOOST__AUTH__API_RATE_PER_MINUTE="1000000",
+        **overrides,
     )
     server.start(timeout=120)
     rows: list[dict[str, Any]] = []
@@ -280,6 +294,7 @@ async def _practice(
         "turns_per_trainee": turns,
         "think_s": think_s,
         "target_p95_ttft_s": target_s,
+        "server_settings": overrides,
         "demo_documents": documents,
         "levels": rows,
         "largest_ok": max(ok) if ok else None,
@@ -287,10 +302,16 @@ async def _practice(
 
 
 def run_practice_bench(
-    *, levels: list[int], turns: int, think_s: float, target_s: float, out: Path
+    *,
+    levels: list[int],
+    turns: int,
+    think_s: float,
+    target_s: float,
+    settings: list[str],
+    out: Path,
 ) -> None:
     """Run the practice bench, print a table, write JSON."""
-    result = asyncio.run(_practice(levels, turns, think_s, target_s))
+    result = asyncio.run(_practice(levels, turns, think_s, target_s, server_env(settings)))
     table = Table(title=f"bench practice ({result['machine']}, {result['cpus']} CPUs)")
     for col in (
         "trainees",
@@ -332,10 +353,15 @@ def run_practice_bench(
 @dataclass
 class _Listener:
     latencies: list[float] = field(default_factory=list)
+    by_type: dict[str, list[float]] = field(default_factory=dict)
     events: int = 0
 
 
-async def _listen(ws: ClientConnection, tally: _Listener, stop: asyncio.Event) -> None:
+async def _listen(
+    ws: ClientConnection, tally: _Listener, stop: asyncio.Event, since: float
+) -> None:
+    """Count events and their delivery latency; events sent before ``since`` (while the bench
+    was still opening connections and nobody read them) are not delivery measurements."""
     with contextlib.suppress(Exception):
         while not stop.is_set():
             try:
@@ -346,13 +372,14 @@ async def _listen(ws: ClientConnection, tally: _Listener, stop: asyncio.Event) -
             now = time.time()
             event = json.loads(raw)
             at = event.get("at") or 0.0
-            if at and event["type"] not in ("pong", "welcome", "error"):
+            if at >= since and event["type"] not in ("pong", "welcome", "error"):
                 tally.latencies.append(now - at)
+                tally.by_type.setdefault(event["type"], []).append(now - at)
                 tally.events += 1
 
 
 async def _fanout(
-    idle: int, active: int, observers: int, turns: int, think_s: float
+    idle: int, active: int, observers: int, turns: int, think_s: float, overrides: dict[str, str]
 ) -> dict[str, Any]:
     _raise_fd_limit()
     state = Path(tempfile.mkdtemp(prefix="salesboost-bench-fanout-"))
@@ -362,10 +389,12 @@ async def _fanout(
     )
     server = ServerProcess(
         state,
+        log_path=None,
         SALESBOOST__DEMO__LOAD_ON_EMPTY="true",
         SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
         SALESBOOST__AUTH__API_RATE_PER_MINUTE="1000000",
         SALESBOOST__REALTIME__IDLE_TIMEOUT_S="600",
+        **overrides,
     )
     server.start(timeout=120)
     try:
@@ -401,8 +430,11 @@ async def _fanout(
         rss_connected = rss.now_mb()
         stop = asyncio.Event()
         idle_tally, obs_tally = _Listener(), _Listener()
-        listeners = [asyncio.ensure_future(_listen(ws, idle_tally, stop)) for ws in idle_ws]
-        listeners += [asyncio.ensure_future(_listen(ws, obs_tally, stop)) for ws in observer_ws]
+        since = time.time()
+        listeners = [asyncio.ensure_future(_listen(ws, idle_tally, stop, since)) for ws in idle_ws]
+        listeners += [
+            asyncio.ensure_future(_listen(ws, obs_tally, stop, since)) for ws in observer_ws
+        ]
         trainees = [_Trainee() for _ in active_ws]
         rng = random.Random(7)
         started = time.perf_counter()
@@ -428,6 +460,7 @@ async def _fanout(
         done = sum(t.turns for t in trainees)
         return {
             "bench": "fanout",
+            "server_settings": overrides,
             "machine": platform.node(),
             "cpus": psutil.cpu_count(logical=True),
             "idle_connections": len(idle_ws),
@@ -443,6 +476,10 @@ async def _fanout(
             "events_per_s": round(obs_tally.events / elapsed, 1),
             "delivery_p50_ms": None if not lat else round(float(np.percentile(lat, 50)) * 1000, 2),
             "delivery_p99_ms": None if not lat else round(float(np.percentile(lat, 99)) * 1000, 2),
+            "delivery_p99_ms_by_type": {
+                kind: round(float(np.percentile(values, 99)) * 1000, 2)
+                for kind, values in sorted(obs_tally.by_type.items())
+            },
             "ttft_p50_s": _pct([x for t in trainees for x in t.ttft], 50),
             "rss_start_mb": rss_start,
             "rss_connected_mb": rss_connected,
@@ -455,10 +492,17 @@ async def _fanout(
 
 
 def run_fanout_bench(
-    *, idle: int, active: int, observers: int, turns: int, think_s: float, out: Path
+    *,
+    idle: int,
+    active: int,
+    observers: int,
+    turns: int,
+    think_s: float,
+    settings: list[str],
+    out: Path,
 ) -> None:
     """Run the fan-out bench, print the figures, write JSON."""
-    result = asyncio.run(_fanout(idle, active, observers, turns, think_s))
+    result = asyncio.run(_fanout(idle, active, observers, turns, think_s, server_env(settings)))
     table = Table(title=f"bench fanout ({result['machine']}, {result['cpus']} CPUs)")
     table.add_column("figure")
     table.add_column("value", justify="right")

@@ -482,7 +482,9 @@ class Coordinator:
             reply.warned.extend(flags)
             if reply.ttft_s is None:
                 reply.ttft_s = time.perf_counter() - started
-            delta = ev.NpcDelta(seq=delta_seq, turn=number, index=len(reply.clauses), text=clause)
+            delta = ev.NpcDelta(
+                seq=delta_seq, at=time.time(), turn=number, index=len(reply.clauses), text=clause
+            )
             reply.clauses.append(clause)
             self.publish(ctx.session_id, ev.encoder.encode(delta))
 
