@@ -23,6 +23,7 @@ from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.health import HealthController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
+from appliance.api.pages import page_router, static_router
 from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
 from appliance.auth.middleware import AuthMiddleware
@@ -95,6 +96,9 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         UserController,
         AuditController,
         Router("/", route_handlers=[KnowledgeController, job_events]),
+        # the browser UI: pages and their static assets
+        page_router(),
+        static_router(),
     ]
     middleware = [
         global_limit.middleware,
