@@ -27,7 +27,7 @@ window.SB = (function () {
     if (text) {
       try { data = JSON.parse(text); } catch (e) { data = { message: text }; }
     }
-    if (response.status === 401) {
+    if (response.status === 401 && data && data.code === "not_authenticated") {
       location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
     }
     if (!response.ok) throw new ApiError(response.status, data);
@@ -53,7 +53,7 @@ window.SB = (function () {
     if (!(err instanceof ApiError)) return String(err && err.message || err);
     let msg = err.message;
     const extra = Array.isArray(err.detail) ? err.detail : (err.detail ? [err.detail] : []);
-    const bits = extra.map(d => (typeof d === "object" ? (d.message || JSON.stringify(d)) : String(d)))
+    const bits = extra.map(d => (typeof d === "object" ? (d.message || "") : String(d)))
       .filter(b => b && b !== msg);
     if (bits.length) msg += ": " + bits.join("; ");
     return msg + " (" + err.code + ")";

@@ -79,7 +79,7 @@
     for (const d of details) {
       if (d && typeof d === "object") {
         const key = d.key || d.field || (typeof d.message === "string" && (d.message.match(/\$\.([A-Za-z_]+)/) || [])[1]);
-        if (key) { found.add(String(key).replace(/^data\./, "")); fieldError(String(key).replace(/^data\./, ""), d.message || message); }
+        if (key) found.add(String(key).replace(/^(data|body)\./, "").split(/[.[]/)[0]);
       }
     }
     for (const key of found) fieldError(key, message);
