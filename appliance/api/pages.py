@@ -369,6 +369,7 @@ class AdminPages(Controller):
         ready, doctor = await asyncio.gather(
             readiness.checks(), anyio.to_thread.run_sync(run_checks, state.settings)
         )
+        doctor = [c for c in doctor if c.name != "port"]  # the port is in use: by this server
         llm_state = state.llm.state()
         queue: dict[str, float] = {}
         active = 0.0

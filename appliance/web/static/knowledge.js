@@ -21,7 +21,7 @@
     if (!entry) return;
     entry.bar.value = percent(job);
     entry.row.dataset.state = job.state;
-    let text = job.state + (job.stage ? " · " + job.stage : "") + " · " + Math.round(percent(job)) + "%";
+    let text = job.state + (job.stage && job.stage !== job.state ? " · " + job.stage : "") + " · " + Math.round(percent(job)) + "%";
     if (job.state === "failed") text = job.state + ": " + (job.error_message || job.error_code || "");
     entry.label.textContent = text;
     if (job.state === "done" || job.state === "failed") refreshDocument(job.document_id, entry);
