@@ -128,6 +128,8 @@ fi
 SB="$VENV/bin/salesboost"
 say "placing bundled models under models/ and checking sha256"
 "$SB" models place
+say "training the intent classifier (models/intent)"
+"$SB" intent train
 if [ $SYSTEMD = 1 ]; then
   # the service keeps its state in /var/lib/salesboost and its secrets as encrypted
   # credentials: migrate, enrol and bootstrap there, not in ./state

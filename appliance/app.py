@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,22 +21,35 @@ from litestar.stores.memory import MemoryStore
 
 from appliance import __version__
 from appliance.api.auth import AuthController, LoginController, TokenController
+from appliance.api.domain import DOMAIN_CONTROLLERS
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.health import HealthController
+from appliance.api.intent import IntentController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
 from appliance.api.pages import page_router, static_router
+from appliance.api.sessions import SessionController, TrendController
 from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
 from appliance.auth.middleware import AuthMiddleware
 from appliance.auth.service import AuthService
 from appliance.auth.sessions import LazySessionConfig
 from appliance.config import Settings
+from appliance.db.audit import AuditRepository
 from appliance.db.database import Database
+from appliance.db.domain import DomainRepository
 from appliance.knowledge.service import KnowledgeService
 from appliance.llm.base import LLMBackend
 from appliance.llm.factory import build_backend
+from appliance.practice.agents.intent import load_intent_classifier
+from appliance.practice.catalog import CatalogService
+from appliance.practice.coordinator import Coordinator
+from appliance.practice.demo.loader import load_demo_if_empty
+from appliance.practice.factory import build_agents
+from appliance.practice.stages import ALL_SLOTS, StageFSM
 from appliance.readiness import Check, Readiness
+from appliance.realtime.hub import Hub
+from appliance.realtime.routes import observe_socket, practice_socket
 from appliance.secrets import SESSION_KEY, SecretStore
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,23 +66,47 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     db = Database(settings.db_path)
     auth = AuthService(db, settings.auth, session_key)
     readiness = Readiness(settings, db)
-    # the in-process hub: job progress now ("jobs:user:<id>"), practice sessions later
+    # the in-process hub: job progress ("jobs:user:<id>") and practice sessions ("practice:<id>")
     channels = ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True)
     knowledge = KnowledgeService(
         settings, db, lambda channel, event: channels.publish(event, [channel])
     )
     llm = build_backend(settings, secrets)
     readiness.probes.append(lambda: _llm_check(llm))
+    domain = DomainRepository(db)
+    catalog = CatalogService(domain, AuditRepository(db))
+    intent = load_intent_classifier(settings)  # trains in-process when missing or stale
+    hub = Hub(channels)
+    agents = build_agents(llm=llm, knowledge=knowledge, config=settings.practice)
+    coordinator = Coordinator(
+        db=db,
+        domain=domain,
+        customer=agents.customer,
+        coach=agents.coach,
+        compliance=agents.compliance,
+        evaluator=agents.evaluator,
+        intent=intent,
+        stages=StageFSM(),
+        publish=hub.publish,
+        config=settings.realtime,
+        initial_slots=lambda: dict.fromkeys(ALL_SLOTS, False),
+    )
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         async with db:
             await readiness.start()
             await knowledge.start()
+            demo = _start_demo_load(settings, db, knowledge)
             try:
                 async with llm:
-                    yield
+                    await coordinator.start()
+                    try:
+                        yield
+                    finally:
+                        await coordinator.stop()
             finally:
+                await _stop_demo_load(demo)
                 await knowledge.stop()
                 await readiness.stop()
 
@@ -96,6 +135,11 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         UserController,
         AuditController,
         Router("/", route_handlers=[KnowledgeController, job_events]),
+        *DOMAIN_CONTROLLERS,
+        IntentController,
+        SessionController,
+        TrendController,
+        Router("/", route_handlers=[practice_socket, observe_socket]),
         # the browser UI: pages and their static assets
         page_router(),
         static_router(),
@@ -143,12 +187,40 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         logging_config=None,  # appliance.logs configures logging for the whole process
     )
     app.state.knowledge = knowledge
+    app.state.domain = domain
+    app.state.catalog = catalog
+    app.state.intent = intent
+    app.state.hub = hub
+    app.state.coordinator = coordinator
     # Wrap outside the router, where Litestar itself puts CORS: 404s and 405s get the
     # request id, the security headers and an access line too.
     app.asgi_handler = RequestContextMiddleware(
         app.asgi_handler, access_log=settings.log.access, tls=settings.tls
     )
     return app
+
+
+def _start_demo_load(
+    settings: Settings, db: Database, knowledge: KnowledgeService
+) -> asyncio.Task[object] | None:
+    """With demo.load_on_empty, load the demo pack in the background when the catalogue is empty."""
+    if not settings.demo.load_on_empty:
+        return None
+
+    async def run() -> object:
+        try:
+            return await load_demo_if_empty(db, knowledge, collection=settings.demo.collection)
+        except Exception:
+            logging.getLogger("appliance.practice.demo").exception("demo pack load failed")
+            return None
+
+    return asyncio.create_task(run(), name="demo-load")
+
+
+async def _stop_demo_load(task: asyncio.Task[object] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _llm_check(llm: LLMBackend) -> Check:

@@ -702,6 +702,168 @@ def reindex(obj: Ctx) -> None:
     )
 
 
+# --- demo -------------------------------------------------------------------------------
+@main.group()
+def demo() -> None:
+    """The bundled demo pack (credit card product, personas, scenarios, rubric, rules, documents)."""
+
+
+@demo.command("load")
+@click.option(
+    "--replace", is_flag=True, help="Reset existing demo rows to the pack's content (by name)."
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for the documents' ingestion jobs (with a progress bar).",
+)
+@pass_ctx
+def demo_load(obj: Ctx, replace: bool, wait: bool) -> None:
+    """Load (or reload) the demo pack into the state dir; loading twice duplicates nothing.
+
+    Rows are matched by name; documents are deduplicated by sha256 and ingested in this
+    process into the collection `demo.collection`. Exits 1 when a document failed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from appliance.db.database import Database
+    from appliance.db.migrations import MigrationError
+    from appliance.db.migrations import migrate as run_migrations
+    from appliance.knowledge.service import KnowledgeService, Upload
+    from appliance.practice.demo.loader import load_demo
+
+    settings = obj.settings()
+    try:
+        run_migrations(settings.db_path)
+    except MigrationError as err:
+        fail(str(err))
+
+    async def go() -> tuple[dict[str, int], dict[str, int], dict[str, int], list[str]]:
+        async with Database(settings.db_path) as db:
+            service = KnowledgeService(settings, db, resume=False)
+            await service.start()
+            try:
+                result = await load_demo(
+                    db, service, replace=replace, collection=settings.demo.collection
+                )
+                lines: list[str] = []
+                jobs: dict[int, str] = {}
+                for upload in result.uploads:
+                    assert isinstance(upload, Upload)
+                    name = upload.document.filename
+                    if upload.duplicate or upload.job is None:
+                        lines.append(f"duplicate\t{name}\tdocument {upload.document.id}")
+                    elif not wait:
+                        lines.append(f"queued\t{name}\tjob {upload.job.id}")
+                    else:
+                        jobs[upload.job.id] = name
+                with Progress(
+                    TextColumn("ingesting demo documents"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    disable=not jobs,
+                ) as bar:
+                    task = bar.add_task("ingest", total=len(jobs))
+                    while jobs:
+                        await asyncio.sleep(0.2)
+                        for job_id in list(jobs):
+                            job = await service.jobs.get(job_id)
+                            if job is not None and job.state in ("done", "failed"):
+                                detail = (
+                                    f"{job.error_code}: {job.error_message}"
+                                    if job.state == "failed"
+                                    else f"document {job.document_id}"
+                                )
+                                lines.append(f"{job.state}\t{jobs.pop(job_id)}\t{detail}")
+                                bar.advance(task)
+                return result.created, result.updated, result.kept, lines
+            finally:
+                await service.stop()
+
+    created, updated, kept, lines = run_async(go)
+    for line in lines:
+        click.echo(line)
+
+    def summary(counts: dict[str, int]) -> str:
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
+
+    click.echo(f"created: {summary(created)}")
+    click.echo(f"updated: {summary(updated)}")
+    click.echo(f"kept: {summary(kept)}")
+    click.echo(f"collection: {settings.demo.collection}")
+    if any(line.startswith("failed") for line in lines):
+        sys.exit(EXIT_FAILED)
+
+
+# --- intent -----------------------------------------------------------------------------
+class _DefaultCommandGroup(click.Group):
+    """A group whose first argument, when it names no subcommand, goes to ``classify``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["classify", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_DefaultCommandGroup)
+def intent() -> None:
+    """The intent classifier: `salesboost intent TEXT [--stage S]`, `salesboost intent train`."""
+
+
+@intent.command("classify")
+@click.argument("text")
+@click.option("--stage", help="The stage the text was said in (OPENING ... COMPLETED).")
+@click.option(
+    "--previous", multiple=True, help="An earlier intent of the same speaker (repeatable)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def intent_classify(
+    obj: Ctx, text: str, stage: str | None, previous: tuple[str, ...], as_json: bool
+) -> None:
+    """Print the label and confidence of TEXT."""
+    from appliance.errors import AppError
+    from appliance.logs import configure_logging
+    from appliance.practice.agents.intent import check_request, load_intent_classifier
+
+    settings = obj.settings()
+    configure_logging(settings.log)
+    try:
+        checked = check_request(text, stage)
+    except AppError as err:
+        fail(f"{err.code}: {err.message}", EXIT_USAGE)
+        raise AssertionError from None  # unreachable: fail() exits
+    result = load_intent_classifier(settings).classify(text, stage=checked, previous=previous)
+    if as_json:
+        click.echo(json.dumps({"label": result.label, "confidence": result.confidence}))
+    else:
+        click.echo(f"{result.label}\t{result.confidence:.3f}")
+
+
+@intent.command("train")
+@click.option(
+    "--features",
+    type=click.Choice(["chars", "chars+embedding"]),
+    help="Feature variant (default: intent.features).",
+)
+@pass_ctx
+def intent_train(obj: Ctx, features: str | None) -> None:
+    """Train the classifier from the bundled training set into <models_dir>/intent (install)."""
+    from appliance.practice.agents.intent import TRAIN_FILE, load_examples, train_and_save
+
+    settings = obj.settings()
+    model, path, seconds = train_and_save(settings, features=features)  # type: ignore[arg-type]
+    examples = len(load_examples(TRAIN_FILE))
+    if path is None:
+        fail(f"trained in {seconds:.1f} s but could not write under {settings.models_dir}")
+    click.echo(
+        f"intent model ({model.features}, {len(model.labels)} labels, {examples} examples)"
+        f" trained in {seconds:.1f} s -> {path}"
+    )
+
+
 # --- bench ------------------------------------------------------------------------------
 def out_option(bench_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The ``--out`` option every bench shares: where its JSON results go."""
@@ -813,6 +975,28 @@ def bench_search(
         backend=backend or settings.knowledge.embedding_backend,
         out=out,
     )
+
+
+@bench.command("intent")
+@click.option("--repeat", default=5, show_default=True, help="Timed calls per held-out text.")
+@click.option(
+    "--variants",
+    default="chars,chars+embedding",
+    show_default=True,
+    help="Comma-separated feature variants to compare.",
+)
+@out_option("intent")
+@pass_ctx
+def bench_intent(obj: Ctx, repeat: int, variants: str, out: Path) -> None:
+    """Held-out accuracy (overall, per language, per label) and p50/p95 ms per call, by variant."""
+    from appliance.bench.intent import run_intent_bench
+
+    settings = obj.settings()
+    chosen = [v.strip() for v in variants.split(",") if v.strip()]
+    bad = [v for v in chosen if v not in ("chars", "chars+embedding")]
+    if bad or not chosen:
+        fail(f"unknown variant(s) {bad}: use chars and/or chars+embedding", EXIT_USAGE)
+    run_intent_bench(settings, variants=chosen, repeat=repeat, out=out)
 
 
 if __name__ == "__main__":  # pragma: no cover

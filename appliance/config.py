@@ -324,6 +324,74 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = 50
 
 
+class DemoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The bundled demo pack (a credit card, personas, scenarios, rubric, rules, documents)."""
+
+    load_on_empty: Annotated[
+        bool,
+        _doc(
+            "At `serve` start, load the demo pack when the practice tables are empty; its"
+            " documents are ingested in the background (readiness does not wait)."
+        ),
+    ] = True
+    collection: Annotated[
+        str, _doc("Knowledge collection the demo documents go to and its scenarios search.")
+    ] = "demo"
+
+
+class IntentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The local intent classifier (appliance.practice.agents.intent)."""
+
+    features: Annotated[
+        Literal["chars", "chars+embedding"],
+        _doc(
+            "chars: character n-grams only; chars+embedding: plus the MiniLM vector of English"
+            " text (see `salesboost bench intent`). A change retrains the model at start."
+        ),
+    ] = "chars"
+    min_confidence: Annotated[
+        float, _doc("Below this top probability an utterance is labelled `unclear`.", ge=0, le=1)
+    ] = 0.25
+
+
+class PracticeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Practice sessions: the customer, the coach, the evaluator and their tools."""
+
+    npc_max_tokens: Annotated[
+        int, _doc("Longest customer (NPC) reply, in tokens.", ge=8, le=512)
+    ] = 60
+    npc_temperature: Annotated[
+        float, _doc("Sampling temperature of the customer's replies (0 = greedy).", ge=0, le=2)
+    ] = 0.7
+    coach_max_tokens: Annotated[
+        int, _doc("Longest coach script example, in tokens.", ge=8, le=512)
+    ] = 48
+    coach_timeout_s: Annotated[
+        float, _doc("Longest the coach's script generation may take, queueing included.", gt=0)
+    ] = 20.0
+    evaluator_max_tokens: Annotated[
+        int, _doc("Token budget of the end-of-session report's JSON.", ge=128)
+    ] = 700
+    evaluator_timeout_s: Annotated[
+        float, _doc("Longest one report generation may take, queueing included.", gt=0)
+    ] = 180.0
+    tool_timeout_s: Annotated[
+        float, _doc("Per-call timeout of a coach tool (knowledge search, fee calculator...).", gt=0)
+    ] = 3.0
+    tool_concurrency: Annotated[
+        int, _doc("Read-only tool calls run at the same time (all sessions together).", ge=1)
+    ] = 4
+    tool_breaker_failures: Annotated[
+        int, _doc("Consecutive failures of one tool that open its circuit breaker.", ge=1)
+    ] = 3
+    tool_breaker_reset_s: Annotated[
+        float, _doc("Seconds an open tool breaker waits before a half-open probe.", gt=0)
+    ] = 30.0
+    coach_search_k: Annotated[
+        int, _doc("Knowledge search results the coach's tool returns.", ge=1, le=20)
+    ] = 3
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration."""
 
@@ -337,6 +405,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     llm: LLMConfig = msgspec.field(default_factory=LLMConfig)
     knowledge: KnowledgeConfig = msgspec.field(default_factory=KnowledgeConfig)
     realtime: RealtimeConfig = msgspec.field(default_factory=RealtimeConfig)
+    demo: DemoConfig = msgspec.field(default_factory=DemoConfig)
+    intent: IntentConfig = msgspec.field(default_factory=IntentConfig)
+    practice: PracticeConfig = msgspec.field(default_factory=PracticeConfig)
 
     @property
     def state_dir(self) -> Path:

@@ -192,6 +192,20 @@ def _port(settings: Settings) -> Check:
     return Check("port", "ok", f"{host}:{port} is free")
 
 
+def _intent(settings: Settings) -> Check:
+    from appliance.practice.agents.intent import model_status
+
+    state, detail = model_status(settings)
+    if state == "ok":
+        return Check("intent classifier", "ok", f"trained model {detail}")
+    return Check(
+        "intent classifier",
+        "warn",
+        f"model {state} ({detail}): serve trains it in-process at start;"
+        " `salesboost intent train` does it now",
+    )
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in report order; one failing check never stops the others."""
     checks: list[Check] = []
@@ -206,6 +220,7 @@ def run_checks(settings: Settings) -> list[Check]:
         lambda: _secrets(settings),
         lambda: _database(settings),
         lambda: _port(settings),
+        lambda: _intent(settings),
     ]
     for step in steps:
         try:

@@ -35,6 +35,7 @@ def appliance_env(state_dir: Path, **overrides: str) -> dict[str, str]:
         SALESBOOST__PATHS__STATE_DIR=str(state_dir),
         SALESBOOST__SECRETS__KEYRING="file",
         SALESBOOST__SERVER__GRACEFUL_TIMEOUT_S="10",
+        SALESBOOST__DEMO__LOAD_ON_EMPTY="false",  # tests that want the demo pack set "true"
     )
     env.update(overrides)
     return env

@@ -19,6 +19,9 @@ from appliance.practice.errors import SessionNotFound
 from appliance.practice.model import Report
 from appliance.web.reports import render_report_html
 
+Scope = Literal["mine", "team", "all"]
+"""Whose sessions to list (the query parameter `scope`; Litestar reserves that name)."""
+
 
 class SessionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Start practising a scenario with a persona."""
@@ -174,7 +177,7 @@ class SessionController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        scope: FromQuery[Literal["mine", "team", "all"]] = "mine",
+        view: Annotated[Scope, QueryParameter(name="scope")] = "mine",
         session_state: Annotated[
             Literal["active", "ended"] | None, QueryParameter(name="state")
         ] = None,
@@ -183,11 +186,11 @@ class SessionController(Controller):
         """Mine (default); a manager's team (``scope=team``); everyone's for admins (``scope=all``)."""
         user = _principal(request).user
         coordinator: Coordinator = state.coordinator
-        if scope == "mine":
+        if view == "mine":
             rows = await coordinator.repo.list_sessions(
                 user_id=user.id, state=session_state, limit=limit
             )
-        elif scope == "team":
+        elif view == "team":
             if user.role == "trainee" or user.team_id is None:
                 raise Forbidden("scope=team is for managers with a team")
             rows = await coordinator.repo.list_sessions(

@@ -64,6 +64,27 @@ def _prepare(node: Any) -> Any:
     return out
 
 
+def _inline_refs(node: Any, defs: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
+    """Replace local ``#/$defs/X`` references by their definitions (nested Structs).
+
+    llama-cpp-python's converter resolves only a top-level reference; a Struct inside a Struct
+    (a ``$ref`` inside ``$defs``) fails there. A recursive type cannot be inlined: SchemaError.
+    """
+    if isinstance(node, list):
+        return [_inline_refs(item, defs, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        key = ref.removeprefix("#/$defs/")
+        if key in seen:
+            raise SchemaError(f"{key} is recursive; a grammar cannot express it")
+        if key not in defs:
+            raise SchemaError(f"unknown schema reference {ref}")
+        return _inline_refs(defs[key], defs, (*seen, key))
+    return {k: _inline_refs(v, defs, seen) for k, v in node.items() if k != "$defs"}
+
+
 def compile_schema(tp: Any) -> CompiledSchema:
     """Compile ``tp`` (a msgspec Struct or other msgspec-supported type); SchemaError if impossible."""
     name = getattr(tp, "__name__", repr(tp))
@@ -73,7 +94,10 @@ def compile_schema(tp: Any) -> CompiledSchema:
         raise SchemaError(f"{name} has no JSON schema: {err}") from None
     schema = _prepare(raw)
     try:
-        gbnf = json_schema_to_gbnf(json.dumps(schema))
+        inlined = _inline_refs(schema, schema.get("$defs", {}))
+        gbnf = json_schema_to_gbnf(json.dumps(inlined))
+    except SchemaError:
+        raise
     except Exception as err:  # the converter raises assorted errors for what it cannot express
         raise SchemaError(f"{name} cannot be expressed as a grammar: {err}") from None
     return CompiledSchema(type=tp, name=name, json_schema=schema, gbnf=gbnf)

@@ -44,6 +44,7 @@ from appliance.db.practice import PracticeRepository, SessionRow, TurnRow
 from appliance.practice import events as ev
 from appliance.practice.errors import (
     EmptyMessage,
+    InvalidMessage,
     MessageTooLong,
     ReportPending,
     SessionEnded,
@@ -341,7 +342,7 @@ class Coordinator:
                 detail={"limit": self.config.max_message_chars},
             )
         if not client_turn_id or len(client_turn_id) > 128:
-            raise EmptyMessage("client_turn_id must be 1-128 characters")
+            raise InvalidMessage("client_turn_id must be 1-128 characters")
         session = await self.session(session_id)
         stored = await self.repo.turn_by_client_id(session_id, client_turn_id)
         if stored is not None:
@@ -497,16 +498,38 @@ class Coordinator:
         """
         lock = self._turn_locks.setdefault(session_id, asyncio.Lock())
         async with lock:
-            ended = False
+            session = await self.session(session_id)
+            if session.state != "active":
+                return False
+            update = self.stages.end(
+                StageState(stage=session.stage, slots=dict(session.slots))  # type: ignore[arg-type]
+            )
+            items: list[ev.ServerEvent] = [
+                ev.StageChanged(
+                    from_stage=c.from_stage,
+                    to_stage=c.to_stage,
+                    slots=update.state.slots,
+                    reason=c.reason,
+                    turn=session.turns,
+                )
+                for c in update.changes
+            ]
+            items.append(ev.SessionEnded(reason=reason))
 
             async def mark(conn: Any) -> None:
-                nonlocal ended
-                ended = await PracticeRepository.mark_ended(conn, session_id)
-                if not ended:
+                if not await PracticeRepository.mark_ended(conn, session_id):
                     raise _AlreadyEnded
+                await PracticeRepository.update_state(
+                    conn,
+                    session_id,
+                    stage=update.state.stage,
+                    slots=update.state.slots,
+                    mood=session.mood,
+                    turns=session.turns,
+                )
 
             try:
-                await self._append(session_id, [ev.SessionEnded(reason=reason)], before=mark)
+                await self._append(session_id, items, before=mark)
             except _AlreadyEnded:
                 return False
         self._spawn(session_id, self._write_report(session_id))

@@ -17,6 +17,12 @@ class MessageTooLong(InvalidInput):
     code = "message_too_long"
 
 
+class InvalidMessage(InvalidInput):
+    """A message field is missing or malformed (e.g. client_turn_id)."""
+
+    code = "invalid_message"
+
+
 class SessionNotFound(NotFound):
     """No such practice session (or not yours to see)."""
 

@@ -405,3 +405,7 @@ class StageTracker(Protocol):
     ) -> StageUpdate:
         """Fill slots from one turn, then advance the stage by coverage or by rule."""
         ...
+
+    def end(self, state: StageState) -> StageUpdate:
+        """The session ended: the stage becomes COMPLETED (slots as they were)."""
+        ...

@@ -215,6 +215,18 @@ def test_xlsx_rows_repeat_the_header(tmp_path: Path, ocr: Ocr) -> None:
     ]
 
 
+def test_xlsx_stored_without_a_suffix_is_read(tmp_path: Path, ocr: Ocr) -> None:
+    """The pipeline stores uploads under their sha256, with no .xlsx suffix for openpyxl."""
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Fee", "Amount"])
+    workbook.active.append(["Annual", 695])
+    path = tmp_path / "0f3a9c"
+    workbook.save(path)
+    doc = extract(path, "fees.xlsx", CONFIG, ocr)
+    assert doc.routes[0].route == "xlsx"
+    assert doc.blocks[-1].text == "Fee: Annual | Amount: 695"
+
+
 def test_csv_rows_repeat_the_header(tmp_path: Path, ocr: Ocr) -> None:
     path = tmp_path / "fees.csv"
     path.write_text('Fee;Amount\nAnnual;"$95"\nLate;$35\n', encoding="utf-8")

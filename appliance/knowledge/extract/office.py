@@ -184,21 +184,24 @@ def extract_xlsx(path: Path, config: KnowledgeConfig) -> ExtractedDocument:
     import openpyxl
 
     check_zip(path, config)
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as err:
-        raise CorruptFile(f"not a readable XLSX: {err}") from None
     blocks: list[Block] = []
     sheets = 0
-    try:
-        for sheet in workbook.worksheets:
-            rows = list(table_rows(sheet.iter_rows(values_only=True)))
-            if rows:
-                sheets += 1
-                blocks.append(Block(sheet.title, "heading", level=1))
-                blocks.extend(rows)
-    finally:
-        workbook.close()
+    # a file object, not the path: openpyxl refuses a path without an .xlsx suffix, and the
+    # pipeline stores uploads under their sha256 (no suffix)
+    with path.open("rb") as handle:
+        try:
+            workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as err:
+            raise CorruptFile(f"not a readable XLSX: {err}") from None
+        try:
+            for sheet in workbook.worksheets:
+                rows = list(table_rows(sheet.iter_rows(values_only=True)))
+                if rows:
+                    sheets += 1
+                    blocks.append(Block(sheet.title, "heading", level=1))
+                    blocks.extend(rows)
+        finally:
+            workbook.close()
     chars = sum(len(b.text) for b in blocks)
     reason = f"XLSX: {sheets} sheets, {len(blocks) - sheets} rows, header repeated per row"
     return ExtractedDocument(

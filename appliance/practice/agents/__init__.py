@@ -1,0 +1,1 @@
+"""The practice agents: customer (NPC), intent, coach, compliance and evaluator (built by the factory)."""

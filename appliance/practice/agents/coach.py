@@ -1,0 +1,259 @@
+# ruff: noqa: RUF001 (Chinese prompt text has full-width punctuation)
+"""The coach: advice for the trainee's next line, grounded by tools run in parallel.
+
+After the customer's reply, the customer's intent (``turn.intent``) picks the tools
+(``TOOLS_BY_INTENT``; e.g. a price objection runs the fee calculator, the playbook and a
+knowledge search). They run concurrently through the :class:`ToolRunner`; a tool that fails or
+times out is left out, and its record says why.
+
+- ``advice`` is deterministic text built from what the tools returned: the playbook technique,
+  then the concrete facts found (the fee calculator's figures at the spend stated in the
+  conversation, the top product facts, and the first sentence of the best knowledge hit with
+  its document and page).
+- ``citations`` list exactly the tool results that ``advice`` used: the knowledge hit
+  (document, version, page) and ``kind="product"`` for product facts and fee figures.
+- ``script_example`` comes from the LLM (priority ``coach``, short), prompted with the
+  technique and the facts; when the output is unusable (too short, a speaker label, a compliance
+  block hit, or the LLM raised busy / unavailable / timeout) the playbook's own example is used.
+- ``stage_hint`` is the stage the intent points to (``STAGE_BY_INTENT``), None if no hint.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from appliance.llm.base import GenerateRequest, LLMBackend, Message
+from appliance.llm.errors import LLMError
+from appliance.practice.agents.coach_tools import (
+    FeeQuote,
+    KnowledgeHit,
+    PlaybookEntry,
+    ProductFact,
+    describe_quote,
+    objection_playbook,
+    parse_spend,
+    product_citation,
+)
+from appliance.practice.agents.compliance import RuleCompliance
+from appliance.practice.model import (
+    Citation,
+    CoachTip,
+    SessionContext,
+    Stage,
+    ToolCallRecord,
+    TurnRecord,
+)
+from appliance.practice.tools import ToolCall, ToolResult, ToolRunner
+
+log = logging.getLogger(__name__)
+
+PRICE = ("fee_calculator", "objection_playbook", "knowledge_search", "product_facts")
+TOOLS_BY_INTENT: dict[str, tuple[str, ...]] = {
+    "price_objection": PRICE,
+    "price_inquiry": PRICE,
+    "negotiation": PRICE,
+    "competitor_comparison": PRICE,
+    "product_inquiry": ("product_facts", "knowledge_search", "objection_playbook"),
+    "benefit_inquiry": ("product_facts", "knowledge_search", "objection_playbook"),
+    "case_request": ("knowledge_search", "objection_playbook", "product_facts"),
+    "hesitation": ("objection_playbook", "knowledge_search", "product_facts"),
+    "soft_rejection": ("objection_playbook", "fee_calculator", "product_facts"),
+    "time_pressure": ("objection_playbook", "product_facts"),
+}
+DEFAULT_TOOLS = ("objection_playbook", "product_facts")
+
+STAGE_BY_INTENT: dict[str, Stage] = {
+    "price_objection": "OBJECTION_HANDLING",
+    "competitor_comparison": "OBJECTION_HANDLING",
+    "hesitation": "OBJECTION_HANDLING",
+    "soft_rejection": "OBJECTION_HANDLING",
+    "negotiation": "OBJECTION_HANDLING",
+    "time_pressure": "OBJECTION_HANDLING",
+    "price_inquiry": "PRODUCT_INTRO",
+    "product_inquiry": "PRODUCT_INTRO",
+    "benefit_inquiry": "PRODUCT_INTRO",
+    "case_request": "PRODUCT_INTRO",
+    "positive_feedback": "CLOSING",
+    "final_confirmation": "CLOSING",
+    "greeting": "NEEDS_DISCOVERY",
+}
+
+
+def first_sentence(text: str, limit: int = 220) -> str:
+    """The first sentence of ``text`` (Latin or CJK punctuation), at most ``limit`` chars."""
+    flat = " ".join(text.split())
+    match = re.search(r"(.+?[.!?。！？])(\s|$)", flat)
+    sentence = match.group(1) if match else flat
+    return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+
+
+class GroundedCoach:
+    """The Coach agent: tools through a ToolRunner, advice from their results, LLM script."""
+
+    def __init__(
+        self,
+        llm: LLMBackend,
+        tools: ToolRunner,
+        *,
+        compliance: RuleCompliance | None = None,
+        max_tokens: int = 48,
+        timeout_s: float | None = 20.0,
+    ) -> None:
+        self.llm = llm
+        self.tools = tools
+        self.compliance = compliance or RuleCompliance()
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+
+    def calls(self, ctx: SessionContext, turn: TurnRecord) -> list[ToolCall]:
+        """The tool calls the customer's intent steers to (only registered tools)."""
+        names = TOOLS_BY_INTENT.get(turn.intent, DEFAULT_TOOLS)
+        query = turn.npc_text.strip() or turn.trainee_text.strip()
+        calls: list[ToolCall] = []
+        args: dict[str, Any]
+        for name in names:
+            if name not in self.tools.tools:
+                continue
+            if name in ("product_facts", "fee_calculator") and ctx.product is None:
+                continue
+            if name == "knowledge_search":
+                if not query:
+                    continue
+                args = {"query": query, "collection": ctx.scenario.knowledge_collection}
+                calls.append(ToolCall(name, args))
+            elif name == "product_facts":
+                args = {"product": ctx.product, "intent": turn.intent, "query": query}
+                calls.append(ToolCall(name, args))
+            elif name == "fee_calculator":
+                spend = self.stated_spend(ctx, turn)
+                calls.append(ToolCall(name, {"product": ctx.product, "annual_spend": spend}))
+            elif name == "objection_playbook":
+                calls.append(ToolCall(name, {"intent": turn.intent, "language": ctx.language}))
+        return calls
+
+    @staticmethod
+    def stated_spend(ctx: SessionContext, turn: TurnRecord) -> float | None:
+        """The latest annual spend mentioned in the conversation (this turn first), if any."""
+        for record in [turn, *reversed(ctx.history)]:
+            for text in (record.npc_text, record.trainee_text):
+                spend = parse_spend(text)
+                if spend is not None:
+                    return spend
+        for fact in ctx.persona.knows:
+            spend = parse_spend(fact)
+            if spend is not None:
+                return spend
+        return None
+
+    async def tip(
+        self, ctx: SessionContext, turn: TurnRecord
+    ) -> tuple[CoachTip, list[ToolCallRecord]]:
+        """A tip after ``turn`` and the tool calls it made (see the module docstring)."""
+        results = await self.tools.run_many(self.calls(ctx, turn))
+        by_name = {r.call.name: r for r in results if r.ok}
+        found = by_name.get("objection_playbook")
+        playbook = found.value if found is not None else None
+        if not isinstance(
+            playbook, PlaybookEntry
+        ):  # the playbook is bundled data: use it directly if the tool failed
+            playbook = await objection_playbook(intent=turn.intent, language=ctx.language)
+        advice, citations = self.advice(ctx, playbook, by_name)
+        script = await self.script(ctx, turn, playbook, advice)
+        tip = CoachTip(
+            advice=advice,
+            script_example=script,
+            stage_hint=STAGE_BY_INTENT.get(turn.intent),
+            citations=citations,
+        )
+        return tip, [r.record for r in results]
+
+    def advice(
+        self, ctx: SessionContext, playbook: PlaybookEntry, by_name: dict[str, ToolResult]
+    ) -> tuple[str, list[Citation]]:
+        """Deterministic advice: the technique, then the facts found, with their citations."""
+        zh = ctx.language == "zh"
+        parts = [playbook.technique]
+        citations: list[Citation] = []
+        quote = by_name.get("fee_calculator")
+        if quote is not None and isinstance(quote.value, FeeQuote) and quote.value.fees:
+            text = describe_quote(quote.value, ctx.language)
+            parts.append(text)
+            if ctx.product is not None:
+                citations.append(product_citation(ctx.product, text))
+        facts_result = by_name.get("product_facts")
+        if facts_result is not None and isinstance(facts_result.value, list):
+            facts = [f for f in facts_result.value if isinstance(f, ProductFact)][:2]
+            if facts:
+                joined = (
+                    "；".join(f.text for f in facts) if zh else "; ".join(f.text for f in facts)
+                )
+                parts.append(
+                    ("产品资料：" if zh else "Product facts: ") + joined + ("。" if zh else ".")
+                )
+                citations.extend(f.citation for f in facts)
+        hits_result = by_name.get("knowledge_search")
+        if hits_result is not None and isinstance(hits_result.value, list):
+            hits = [h for h in hits_result.value if isinstance(h, KnowledgeHit)]
+            if hits:
+                best = hits[0]
+                where = best.citation.title + (
+                    f" p.{best.citation.page}" if best.citation.page is not None else ""
+                )
+                sentence = first_sentence(best.citation.snippet or best.text)
+                parts.append(f"{'资料' if zh else 'From'} {where}: {sentence}")
+                citations.append(best.citation)
+        return " ".join(parts), citations
+
+    def _usable(self, ctx: SessionContext, text: str) -> bool:
+        if ctx.language == "zh":
+            if len(re.findall(r"[\u4e00-\u9fff]", text)) < 6:
+                return False
+        elif len(re.findall(r"[A-Za-z]+", text)) < 4:
+            return False
+        if re.search(r"^\s*\w[\w .]{0,24}[:：]", text):  # a speaker label
+            return False
+        flags = self.compliance.check(text, "trainee", ctx.rules)
+        return not any(f.severity == "block" for f in flags)
+
+    async def script(
+        self, ctx: SessionContext, turn: TurnRecord, playbook: PlaybookEntry, advice: str
+    ) -> str:
+        """One line the trainee could say next: the LLM's, else the playbook example."""
+        trainee = ctx.trainee_name.strip() or ("销售" if ctx.language == "zh" else "Salesperson")
+        if ctx.language == "zh":
+            system = (
+                f"以下是销售教练给出的示范话术。销售顾问{trainee}正在和客户{ctx.persona.name}通电话。"
+                f"\n教练建议：{advice}\n示范（{trainee}的下一句话，一两句，只用上面的事实）："
+            )
+        else:
+            system = (
+                f"Below is a model answer written by a sales coach. The sales representative "
+                f"{trainee} is on a call with the customer {ctx.persona.name}.\n"
+                f"Coach's advice: {advice}\n"
+                f"Model answer ({trainee}'s next line, one or two sentences, using only the "
+                f"facts above):"
+            )
+        messages = [
+            Message(role="system", content=system),
+            Message(role="user", content=turn.trainee_text, name=trainee),
+            Message(role="assistant", content=turn.npc_text, name=ctx.persona.name),
+        ]
+        request = GenerateRequest(
+            messages=messages,
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+            stop=("\n", f"{ctx.persona.name}:", f"{ctx.persona.name}："),
+            priority="coach",
+            session_key=f"coach:{ctx.session_id}",
+            reply_name=trainee,
+            timeout_s=self.timeout_s,
+        )
+        try:
+            completion = await self.llm.generate(request)
+        except LLMError as err:
+            log.info("coach script: LLM %s (%s); playbook example used", err.code, err.message)
+            return playbook.example
+        text = " ".join(completion.text.split()).strip(" \"'“”")
+        return text if self._usable(ctx, text) else playbook.example

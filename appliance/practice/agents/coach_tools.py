@@ -1,0 +1,348 @@
+# ruff: noqa: RUF001 (Chinese prompt and reply text has full-width punctuation)
+"""The coach's tools: knowledge search, product facts, a fee calculator and a playbook.
+
+All four are read-only and deterministic given their inputs (knowledge search depends on the
+ingested documents). They are plain async functions taking keyword arguments, registered
+with a :class:`~appliance.practice.tools.ToolRunner` by :func:`coach_tools`.
+
+Spend parsing (``parse_spend``) is hand-written (no library covers "4万" and "$40k"): it finds
+amounts written with a currency sign (``$40,000``, ``¥5000``), a unit (``40k``, ``40
+thousand``, ``4万``, ``4.5万``, ``3千``, ``40000元``, ``40,000 dollars``) or at least four
+digits, and returns the largest one; Chinese numerals written as words (四万) are not parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from appliance.practice.model import Citation, Language, Product
+from appliance.practice.tools import Tool
+
+if TYPE_CHECKING:
+    from appliance.knowledge.service import KnowledgeService
+
+RATE_SUFFIXES = ("_pct", "_percent", "_rate")
+"""Product.fees keys with these endings are rates (percent), not yearly amounts."""
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+class KnowledgeHit(msgspec.Struct, kw_only=True):
+    """A parent chunk found by knowledge search, with where it comes from."""
+
+    text: str
+    score: float
+    citation: Citation
+
+
+class ProductFact(msgspec.Struct, kw_only=True):
+    """One fact about the product, in words, with its topic."""
+
+    topic: str
+    """fee, waiver, benefit, eligibility or description."""
+    text: str
+    citation: Citation
+
+
+class FeeLine(msgspec.Struct, kw_only=True):
+    """One yearly fee: its amount, and whether the stated spend waives it."""
+
+    fee: str
+    amount: float
+    waived: bool
+    waiver: str = ""
+    """The condition that waives it (met or not); empty when none is spend-based."""
+    shortfall: float | None = None
+    """Spend still missing to earn the waiver (None when met or not spend-based)."""
+
+
+class FeeQuote(msgspec.Struct, kw_only=True):
+    """What the product costs a year at a stated spend."""
+
+    product: str
+    currency: str
+    annual_spend: float | None
+    fees: list[FeeLine]
+    rates: dict[str, float]
+    """Percentage fees (e.g. foreign transactions), not part of the yearly total."""
+    gross: float
+    waived: float
+    net: float
+    other_conditions: list[str] = []
+    """Waivers that are not spend-based: the coach may mention them, the calculator cannot apply them."""
+
+
+class PlaybookEntry(msgspec.Struct, kw_only=True):
+    """A technique and an example phrasing for one customer intent."""
+
+    intent: str
+    technique: str
+    example: str
+
+
+# --- spend parsing --------------------------------------------------------------------------
+
+_AMOUNT = re.compile(
+    r"(?P<cur>[$¥￥€£]|usd\s?|rmb\s?|cny\s?)?\s*"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*"
+    r"(?P<unit>k\b|thousand\b|万|千|元|块|dollars?\b|usd\b|rmb\b)?",
+    re.IGNORECASE,
+)
+_MULTIPLIER = {"k": 1_000.0, "thousand": 1_000.0, "万": 10_000.0, "千": 1_000.0}
+
+
+def parse_spend(text: str) -> float | None:
+    """The largest money amount in ``text`` (see the module docstring), or None."""
+    best: float | None = None
+    for match in _AMOUNT.finditer(text):
+        number = float(match["num"].replace(",", ""))
+        unit = (match["unit"] or "").lower()
+        has_cur = bool(match["cur"])
+        if not has_cur and not unit and number < 1000:
+            continue  # "2 cards", "3 years": not money
+        value = number * _MULTIPLIER.get(unit, 1.0)
+        if best is None or value > best:
+            best = value
+    return best
+
+
+# --- the tools --------------------------------------------------------------------------------
+
+
+def product_citation(product: Product, snippet: str) -> Citation:
+    """A citation of a product fact."""
+    return Citation(kind="product", title=product.name, snippet=snippet[:300])
+
+
+def _money(amount: float, currency: str) -> str:
+    return f"{amount:,.0f} {currency}" if amount == int(amount) else f"{amount:,.2f} {currency}"
+
+
+def _fee_label(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def fee_quote(product: Product, annual_spend: float | None) -> FeeQuote:
+    """The yearly fees, which spend-based waivers the spend meets, and the net cost."""
+    rates = {k: v for k, v in product.fees.items() if k.endswith(RATE_SUFFIXES)}
+    lines: list[FeeLine] = []
+    others: list[str] = []
+    for waiver in product.waivers:
+        if waiver.min_annual_spend is None:
+            others.append(f"{_fee_label(waiver.fee)}: {waiver.condition}")
+    for key, amount in product.fees.items():
+        if key in rates:
+            continue
+        spend_waivers = [
+            w for w in product.waivers if w.fee == key and w.min_annual_spend is not None
+        ]
+        met = [
+            w
+            for w in spend_waivers
+            if annual_spend is not None and annual_spend >= (w.min_annual_spend or 0.0)
+        ]
+        if met:
+            lines.append(FeeLine(fee=key, amount=amount, waived=True, waiver=met[0].condition))
+        elif spend_waivers:
+            cheapest = min(spend_waivers, key=lambda w: w.min_annual_spend or 0.0)
+            short = (
+                None
+                if annual_spend is None
+                else max(0.0, (cheapest.min_annual_spend or 0.0) - annual_spend)
+            )
+            lines.append(
+                FeeLine(
+                    fee=key, amount=amount, waived=False, waiver=cheapest.condition, shortfall=short
+                )
+            )
+        else:
+            lines.append(FeeLine(fee=key, amount=amount, waived=False))
+    gross = sum(line.amount for line in lines)
+    waived = sum(line.amount for line in lines if line.waived)
+    return FeeQuote(
+        product=product.name,
+        currency=product.currency,
+        annual_spend=annual_spend,
+        fees=lines,
+        rates=rates,
+        gross=gross,
+        waived=waived,
+        net=gross - waived,
+        other_conditions=others,
+    )
+
+
+def describe_quote(quote: FeeQuote, language: Language) -> str:
+    """The quote in one or two sentences (deterministic)."""
+    cur = quote.currency
+    parts: list[str] = []
+    for line in quote.fees:
+        label = _fee_label(line.fee)
+        if language == "zh":
+            if line.waived:
+                parts.append(f"{label} {_money(line.amount, cur)}：已满足减免条件（{line.waiver}）")
+            elif line.shortfall is not None and line.shortfall > 0:
+                parts.append(
+                    f"{label} {_money(line.amount, cur)}：距离减免（{line.waiver}）"
+                    f"还差 {_money(line.shortfall, cur)} 消费"
+                )
+            else:
+                parts.append(f"{label} {_money(line.amount, cur)}")
+        elif line.waived:
+            parts.append(f"the {label} of {_money(line.amount, cur)} is waived ({line.waiver})")
+        elif line.shortfall is not None and line.shortfall > 0:
+            parts.append(
+                f"the {label} of {_money(line.amount, cur)} applies; "
+                f"{_money(line.shortfall, cur)} more spend would waive it ({line.waiver})"
+            )
+        else:
+            parts.append(f"the {label} is {_money(line.amount, cur)}")
+    if language == "zh":
+        spend = (
+            f"按年消费 {_money(quote.annual_spend, cur)} 计算，"
+            if quote.annual_spend is not None
+            else ""
+        )
+        return f"{spend}{'；'.join(parts)}。年度净费用 {_money(quote.net, cur)}。"
+    spend = (
+        f"At an annual spend of {_money(quote.annual_spend, cur)}, "
+        if quote.annual_spend is not None
+        else "With no spend stated, "
+    )
+    return f"{spend}{'; '.join(parts)}. Net yearly cost: {_money(quote.net, cur)}."
+
+
+def product_fact_list(product: Product) -> list[ProductFact]:
+    """Every fact of the product as a sentence (fees, waivers, benefits, eligibility)."""
+    facts: list[ProductFact] = []
+
+    def add(topic: str, text: str) -> None:
+        facts.append(ProductFact(topic=topic, text=text, citation=product_citation(product, text)))
+
+    if product.description:
+        add("description", f"{product.name}: {product.description}")
+    for key, amount in product.fees.items():
+        unit = "%" if key.endswith(RATE_SUFFIXES) else f" {product.currency}"
+        add("fee", f"{_fee_label(key)}: {amount:g}{unit}")
+    for waiver in product.waivers:
+        add("waiver", f"{_fee_label(waiver.fee)} waived: {waiver.condition}")
+    for benefit in product.benefits:
+        add("benefit", benefit)
+    for rule in product.eligibility:
+        add("eligibility", rule)
+    return facts
+
+
+TOPICS_BY_INTENT: dict[str, tuple[str, ...]] = {
+    "price_objection": ("fee", "waiver"),
+    "price_inquiry": ("fee", "waiver"),
+    "negotiation": ("waiver", "fee"),
+    "competitor_comparison": ("benefit", "fee", "waiver"),
+    "benefit_inquiry": ("benefit",),
+    "product_inquiry": ("description", "benefit", "eligibility"),
+    "case_request": ("benefit",),
+    "hesitation": ("benefit", "waiver"),
+    "soft_rejection": ("benefit", "waiver"),
+}
+
+
+def _words(text: str) -> set[str]:
+    latin = {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+    return latin | set(re.findall(r"[\u4e00-\u9fff]{2}", text))
+
+
+async def product_facts(
+    *, product: Product, intent: str = "unclear", query: str = "", limit: int = 4
+) -> list[ProductFact]:
+    """The product facts most relevant to the intent (by topic) and the query (word overlap)."""
+    topics = TOPICS_BY_INTENT.get(intent, ())
+    words = _words(query)
+
+    def rank(item: tuple[int, ProductFact]) -> tuple[int, int, int]:
+        i, fact = item
+        topic_rank = topics.index(fact.topic) if fact.topic in topics else len(topics)
+        return (topic_rank, -len(words & _words(fact.text)), i)
+
+    ranked = sorted(enumerate(product_fact_list(product)), key=rank)
+    return [fact for _, fact in ranked[: max(1, limit)]]
+
+
+async def fee_calculator(
+    *, product: Product, annual_spend: float | None = None, text: str = ""
+) -> FeeQuote:
+    """A fee quote at ``annual_spend``, or at the spend parsed from ``text`` when not given."""
+    if annual_spend is None and text:
+        annual_spend = parse_spend(text)
+    return fee_quote(product, annual_spend)
+
+
+@lru_cache(maxsize=1)
+def load_playbook() -> dict[str, dict[str, dict[str, str]]]:
+    """The bundled bilingual playbook: intent -> language -> {technique, example}."""
+    raw = resources.files("appliance.practice").joinpath("data/objection_playbook.json")
+    data: dict[str, dict[str, dict[str, str]]] = json.loads(raw.read_text("utf-8"))
+    return data
+
+
+async def objection_playbook(*, intent: str, language: Language = "en") -> PlaybookEntry:
+    """The playbook entry for a customer intent (``unclear``'s for an unknown one)."""
+    book = load_playbook()
+    key = intent if intent in book else "unclear"
+    entry = book[key].get(language) or book[key]["en"]
+    return PlaybookEntry(intent=key, technique=entry["technique"], example=entry["example"])
+
+
+@dataclass
+class KnowledgeSearchTool:
+    """Knowledge search bound to a KnowledgeService (the coach's grounding in documents)."""
+
+    knowledge: KnowledgeService
+    k: int = 3
+    mode: str = "hybrid"
+
+    async def __call__(self, *, query: str, collection: str = "default") -> list[KnowledgeHit]:
+        """Top parents for ``query`` in ``collection``, each with a document citation."""
+        response = await self.knowledge.search(
+            query, k=self.k, mode=self.mode, collection=collection
+        )
+        hits: list[KnowledgeHit] = []
+        for result in response.results:
+            c = result.citation
+            hits.append(
+                KnowledgeHit(
+                    text=result.text,
+                    score=result.score,
+                    citation=Citation(
+                        kind="document",
+                        title=c.title,
+                        document_id=c.document_id,
+                        version=c.version,
+                        page=c.page,
+                        snippet=c.snippet[:300],
+                    ),
+                )
+            )
+        return hits
+
+
+def coach_tools(
+    knowledge: KnowledgeService | None, *, timeout_s: float = 3.0, search_k: int = 3
+) -> list[Tool]:
+    """The coach's tools, ready to register (knowledge_search only with a KnowledgeService)."""
+    tools = [
+        Tool("product_facts", product_facts, read_only=True, timeout_s=timeout_s),
+        Tool("fee_calculator", fee_calculator, read_only=True, timeout_s=timeout_s),
+        Tool("objection_playbook", objection_playbook, read_only=True, timeout_s=timeout_s),
+    ]
+    if knowledge is not None:
+        search: Any = KnowledgeSearchTool(knowledge, k=search_k)
+        tools.insert(0, Tool("knowledge_search", search, read_only=True, timeout_s=timeout_s))
+    return tools

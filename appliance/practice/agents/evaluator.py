@@ -1,0 +1,488 @@
+# ruff: noqa: RUF001 (Chinese comment text has full-width punctuation)
+"""The evaluator: a quick deterministic score per turn, and the end-of-session report.
+
+Quick score (``score_turn``, no LLM), per rubric dimension that applies to the turn (its
+``stages`` empty, or containing the stage the turn started in or ended in; others are left
+out of ``TurnScore.scores``). Start at 5, then, from the trainee's line:
+
+- compliance dimension (key containing "compliance"): 10, minus 5 per block flag and 2 per
+  warn flag of the session's rules on the trainee's line; nothing else counts;
+- every other dimension: +2 for a question when the dimension covers needs discovery (its key
+  mentions "need"/"discover" or its stages include NEEDS_DISCOVERY); +1 for addressing the
+  customer by name when it covers the opening or rapport; +2 for a concrete fact (a number, or
+  a word of the product's benefits/fees) when it covers product, objections or closing; +1 for
+  an acknowledgement ("I understand", "理解"...) right after a customer objection; -2 for a very
+  short line (under 4 words, or 6 CJK characters); +1 / -1 when the customer's mood went up /
+  down this turn; -4 per block and -1 per warn compliance flag. Clamped to 0..10.
+
+Report (``report``): one ``generate_json`` call (priority ``evaluator``) into the fixed
+:class:`ReportOut` type, registered at construction. Its dimensions map to the rubric's by
+key, else by position. Evidence quotes are then filled deterministically and verbatim from
+the referenced turns (the trainee's line, cut at a word boundary to 200 characters).
+
+Consistency guard: a dimension's output is *inconsistent* when
+
+1. an evidence turn number is beyond the transcript (``evidence_out_of_range``);
+2. score >= 7 while an evidence turn carries a block-severity trainee compliance incident
+   (``high_score_with_incident``);
+3. score >= 7 for a dimension with stages while none of its evidence turns took place in one
+   of those stages (``off_stage``);
+4. score <= 3 while the mean quick score of the dimension over its turns is >= 7
+   (``low_vs_quick``), or score >= 8 while that mean is <= 3 (``high_vs_quick``);
+5. the output has no entry for the dimension (``missing``).
+
+When any dimension is inconsistent the model is asked once more, with each problem stated. A
+dimension still inconsistent after that is resolved deterministically: its score becomes the
+rounded mean quick score, its evidence the (up to 3) turns with its best quick scores, and its
+comment says so. If the LLM fails altogether (busy, unavailable, invalid output twice), the whole
+report is built deterministically that way and ``generated_by`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Annotated
+
+import msgspec
+
+from appliance.llm.base import GenerateRequest, LLMBackend, Message
+from appliance.llm.errors import LLMError
+from appliance.practice.agents.compliance import RuleCompliance
+from appliance.practice.model import (
+    ComplianceIncident,
+    DimensionScore,
+    Evidence,
+    Report,
+    RubricDimension,
+    SessionContext,
+    Stage,
+    StageState,
+    TurnRecord,
+    TurnScore,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_TURNS = 200
+QUOTE_CHARS = 200
+OBJECTIONS = frozenset(
+    {
+        "price_objection",
+        "competitor_comparison",
+        "hesitation",
+        "soft_rejection",
+        "negotiation",
+        "time_pressure",
+    }
+)
+_ACK = re.compile(
+    r"\b(i understand|i see|i hear you|that makes sense|fair point|i appreciate|understandable)\b"
+    r"|理解|明白|确实|您说得对",
+    re.IGNORECASE,
+)
+_QUESTION = re.compile(
+    r"[?？]|吗|呢|^\s*(what|how|why|when|which|who|could|can|would|do|does|are|is)\b",
+    re.IGNORECASE,
+)
+
+
+# --- the fixed output type of the report call ---------------------------------------------
+
+
+class DimensionOut(msgspec.Struct, kw_only=True):
+    """One dimension as the model scores it."""
+
+    key: Annotated[str, msgspec.Meta(max_length=40)]
+    score: Annotated[int, msgspec.Meta(ge=0, le=10)]
+    evidence: Annotated[
+        list[Annotated[int, msgspec.Meta(ge=1, le=MAX_TURNS)]],
+        msgspec.Meta(min_length=1, max_length=3),
+    ]
+    comment: Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class ReportOut(msgspec.Struct, kw_only=True):
+    """What the model writes for a report (quotes are filled in afterwards)."""
+
+    dimensions: Annotated[list[DimensionOut], msgspec.Meta(min_length=1, max_length=12)]
+    strengths: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=160)]], msgspec.Meta(max_length=3)
+    ]
+    improvements: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=160)]], msgspec.Meta(max_length=3)
+    ]
+    recommended_focus: Annotated[str, msgspec.Meta(max_length=200)]
+
+
+def meaningful(text: str) -> bool:
+    """Whether model prose says something (not empty, not a copied "..." placeholder)."""
+    return len(re.findall(r"[A-Za-z\u4e00-\u9fff]", text)) >= 2
+
+
+def missed_slots(state: StageState) -> list[str]:
+    """Slot keys never filled (appliance.practice.stages.missed_slots may replace this)."""
+    return sorted(key for key, filled in state.slots.items() if not filled)
+
+
+def quote_of(turn: TurnRecord) -> str:
+    """A verbatim quote of the turn: the trainee's line (else the customer's), <= 200 chars."""
+    text = turn.trainee_text.strip() or turn.npc_text.strip()
+    if len(text) <= QUOTE_CHARS:
+        return text
+    cut = text[:QUOTE_CHARS]
+    space = cut.rfind(" ")
+    return cut[:space] if space > QUOTE_CHARS // 2 else cut
+
+
+def _is_compliance(dim: RubricDimension) -> bool:
+    return "complian" in dim.key.lower()
+
+
+def _covers(dim: RubricDimension, stage: Stage, *words: str) -> bool:
+    key = (dim.key + " " + dim.name).lower()
+    return stage in dim.stages or any(w in key for w in words)
+
+
+class RubricEvaluator:
+    """The Evaluator agent."""
+
+    def __init__(
+        self,
+        llm: LLMBackend,
+        *,
+        compliance: RuleCompliance | None = None,
+        max_tokens: int = 700,
+        timeout_s: float | None = 180.0,
+    ) -> None:
+        self.llm = llm
+        self.compliance = compliance or RuleCompliance()
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+        llm.register_schema(ReportOut)  # an inexpressible schema fails here, at start-up
+
+    # --- quick per-turn score -----------------------------------------------------------------
+
+    @staticmethod
+    def turn_stages(ctx: SessionContext, turn: TurnRecord) -> tuple[Stage, Stage]:
+        """The stage the turn started in and the one it ended in."""
+        before: Stage = "OPENING"
+        for record in ctx.history:
+            if record.turn < turn.turn:
+                before = record.stage
+        return before, turn.stage
+
+    @staticmethod
+    def applies(dim: RubricDimension, stages: tuple[Stage, Stage]) -> bool:
+        """Whether a dimension scores a turn that took place in these stages."""
+        return not dim.stages or any(s in dim.stages for s in stages)
+
+    def score_turn(self, ctx: SessionContext, turn: TurnRecord) -> TurnScore:
+        """A quick, deterministic score of one turn (see the module docstring)."""
+        stages = self.turn_stages(ctx, turn)
+        text = turn.trainee_text
+        flags = self.compliance.check(text, "trainee", ctx.rules)
+        blocks = sum(1 for f in flags if f.severity == "block")
+        warns = len(flags) - blocks
+        previous = [r for r in ctx.history if r.turn < turn.turn]
+        prior_mood = previous[-1].mood if previous else ctx.persona.initial_mood
+        prior_intent = previous[-1].intent if previous else ""
+        words = len(re.findall(r"[A-Za-z0-9]+", text)) + len(re.findall(r"[\u4e00-\u9fff]", text))
+        short = words < 4 if not re.search(r"[\u4e00-\u9fff]", text) else words < 6
+        question = bool(_QUESTION.search(text))
+        surname = ctx.persona.name.split()[-1] if ctx.persona.name else ""
+        named = bool(ctx.persona.name) and (
+            ctx.persona.name.lower() in text.lower() or (surname and surname in text)
+        )
+        fact = bool(re.search(r"\d", text)) or self._mentions_product(ctx, text)
+        scores: dict[str, float] = {}
+        for dim in ctx.rubric.dimensions:
+            if not self.applies(dim, stages):
+                continue
+            if _is_compliance(dim):
+                scores[dim.key] = float(max(0, 10 - 5 * blocks - 2 * warns))
+                continue
+            score = 5.0
+            if question and _covers(dim, "NEEDS_DISCOVERY", "need", "discover"):
+                score += 2
+            if named and _covers(dim, "OPENING", "rapport", "opening", "greet"):
+                score += 1
+            if fact and (
+                _covers(dim, "PRODUCT_INTRO", "product", "value")
+                or _covers(dim, "OBJECTION_HANDLING", "objection")
+                or _covers(dim, "CLOSING", "clos")
+            ):
+                score += 2
+            if prior_intent in OBJECTIONS and _ACK.search(text):
+                score += 1
+            if short:
+                score -= 2
+            if turn.mood > prior_mood:
+                score += 1
+            elif turn.mood < prior_mood:
+                score -= 1
+            score -= 4 * blocks + warns
+            scores[dim.key] = float(min(10.0, max(0.0, score)))
+        return TurnScore(turn=turn.turn, scores=scores)
+
+    @staticmethod
+    def _mentions_product(ctx: SessionContext, text: str) -> bool:
+        product = ctx.product
+        if product is None:
+            return False
+        lowered = text.lower()
+        terms = [product.name, *product.benefits, *(k.replace("_", " ") for k in product.fees)]
+        for term in terms:
+            words = [w for w in re.findall(r"[a-z]{4,}", term.lower())]
+            if any(w in lowered for w in words):
+                return True
+        return False
+
+    # --- report -----------------------------------------------------------------------------
+
+    def _quick(self, ctx: SessionContext) -> dict[str, list[tuple[int, float]]]:
+        """Dimension key -> [(turn, quick score)] over the turns it applies to."""
+        table: dict[str, list[tuple[int, float]]] = {d.key: [] for d in ctx.rubric.dimensions}
+        for turn in ctx.history:
+            for key, value in self.score_turn(ctx, turn).scores.items():
+                table[key].append((turn.turn, value))
+        return table
+
+    def prompt(self, ctx: SessionContext, problems: Sequence[str] = ()) -> list[Message]:
+        """The report request's messages (transcript, rubric, and any problems to fix)."""
+        trainee = ctx.trainee_name or "Salesperson"
+        lines = [
+            f"Turn {t.turn}. {trainee}: {' '.join(t.trainee_text.split())}\n"
+            f"Turn {t.turn}. {ctx.persona.name}: {' '.join(t.npc_text.split())}"
+            for t in ctx.history
+        ]
+        dims = "\n".join(
+            f"{i + 1}. key={d.key} ({d.name}): {d.description}"
+            for i, d in enumerate(ctx.rubric.dimensions)
+        )
+        language = "Chinese" if ctx.language == "zh" else "English"
+        entries = ", ".join(
+            f'{{"key": "{d.key}", "score": 0-10, "evidence": [turn numbers], "comment": "..."}}'
+            for d in ctx.rubric.dimensions
+        )
+        skeleton = (
+            f'{{"dimensions": [{entries}], "strengths": ["..."], "improvements": ["..."], '
+            '"recommended_focus": "..."}'
+        )
+        system = (
+            f"You evaluate a sales training call. {trainee} is the trainee, "
+            f"{ctx.persona.name} the customer. Scenario objective: {ctx.scenario.objective}\n"
+            f"Score {trainee} on each rubric dimension below, in this order, 0-10, citing 1-3 "
+            f"turn numbers (1-{len(ctx.history)}) as evidence, with a one-sentence comment. "
+            f"Then list strengths, improvements and a recommended focus. Write in {language}. "
+            "Answer with JSON only, one entry per rubric dimension, in this shape:\n"
+            f"{skeleton}\n"
+            f"Rubric:\n{dims}"
+        )
+        user = "Transcript:\n" + "\n".join(lines)
+        if problems:
+            user += "\n\nYour previous answer had these problems; fix them:\n" + "\n".join(
+                f"- {p}" for p in problems
+            )
+        return [Message(role="system", content=system), Message(role="user", content=user)]
+
+    async def _ask(self, ctx: SessionContext, problems: Sequence[str]) -> ReportOut:
+        request = GenerateRequest(
+            messages=self.prompt(ctx, problems),
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+            priority="evaluator",
+            session_key=f"evaluator:{ctx.session_id}",
+            reply_name="Evaluation (JSON)",
+            timeout_s=self.timeout_s,
+        )
+        return await self.llm.generate_json(ReportOut, request)
+
+    @staticmethod
+    def match(ctx: SessionContext, out: ReportOut) -> dict[str, DimensionOut]:
+        """Rubric key -> the model's entry: by key, else by position."""
+        by_key = {d.key: d for d in out.dimensions}
+        matched: dict[str, DimensionOut] = {}
+        for i, dim in enumerate(ctx.rubric.dimensions):
+            if dim.key in by_key:
+                matched[dim.key] = by_key[dim.key]
+            elif i < len(out.dimensions) and out.dimensions[i].key not in {
+                d.key for d in ctx.rubric.dimensions
+            }:
+                matched[dim.key] = out.dimensions[i]
+        return matched
+
+    def problems(
+        self,
+        ctx: SessionContext,
+        matched: dict[str, DimensionOut],
+        quick: dict[str, list[tuple[int, float]]],
+        incidents: Sequence[ComplianceIncident],
+    ) -> dict[str, str]:
+        """Dimension key -> what is inconsistent about it (see the module docstring)."""
+        turns = {t.turn: t for t in ctx.history}
+        blocked = {i.turn for i in incidents if i.who == "trainee" and i.severity == "block"}
+        found: dict[str, str] = {}
+        for dim in ctx.rubric.dimensions:
+            out = matched.get(dim.key)
+            if out is None:
+                found[dim.key] = f"{dim.key}: missing from the answer"
+                continue
+            beyond = [e for e in out.evidence if e not in turns]
+            values = [v for _, v in quick[dim.key]]
+            mean = sum(values) / len(values) if values else None
+            if beyond:
+                found[dim.key] = (
+                    f"{dim.key}: evidence turns {beyond} do not exist "
+                    f"(the transcript has turns 1-{len(turns)})"
+                )
+            elif out.score >= 7 and any(e in blocked for e in out.evidence):
+                found[dim.key] = (
+                    f"{dim.key}: score {out.score} is high but evidence turns "
+                    f"{sorted(set(out.evidence) & blocked)} have compliance incidents"
+                )
+            elif (
+                out.score >= 7
+                and dim.stages
+                and not any(
+                    self.applies(dim, self.turn_stages(ctx, turns[e])) for e in out.evidence
+                )
+            ):
+                found[dim.key] = (
+                    f"{dim.key}: score {out.score} is high but no evidence turn took place in "
+                    f"its stages ({', '.join(dim.stages)})"
+                )
+            elif mean is not None and out.score <= 3 and mean >= 7:
+                found[dim.key] = (
+                    f"{dim.key}: score {out.score} is low but the per-turn scores average "
+                    f"{mean:.1f}"
+                )
+            elif mean is not None and out.score >= 8 and mean <= 3:
+                found[dim.key] = (
+                    f"{dim.key}: score {out.score} is high but the per-turn scores average "
+                    f"{mean:.1f}"
+                )
+        return found
+
+    def _resolved(
+        self, ctx: SessionContext, dim: RubricDimension, quick: list[tuple[int, float]], why: str
+    ) -> tuple[int, list[int], str]:
+        """A dimension's score, evidence and comment from the quick scores alone."""
+        if quick:
+            mean = sum(v for _, v in quick) / len(quick)
+            best = sorted(quick, key=lambda tv: (-tv[1], tv[0]))[:3]
+            evidence = sorted(t for t, _ in best)
+        else:  # no turn in the dimension's stages: nothing was shown
+            mean = 0.0
+            evidence = [ctx.history[-1].turn] if ctx.history else []
+        zh = ctx.language == "zh"
+        comment = (
+            f"分数依据逐轮评分确定（{why}）。"
+            if zh
+            else f"Score set from the per-turn scores ({why})."
+        )
+        return round(mean), evidence, comment
+
+    async def _judged(
+        self,
+        ctx: SessionContext,
+        quick: dict[str, list[tuple[int, float]]],
+        compliance: Sequence[ComplianceIncident],
+    ) -> tuple[ReportOut | None, dict[str, DimensionOut], dict[str, str], str]:
+        """The model's answer, its entries per dimension, what stays inconsistent, and by whom."""
+        generated_by = f"{self.llm.name}:{self._model_name()}"
+        try:
+            if not ctx.history:
+                raise LLMError("no turns to evaluate")
+            out = await self._ask(ctx, ())
+            matched = self.match(ctx, out)
+            issues = self.problems(ctx, matched, quick, compliance)
+            if issues:
+                log.info("evaluator: re-asking once: %s", "; ".join(issues.values()))
+                second = await self._ask(ctx, list(issues.values()))
+                second_matched = self.match(ctx, second)
+                second_issues = self.problems(ctx, second_matched, quick, compliance)
+                # keep each dimension's consistent answer, from the second try first
+                for key in [d.key for d in ctx.rubric.dimensions]:
+                    if key not in second_issues:
+                        matched[key] = second_matched[key]
+                        issues.pop(key, None)
+                    elif key in issues:
+                        issues[key] = second_issues[key]
+                out = second if len(second_issues) <= len(issues) else out
+        except LLMError as err:
+            log.warning("evaluator: LLM failed (%s); deterministic report", err.code)
+            why = "the model gave no usable answer"
+            issues = {d.key: why for d in ctx.rubric.dimensions}
+            return None, {}, issues, f"deterministic ({err.code})"
+        return out, matched, issues, generated_by
+
+    async def report(self, ctx: SessionContext, compliance: Sequence[ComplianceIncident]) -> Report:
+        """The final report (see the module docstring)."""
+        quick = self._quick(ctx)
+        out, matched, issues, generated_by = await self._judged(ctx, quick, compliance)
+        turns = {t.turn: t for t in ctx.history}
+        dimensions: list[DimensionScore] = []
+        for dim in ctx.rubric.dimensions:
+            entry = matched.get(dim.key)
+            if dim.key in issues or entry is None:
+                score, evidence, comment = self._resolved(
+                    ctx, dim, quick[dim.key], issues.get(dim.key, "missing")
+                )
+                if entry is not None and meaningful(entry.comment):
+                    comment = f"{entry.comment.strip()} {comment}"
+            else:
+                score, evidence, comment = entry.score, entry.evidence, entry.comment.strip()
+                if not meaningful(comment):
+                    comment = (
+                        f"模型评分 {score}/10（未给出评语）。"
+                        if ctx.language == "zh"
+                        else f"Scored {score}/10 by the model (no comment given)."
+                    )
+            unique = sorted({e for e in evidence if e in turns})
+            dimensions.append(
+                DimensionScore(
+                    key=dim.key,
+                    name=dim.name,
+                    score=max(0, min(10, score)),
+                    weight=dim.weight,
+                    comment=comment,
+                    evidence=[Evidence(turn=e, quote=quote_of(turns[e])) for e in unique],
+                )
+            )
+        total_weight = sum(d.weight for d in dimensions) or 1.0
+        overall = round(sum(d.score * d.weight for d in dimensions) / total_weight, 2)
+        ranked = sorted(dimensions, key=lambda d: d.score)
+        strengths = [s.strip() for s in (out.strengths if out else []) if meaningful(s)]
+        improvements = [s.strip() for s in (out.improvements if out else []) if meaningful(s)]
+        focus = out.recommended_focus.strip() if out and meaningful(out.recommended_focus) else ""
+        if not strengths:
+            strengths = [f"{d.name} ({d.score}/10)" for d in reversed(ranked) if d.score >= 6][:2]
+        if not improvements:
+            improvements = [f"{d.name}: {self._description(ctx, d.key)}" for d in ranked[:2]]
+        if not focus and ranked:
+            focus = f"{ranked[0].name}: {self._description(ctx, ranked[0].key)}"
+        return Report(
+            session_id=ctx.session_id,
+            rubric_id=ctx.rubric.id,
+            rubric_version=ctx.rubric.version,
+            overall=overall,
+            dimensions=dimensions,
+            strengths=strengths,
+            improvements=improvements,
+            recommended_focus=focus,
+            slot_coverage=dict(ctx.stage.slots),
+            slots_missed=missed_slots(ctx.stage),
+            compliance=list(compliance),
+            turns=len(ctx.history),
+            generated_by=generated_by,
+        )
+
+    @staticmethod
+    def _description(ctx: SessionContext, key: str) -> str:
+        return next((d.description for d in ctx.rubric.dimensions if d.key == key), "")
+
+    def _model_name(self) -> str:
+        config = self.llm.config
+        return config.remote_model if config.backend == "remote" else config.model

@@ -1,0 +1,377 @@
+# ruff: noqa: RUF001 (Chinese prompt and reply text has full-width punctuation)
+"""The customer (NPC): streams the persona's reply in character.
+
+Prompt layout (for KV reuse: the llama_cpp backend evaluates only the tokens that differ from
+the session's previous prompt, so everything that does not change sits first, byte-stable):
+
+1. A system preamble built only from fixed data: the persona (name, description, goals,
+   objections, what they know), the scenario's description and the product facts a customer
+   would plausibly know (the product's name and description, its yearly fees and rates, its
+   benefits: what a statement or a brochure shows; waiver conditions and eligibility rules are
+   not given, finding those is the trainee's job). Written in Chinese for zh sessions.
+2. The committed history as alternating lines under the trainee's name and the persona's.
+3. The trainee's new line.
+4. What changes per turn, last: a stage direction such as "Mr. Chen sounds impatient. The
+   call is at the needs-discovery stage.", as a narrator line for transcript (base) models, or
+   appended to the trainee's message for chat-template models (their templates require roles
+   to alternate).
+
+The reply is cleaned as it streams: a leading speaker label (the persona's own name, or a
+role word such as "Assistant:") is dropped, parenthesised asides such as "(smiles)" are
+removed, runs of whitespace collapse to one space, and the reply ends at a line break or at another
+speaker's label (both are also stop sequences, so the backend stops there). If the model
+produced nothing usable (empty, or only punctuation), the reply is a short in-character
+fallback sentence chosen by mood (three per language), and ``CustomerReply.fallback`` says so.
+
+Mood (``next_mood``): a deterministic update from the trainee's line. Each trainee intent has
+a base delta (``MOOD_DELTAS``: rapport and needs questions help, pressure and unclear lines
+hurt), scaled by the classifier's confidence; each compliance flag on the trainee's line
+subtracts 0.05 (warn) or 0.15 (block). Positive deltas are multiplied by 1.5 / 1.0 / 0.6 and
+negative ones by 0.6 / 1.0 / 1.4 for an easy / medium / hard persona. The result is clamped to
+[0, 1] and rounded to 3 decimals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, Sequence
+from typing import TYPE_CHECKING
+
+from appliance.llm.base import Completion, GenerateRequest, LLMBackend, Message
+from appliance.practice.model import (
+    ComplianceFlag,
+    IntentResult,
+    Language,
+    Persona,
+    Product,
+    Scenario,
+    SessionContext,
+    Stage,
+)
+
+if TYPE_CHECKING:
+    from appliance.llm.base import TextStream
+
+MOOD_DELTAS: dict[str, float] = {
+    "greeting": 0.03,
+    "product_inquiry": 0.05,
+    "benefit_inquiry": 0.05,
+    "case_request": 0.03,
+    "price_inquiry": 0.02,
+    "negotiation": 0.04,
+    "positive_feedback": 0.04,
+    "final_confirmation": 0.03,
+    "competitor_comparison": 0.0,
+    "price_objection": -0.02,
+    "hesitation": -0.02,
+    "soft_rejection": -0.04,
+    "time_pressure": -0.08,
+    "filler": -0.02,
+    "unclear": -0.03,
+}
+FLAG_PENALTY = {"warn": 0.05, "block": 0.15}
+POSITIVE_SCALE = {"easy": 1.5, "medium": 1.0, "hard": 0.6}
+NEGATIVE_SCALE = {"easy": 0.6, "medium": 1.0, "hard": 1.4}
+
+ROLE_WORDS = ("Assistant", "User", "AI", "Customer", "Salesperson", "Narrator", "System")
+ROLE_WORDS_ZH = ("客户", "销售", "旁白", "助手", "用户", "系统")
+
+_MOOD_EN = (
+    (0.2, "sounds annoyed and close to ending the call"),
+    (0.4, "sounds impatient"),
+    (0.6, "sounds guarded"),
+    (0.8, "sounds interested"),
+    (1.01, "sounds warm and positive"),
+)
+_MOOD_ZH = (
+    (0.2, "听起来很不耐烦，快要挂电话了"),
+    (0.4, "听起来有些不耐烦"),
+    (0.6, "听起来有所保留"),
+    (0.8, "听起来有兴趣"),
+    (1.01, "听起来很友好、很积极"),
+)
+_STAGE_EN: dict[Stage, str] = {
+    "OPENING": "the opening",
+    "NEEDS_DISCOVERY": "the needs-discovery stage",
+    "PRODUCT_INTRO": "the product-introduction stage",
+    "OBJECTION_HANDLING": "the objection-handling stage",
+    "CLOSING": "the closing stage",
+    "COMPLETED": "its end",
+}
+_STAGE_ZH: dict[Stage, str] = {
+    "OPENING": "开场阶段",
+    "NEEDS_DISCOVERY": "需求挖掘阶段",
+    "PRODUCT_INTRO": "产品介绍阶段",
+    "OBJECTION_HANDLING": "异议处理阶段",
+    "CLOSING": "成交阶段",
+    "COMPLETED": "结束阶段",
+}
+FALLBACKS: dict[Language, tuple[str, str, str]] = {
+    "en": (
+        "I'm really not convinced. Why should I keep paying for this?",
+        "Hmm, I'm not sure. Can you explain that again?",
+        "Okay, that sounds reasonable. Tell me more.",
+    ),
+    "zh": (
+        "我真的不太认同，我为什么还要继续付这笔钱？",
+        "嗯，我不太确定，你能再解释一下吗？",
+        "好的，听起来还不错，再多说一点吧。",
+    ),
+}
+
+
+def fallback_line(language: Language, mood: float) -> str:
+    """The in-character fallback sentence for a mood (low < 0.35 <= mid < 0.65 <= high)."""
+    low, mid, high = FALLBACKS[language]
+    return low if mood < 0.35 else mid if mood < 0.65 else high
+
+
+def mood_words(language: Language, mood: float) -> str:
+    """How the customer sounds at this mood, as a stage direction."""
+    table = _MOOD_ZH if language == "zh" else _MOOD_EN
+    return next(words for limit, words in table if mood < limit)
+
+
+def _money(value: float, currency: str) -> str:
+    return f"{value:g} {currency}"
+
+
+def known_product_facts(product: Product, language: Language) -> list[str]:
+    """What a customer plausibly knows about the product (see the module docstring)."""
+    facts: list[str] = []
+    if product.description:
+        facts.append(f"{product.name}: {product.description}")
+    else:
+        facts.append(product.name)
+    for key, value in product.fees.items():
+        label = key.replace("_", " ")
+        rate = key.endswith(("_pct", "_percent", "_rate"))
+        shown = f"{value:g}%" if rate else _money(value, product.currency)
+        facts.append(f"{label}: {shown}")
+    facts.extend(product.benefits)
+    return facts
+
+
+def preamble(
+    persona: Persona,
+    scenario: Scenario,
+    product: Product | None,
+    trainee: str,
+    language: Language,
+) -> str:
+    """The fixed system text of a session (built only from data that does not change)."""
+    name = persona.name
+    facts = known_product_facts(product, language) if product is not None else []
+    if language == "zh":
+        lines = [
+            f"以下是一段销售电话的文字记录。{trainee}是银行的销售顾问，{name}是客户。",
+            f"关于{name}：{persona.description}",
+        ]
+        if persona.goals:
+            lines.append(f"{name}的目标：" + "；".join(persona.goals))
+        if persona.objections:
+            lines.append(f"{name}常说的异议：" + "；".join(persona.objections))
+        known = [*persona.knows, *facts]
+        if known:
+            lines.append(f"{name}知道的事实：" + "；".join(known))
+        lines.append(f"情境：{scenario.description}")
+        lines.append(
+            f"{name}只说上面列出的事实，不编造数字或条款；每次用一两句简短的中文口语回答，"
+            f"始终以客户的身份说话。"
+        )
+        return "\n".join(lines)
+    lines = [
+        f"This is a transcript of a sales phone call. {trainee} is the bank's sales "
+        f"representative and {name} is the customer.",
+        f"About {name}: {persona.description}",
+    ]
+    if persona.goals:
+        lines.append(f"{name}'s goals: " + "; ".join(persona.goals))
+    if persona.objections:
+        lines.append(f"{name}'s objections, in their own words: " + "; ".join(persona.objections))
+    known = [*persona.knows, *facts]
+    if known:
+        lines.append(f"What {name} knows: " + "; ".join(known))
+    lines.append(f"Situation: {scenario.description}")
+    lines.append(
+        f"{name} only mentions the facts listed here and never invents numbers or terms. "
+        f"{name} answers in one or two short spoken sentences and always speaks as the customer."
+    )
+    return "\n".join(lines)
+
+
+def stage_direction(ctx: SessionContext) -> str:
+    """What changes per turn (mood and stage), phrased as a stage direction."""
+    name = ctx.persona.name
+    if ctx.language == "zh":
+        stage = _STAGE_ZH[ctx.stage.stage]
+        return f"{name}{mood_words('zh', ctx.mood)}。通话处于{stage}。"
+    stage = _STAGE_EN[ctx.stage.stage]
+    return f"{name} {mood_words('en', ctx.mood)}. The call is at {stage}."
+
+
+class CustomerReply:
+    """The customer's reply as it streams; afterwards ``text``, ``completion``, ``fallback``."""
+
+    def __init__(self, stream: TextStream, *, labels: Sequence[str], fallback: str) -> None:
+        self._stream = stream
+        self._fallback_text = fallback
+        names = sorted({label for label in labels if label}, key=len, reverse=True)
+        alternation = "|".join(re.escape(n) for n in names)
+        self._lead = re.compile(rf"^\s*(?:(?:{alternation})\s*[:：]\s*)*", re.IGNORECASE)
+        self._cut = re.compile(rf"\n|(?:{alternation})\s*[:：]", re.IGNORECASE)
+        self._hold = max((len(n) for n in names), default=0) + 2
+        self._generator = self._run()
+        self.text = ""
+        self.completion: Completion | None = None
+        self.fallback = False
+
+    def __aiter__(self) -> CustomerReply:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._generator.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the generation."""
+        await self._generator.aclose()
+
+    def _clean(self, raw: str) -> str:
+        """Parenthesised asides removed (an unclosed one hides the rest), whitespace collapsed."""
+        out: list[str] = []
+        depth = 0
+        for ch in raw:
+            if ch in "(（[【":
+                depth += 1
+            elif ch in ")）]】" and depth:
+                depth -= 1
+            elif depth == 0:
+                out.append(ch)
+        return re.sub(r"\s+", " ", "".join(out)).lstrip(" ,，.。")
+
+    async def _run(self) -> AsyncGenerator[str, None]:
+        acc = ""
+        start: int | None = None
+        sent = 0  # characters of the cleaned reply already yielded
+        cut_short = False
+        try:
+            async for piece in self._stream:
+                acc += piece
+                if start is None:
+                    if len(acc.lstrip()) < self._hold:
+                        continue
+                    start = self._lead.match(acc).end()  # type: ignore[union-attr]
+                raw = acc[start:]
+                cut = self._cut.search(raw)
+                if cut is not None:
+                    cut_short = True
+                    break
+                clean = self._clean(raw)
+                safe = len(clean) - self._hold
+                if safe > sent:
+                    chunk = clean[sent:safe]
+                    sent = safe
+                    self.text += chunk
+                    yield chunk
+        finally:
+            if cut_short:
+                await self._stream.aclose()
+        self.completion = self._stream.completion
+        if start is None:
+            start = self._lead.match(acc).end()  # type: ignore[union-attr]
+        raw = acc[start:]
+        cut = self._cut.search(raw)
+        clean = self._clean(raw[: cut.start()] if cut is not None else raw)
+        rest = clean[sent:].rstrip()
+        if rest:
+            self.text += rest
+            yield rest
+        if not re.search(r"\w", self.text):
+            self.fallback = True
+            extra = self._fallback_text if not self.text else " " + self._fallback_text
+            self.text += extra
+            yield extra
+
+
+class LLMCustomer:
+    """The Customer agent on an LLM backend."""
+
+    def __init__(
+        self,
+        llm: LLMBackend,
+        *,
+        max_tokens: int = 60,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        timeout_s: float | None = None,
+    ) -> None:
+        self.llm = llm
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.timeout_s = timeout_s
+
+    @staticmethod
+    def trainee_label(ctx: SessionContext) -> str:
+        """The trainee's speaker label."""
+        if ctx.trainee_name.strip():
+            return ctx.trainee_name.strip()
+        return "销售" if ctx.language == "zh" else "Salesperson"
+
+    def messages(self, ctx: SessionContext, trainee_text: str) -> list[Message]:
+        """The prompt's messages (see the module docstring for the layout)."""
+        trainee = self.trainee_label(ctx)
+        persona = ctx.persona.name
+        msgs = [
+            Message(
+                role="system",
+                content=preamble(ctx.persona, ctx.scenario, ctx.product, trainee, ctx.language),
+            )
+        ]
+        for turn in ctx.history:
+            msgs.append(Message(role="user", content=turn.trainee_text, name=trainee))
+            msgs.append(Message(role="assistant", content=turn.npc_text, name=persona))
+        direction = stage_direction(ctx)
+        if getattr(self.llm, "chat_template", False):
+            msgs.append(Message(role="user", content=f"{trainee_text}\n\n{direction}"))
+        else:
+            narrator = "旁白" if ctx.language == "zh" else "Narrator"
+            msgs.append(Message(role="user", content=trainee_text, name=trainee))
+            msgs.append(Message(role="user", content=direction, name=narrator))
+        return msgs
+
+    def request(self, ctx: SessionContext, trainee_text: str) -> GenerateRequest:
+        """The generation request for this turn."""
+        trainee = self.trainee_label(ctx)
+        others = [trainee, *ROLE_WORDS, *ROLE_WORDS_ZH]
+        stops = ["\n", *(f"{o}:" for o in others), *(f"{o}：" for o in others)]
+        return GenerateRequest(
+            messages=self.messages(ctx, trainee_text),
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=ctx.session_id * 1000 + len(ctx.history) + 1,
+            stop=tuple(dict.fromkeys(stops)),
+            priority="interactive",
+            session_key=f"practice:{ctx.session_id}",
+            reply_name=ctx.persona.name,
+            timeout_s=self.timeout_s,
+        )
+
+    def reply(self, ctx: SessionContext, trainee_text: str) -> CustomerReply:
+        """The customer's reply, streamed (an async iterator of text pieces)."""
+        stream = self.llm.stream(self.request(ctx, trainee_text))
+        labels = [ctx.persona.name, self.trainee_label(ctx), *ROLE_WORDS, *ROLE_WORDS_ZH]
+        return CustomerReply(stream, labels=labels, fallback=fallback_line(ctx.language, ctx.mood))
+
+    def next_mood(
+        self, ctx: SessionContext, trainee_intent: IntentResult, flags: Sequence[ComplianceFlag]
+    ) -> float:
+        """The customer's mood after the trainee's line (see the module docstring)."""
+        difficulty = ctx.persona.difficulty
+        confidence = min(1.0, max(0.0, trainee_intent.confidence))
+        base = MOOD_DELTAS.get(trainee_intent.label, 0.0) * confidence
+        penalty = sum(FLAG_PENALTY[f.severity] for f in flags if f.who == "trainee")
+        delta = base * POSITIVE_SCALE[difficulty] if base > 0 else base * NEGATIVE_SCALE[difficulty]
+        delta -= penalty * NEGATIVE_SCALE[difficulty]
+        return round(min(1.0, max(0.0, ctx.mood + delta)), 3)

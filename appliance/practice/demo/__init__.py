@@ -1,0 +1,1 @@
+"""The bundled demo pack: a premium credit card in English and Simplified Chinese."""

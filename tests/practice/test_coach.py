@@ -1,0 +1,81 @@
+# ruff: noqa: RUF001 (Chinese test text has full-width punctuation)
+"""The coach on the real LLM and a real knowledge index: tools, grounded advice, citations."""
+
+from __future__ import annotations
+
+from appliance.config import LLMConfig
+from appliance.knowledge.service import KnowledgeService
+from appliance.llm.llama_cpp import LlamaCppBackend
+from appliance.practice.agents.coach import GroundedCoach
+from appliance.practice.agents.coach_tools import coach_tools
+from appliance.practice.agents.compliance import RuleCompliance
+from appliance.practice.factory import build_agents
+from appliance.practice.model import TurnRecord
+from appliance.practice.tools import ToolRunner
+
+from tests.practice.conftest import MODEL, RULES, LoopThread, context
+
+PRICE_TURN = TurnRecord(
+    turn=1,
+    trainee_text="Mr. Chen, how much do you spend on the card each year?",
+    npc_text="The annual fee is too high. I spend about $40,000 a year and still pay the fee.",
+    intent="price_objection",
+    intent_confidence=0.9,
+    stage="OBJECTION_HANDLING",
+)
+
+
+def test_price_objection_tip_is_grounded_with_citations(
+    loop: LoopThread, llm: LlamaCppBackend, knowledge: KnowledgeService
+) -> None:
+    agents = build_agents(llm=llm, knowledge=knowledge)
+    ctx = context(session_id=201, stage="OBJECTION_HANDLING")
+    tip, records = loop.run(agents.coach.tip(ctx, PRICE_TURN))
+    assert {r.name for r in records} == {
+        "fee_calculator",
+        "objection_playbook",
+        "knowledge_search",
+        "product_facts",
+    }
+    assert all(r.ok and len(r.args_digest) == 16 for r in records), records
+    # fee calculator figures at the stated $40,000: the 695 USD fee is waived, net 0
+    assert "40,000 USD" in tip.advice and "695 USD is waived" in tip.advice
+    assert "Net yearly cost: 0 USD" in tip.advice
+    documents = [c for c in tip.citations if c.kind == "document"]
+    assert documents, tip.citations
+    sheet = documents[0]
+    assert sheet.title == "platinum-product-sheet" and sheet.document_id is not None
+    assert sheet.page == 2, sheet  # the fee and waiver facts are on page 2 of the PDF
+    assert f"{sheet.title} p.2" in tip.advice
+    assert any(c.kind == "product" and c.title == "Platinum Card" for c in tip.citations)
+    assert tip.stage_hint == "OBJECTION_HANDLING"
+    assert tip.script_example.strip()
+    blocks = RuleCompliance().check(tip.script_example, "trainee", RULES)
+    assert not [f for f in blocks if f.severity == "block"]
+
+
+def test_chinese_tip_and_playbook_fallback_when_llm_unavailable(
+    loop: LoopThread, knowledge: KnowledgeService
+) -> None:
+    # fault injection: a real backend that was never started raises llm_not_started
+    unstarted = LlamaCppBackend(LLMConfig(), MODEL)
+    coach = GroundedCoach(unstarted, ToolRunner(coach_tools(knowledge)))
+    turn = TurnRecord(
+        turn=1,
+        trainee_text="陈先生，您每年用这张卡消费多少？",
+        npc_text="年费太贵了，我每年消费4万美元还要付年费。",
+        intent="price_objection",
+        stage="OBJECTION_HANDLING",
+    )
+    tip, records = loop.run(coach.tip(context(session_id=202, language="zh"), turn))
+    assert all(r.ok for r in records)
+    assert "按年消费 40,000 USD 计算" in tip.advice and "已满足减免条件" in tip.advice
+    assert tip.script_example.startswith("我理解这笔年费让您觉得贵")  # the playbook's example
+    assert any(c.kind == "document" for c in tip.citations)
+
+
+def test_greeting_runs_only_the_cheap_tools(loop: LoopThread, knowledge: KnowledgeService) -> None:
+    coach = GroundedCoach(LlamaCppBackend(LLMConfig(), MODEL), ToolRunner(coach_tools(knowledge)))
+    turn = TurnRecord(turn=1, trainee_text="Hello", npc_text="Hi, who is this?", intent="greeting")
+    calls = coach.calls(context(), turn)
+    assert [c.name for c in calls] == ["objection_playbook", "product_facts"]

@@ -1,0 +1,217 @@
+"""The evaluator on the real LLM: quick scores, a 6-turn report with verbatim evidence, the guard."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import pytest
+from appliance.llm.llama_cpp import LlamaCppBackend
+from appliance.practice.agents.compliance import RuleCompliance
+from appliance.practice.agents.evaluator import (
+    DimensionOut,
+    ReportOut,
+    RubricEvaluator,
+    meaningful,
+)
+from appliance.practice.model import ComplianceIncident, Report, SessionContext, TurnRecord
+
+from tests.practice.conftest import RUBRIC, LoopThread, context
+
+LINES = [
+    (
+        "Good morning Mr. Chen, this is Anna from the bank. Thank you for calling.",
+        "I want to cancel my Platinum Card. The fee is too high.",
+        "price_objection",
+        "NEEDS_DISCOVERY",
+        0.4,
+    ),
+    (
+        "I understand. How much do you spend on the card each year?",
+        "About 40,000 dollars, mostly on supplies for my restaurant.",
+        "unclear",
+        "NEEDS_DISCOVERY",
+        0.45,
+    ),
+    (
+        "What matters most to you when you travel for the business?",
+        "Lounges, I suppose. But another bank offers a card with no fee.",
+        "competitor_comparison",
+        "OBJECTION_HANDLING",
+        0.45,
+    ),
+    (
+        "This card is guaranteed risk-free, so you should keep it.",
+        "Nothing is risk-free. That sounds like a sales pitch.",
+        "hesitation",
+        "OBJECTION_HANDLING",
+        0.3,
+    ),
+    (
+        "I understand your concern. At 40,000 USD a year your 695 USD annual fee is waived.",
+        "Waived? Nobody told me that. That changes things.",
+        "positive_feedback",
+        "CLOSING",
+        0.55,
+    ),
+    (
+        "Shall I confirm the waiver for this card year so you keep your lounge access?",
+        "Yes, please do that.",
+        "final_confirmation",
+        "CLOSING",
+        0.7,
+    ),
+]
+
+
+def six_turns(language: str = "en") -> SessionContext:
+    history = [
+        TurnRecord(
+            turn=i + 1,
+            trainee_text=trainee,
+            npc_text=npc,
+            intent=intent,
+            stage=stage,  # type: ignore[arg-type]
+            mood=mood,
+        )
+        for i, (trainee, npc, intent, stage, mood) in enumerate(LINES)
+    ]
+    slots = {"greeting_done": True, "customer_addressed_by_name": True, "budget": True}
+    slots |= {"timeline": False, "decision_maker": False, "next_step_agreed": True}
+    return context(session_id=301, history=history, stage="CLOSING", slots=slots, language=language)
+
+
+def incidents(ctx: SessionContext) -> list[ComplianceIncident]:
+    agent = RuleCompliance()
+    return [
+        ComplianceIncident(
+            turn=turn.turn, who=f.who, rule=f.rule, severity=f.severity, excerpt=f.excerpt
+        )
+        for turn in ctx.history
+        for f in agent.check(turn.trainee_text, "trainee", ctx.rules)
+    ]
+
+
+def check_report(report: Report, ctx: SessionContext) -> None:
+    """Every rubric dimension, in order, 0-10, with evidence quoting real turns."""
+    turns = {t.turn: t for t in ctx.history}
+    assert [d.key for d in report.dimensions] == [d.key for d in RUBRIC.dimensions]
+    for dim in report.dimensions:
+        assert 0 <= dim.score <= 10 and isinstance(dim.score, int)
+        assert 1 <= len(dim.evidence) <= 3, dim
+        for ev in dim.evidence:
+            turn = turns[ev.turn]
+            assert ev.quote and (ev.quote in turn.trainee_text or ev.quote in turn.npc_text)
+    total = sum(d.weight for d in report.dimensions)
+    assert report.overall == round(sum(d.score * d.weight for d in report.dimensions) / total, 2)
+    assert report.turns == 6 and report.rubric_id == 1 and report.rubric_version == 1
+    assert report.slots_missed == ["decision_maker", "timeline"]
+    assert report.slot_coverage["budget"] is True
+    assert (4, "No risk-free claims") in [(c.turn, c.rule) for c in report.compliance]
+    assert report.strengths and report.improvements and report.recommended_focus
+    prose = [*report.strengths, *report.improvements, report.recommended_focus]
+    prose += [d.comment for d in report.dimensions]
+    assert all(meaningful(p) for p in prose), prose
+
+
+def test_quick_scores_are_deterministic(llm: LlamaCppBackend) -> None:
+    evaluator = RubricEvaluator(llm)
+    ctx = six_turns()
+    scores = {t.turn: evaluator.score_turn(ctx, t).scores for t in ctx.history}
+    # turn 2: 5 + a question 2 + an acknowledgement after an objection 1 + mood went up 1
+    assert scores[2]["needs_discovery"] == 9.0
+    assert scores[4]["compliance"] == 0.0  # two block hits: 10 - 5 - 5
+    assert scores[5]["compliance"] == 10.0
+    assert "rapport" in scores[1] and "rapport" not in scores[3]  # rapport is an OPENING dimension
+    assert scores[5]["objection_handling"] > scores[4]["objection_handling"]
+    assert scores == {t.turn: evaluator.score_turn(ctx, t).scores for t in ctx.history}
+
+
+def test_six_turn_report_has_verbatim_evidence(loop: LoopThread, llm: LlamaCppBackend) -> None:
+    evaluator = RubricEvaluator(llm)
+    ctx = six_turns()
+    report = loop.run(evaluator.report(ctx, incidents(ctx)), timeout=400)
+    check_report(report, ctx)
+    assert report.generated_by.startswith("llama_cpp:") or report.generated_by.startswith(
+        "deterministic"
+    )
+
+
+class FaultInjectionInconsistentFirstAnswer(RubricEvaluator):
+    """Fault injection: the first answer contradicts its evidence; later asks go to the real LLM."""
+
+    def __init__(self, llm: LlamaCppBackend) -> None:
+        super().__init__(llm)
+        self.asked: list[Sequence[str]] = []
+
+    async def _ask(self, ctx: SessionContext, problems: Sequence[str]) -> ReportOut:
+        self.asked.append(list(problems))
+        if len(self.asked) == 1:
+            return ReportOut(
+                dimensions=[
+                    DimensionOut(key="rapport", score=9, evidence=[9], comment="Great."),
+                    DimensionOut(key="needs_discovery", score=1, evidence=[2], comment="Poor."),
+                    DimensionOut(key="objection_handling", score=10, evidence=[4], comment="x"),
+                    DimensionOut(key="compliance", score=10, evidence=[4], comment="Clean."),
+                ],
+                strengths=["Friendly"],
+                improvements=["Ask more"],
+                recommended_focus="Needs discovery",
+            )
+        return await super()._ask(ctx, problems)
+
+
+def test_consistency_guard_re_asks_once_then_resolves(
+    loop: LoopThread, llm: LlamaCppBackend
+) -> None:
+    evaluator = FaultInjectionInconsistentFirstAnswer(llm)
+    ctx = six_turns()
+    found = incidents(ctx)
+    report = loop.run(evaluator.report(ctx, found), timeout=400)
+    assert len(evaluator.asked) == 2  # asked once more, never a third time
+    problems = " | ".join(evaluator.asked[1])
+    assert "rapport: evidence turns [9] do not exist" in problems
+    assert "needs_discovery: score 1 is low but the per-turn scores average" in problems
+    assert "compliance: score 10 is high but evidence turns [4] have compliance incidents" in (
+        problems
+    )
+    check_report(report, ctx)
+    # whatever the second answer was, nothing inconsistent survives into the report
+    by_key = {d.key: d for d in report.dimensions}
+    assert not (
+        by_key["compliance"].score >= 7 and 4 in [e.turn for e in by_key["compliance"].evidence]
+    )
+    assert all(e.turn <= 6 for d in report.dimensions for e in d.evidence)
+
+
+def test_chinese_report(loop: LoopThread, llm: LlamaCppBackend) -> None:
+    evaluator = RubricEvaluator(llm)
+    ctx = six_turns("zh")
+    assert "Write in Chinese" in evaluator.prompt(ctx)[0].content
+    problems = evaluator.problems(
+        ctx,
+        {"rapport": DimensionOut(key="rapport", score=9, evidence=[7], comment="好")},
+        {d.key: [] for d in RUBRIC.dimensions},
+        [],
+    )
+    assert problems["rapport"].startswith("rapport: evidence turns [7] do not exist")
+    assert problems["compliance"] == "compliance: missing from the answer"
+    score, evidence, comment = evaluator._resolved(ctx, RUBRIC.dimensions[0], [(1, 7.0)], "x")
+    assert (score, evidence) == (7, [1]) and comment.startswith("分数依据逐轮评分确定")
+
+
+class Node(msgspec.Struct):
+    """A recursive type: no grammar can express it."""
+
+    children: list[Node]
+
+
+def test_nested_and_recursive_structs_in_grammars() -> None:
+    from appliance.llm.errors import SchemaError
+    from appliance.llm.structured import compile_schema
+
+    nested = compile_schema(ReportOut)  # a Struct inside a Struct: refs inlined for the grammar
+    assert "dimensions-item" in nested.gbnf and "$defs" in nested.json_schema
+
+    with pytest.raises(SchemaError, match="recursive"):
+        compile_schema(Node)

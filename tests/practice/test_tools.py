@@ -1,0 +1,145 @@
+"""The tool runner: parallel read-only tools, serial side-effect tools, timeouts, breakers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from appliance.practice.agents.coach_tools import fee_calculator, objection_playbook, parse_spend
+from appliance.practice.tools import Tool, ToolCall, ToolRunner, args_digest
+
+from tests.practice.conftest import PRODUCT
+
+
+class Probe:
+    """Records how many calls overlap (a real async tool that sleeps)."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.peak = 0
+
+    async def __call__(self, *, delay: float, tag: str = "") -> str:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.active -= 1
+        return tag
+
+
+async def fault_injection_always_fails(**_: object) -> None:
+    """A deliberately failing tool (fault injection)."""
+    raise RuntimeError("fault injected on purpose")
+
+
+def test_read_only_tools_run_concurrently_bounded() -> None:
+    probe = Probe()
+    runner = ToolRunner([Tool("probe", probe, read_only=True, timeout_s=5)], concurrency=4)
+    calls = [ToolCall("probe", {"delay": 0.2, "tag": str(i)}) for i in range(8)]
+    started = time.perf_counter()
+    results = asyncio.run(runner.run_many(calls))
+    elapsed = time.perf_counter() - started
+    assert [r.value for r in results] == [str(i) for i in range(8)]
+    assert probe.peak == 4  # bounded by the semaphore, and really parallel
+    assert 0.35 < elapsed < 0.9, elapsed  # two waves of 0.2 s, not eight
+    assert all(r.ok and r.record.ok and r.record.name == "probe" for r in results)
+
+
+def test_side_effect_tools_run_one_at_a_time() -> None:
+    probe = Probe()
+    runner = ToolRunner([Tool("write", probe, read_only=False, timeout_s=5)], concurrency=4)
+    calls = [ToolCall("write", {"delay": 0.05, "tag": str(i)}) for i in range(4)]
+    started = time.perf_counter()
+    results = asyncio.run(runner.run_many(calls))
+    assert time.perf_counter() - started >= 0.2
+    assert probe.peak == 1
+    assert [r.value for r in results] == ["0", "1", "2", "3"]
+
+
+def test_timeout_and_failure_do_not_fail_the_others() -> None:
+    probe = Probe()
+    runner = ToolRunner(
+        [
+            Tool("slow", probe, timeout_s=0.1),
+            Tool("fault_injection", fault_injection_always_fails, timeout_s=1),
+            Tool("fast", probe, timeout_s=1),
+        ]
+    )
+    results = asyncio.run(
+        runner.run_many(
+            [
+                ToolCall("slow", {"delay": 2.0}),
+                ToolCall("fault_injection", {}),
+                ToolCall("fast", {"delay": 0.01, "tag": "ok"}),
+                ToolCall("nope", {}),
+            ]
+        )
+    )
+    slow, fault, fast, unknown = results
+    assert not slow.ok and slow.error is not None and slow.error.code == "tool_timeout"
+    assert slow.record.error == "tool_timeout" and 90 <= slow.record.ms < 1000
+    assert not fault.ok and fault.record.error == "tool_error"
+    assert "fault injected" in (fault.error.message if fault.error else "")
+    assert fast.ok and fast.value == "ok" and fast.record.error == ""
+    assert unknown.record.error == "unknown_tool"
+
+
+def test_breaker_opens_after_repeated_failures() -> None:
+    async def scenario() -> tuple[list[str], str]:
+        runner = ToolRunner(
+            [Tool("fault_injection", fault_injection_always_fails, timeout_s=1)],
+            breaker_failures=2,
+            breaker_reset_s=60,
+        )
+        codes = []
+        for _ in range(4):
+            result = await runner.run(ToolCall("fault_injection", {"n": 1}))
+            codes.append(result.record.error)
+        return codes, await runner.breaker_state("fault_injection")
+
+    codes, state = asyncio.run(scenario())
+    assert codes == ["tool_error", "tool_error", "tool_unavailable", "tool_unavailable"]
+    assert state == "opened"
+
+
+def test_records_carry_a_canonical_args_digest() -> None:
+    assert args_digest({"a": 1, "b": [1, 2]}) == args_digest({"b": [1, 2], "a": 1})
+    assert args_digest({"a": 1}) != args_digest({"a": 2})
+    assert len(args_digest({})) == 16
+    runner = ToolRunner([Tool("fee_calculator", fee_calculator)])
+    args = {"product": PRODUCT, "annual_spend": 40000.0}
+    (result,) = asyncio.run(runner.run_many([ToolCall("fee_calculator", args)]))
+    assert result.record.args_digest == args_digest(args)
+    assert result.record.ms >= 0
+
+
+def test_fee_calculator_figures() -> None:
+    met = asyncio.run(fee_calculator(product=PRODUCT, annual_spend=40000))
+    assert met.gross == 695 and met.waived == 695 and met.net == 0
+    assert met.fees[0].waived and met.rates == {"foreign_transaction_pct": 0.0}
+    assert met.other_conditions == ["annual fee: first year free for new applicants"]
+    short = asyncio.run(fee_calculator(product=PRODUCT, text="I only spend $12,500 a year"))
+    assert short.annual_spend == 12500 and short.net == 695
+    assert short.fees[0].shortfall == 17500
+    unknown = asyncio.run(fee_calculator(product=PRODUCT))
+    assert unknown.annual_spend is None and unknown.net == 695
+
+
+def test_parse_spend() -> None:
+    assert parse_spend("about $40,000 a year") == 40000
+    assert parse_spend("我每年大概消费4万") == 40000
+    assert parse_spend("大约4.5万美元") == 45000
+    assert parse_spend("around 40k on the card") == 40000
+    assert parse_spend("I have 2 cards for 3 years") is None
+    assert parse_spend("30000元") == 30000
+
+
+def test_playbook_is_bilingual_for_every_intent() -> None:
+    from appliance.practice.model import INTENTS
+
+    for intent in INTENTS:
+        for language in ("en", "zh"):
+            entry = asyncio.run(objection_playbook(intent=intent, language=language))  # type: ignore[arg-type]
+            assert entry.intent == intent and entry.technique and entry.example
+    assert asyncio.run(objection_playbook(intent="nonsense")).intent == "unclear"
