@@ -47,6 +47,7 @@ def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
         state,
         SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
         SALESBOOST__AUTH__API_RATE_PER_MINUTE="100000",
+        SALESBOOST__DEMO__LOAD_ON_EMPTY="true",  # scenarios, personas, rubric, rules, documents
     )
     server.start(timeout=180)
     try:
@@ -76,7 +77,9 @@ class Watch:
 
     def saw(self, url: str) -> None:
         self.requests.append(url)
-        if not (url.startswith(self.origin + "/") or url == self.origin or url.startswith(LOCAL_SCHEMES)):
+        if not (
+            url.startswith(self.origin + "/") or url == self.origin or url.startswith(LOCAL_SCHEMES)
+        ):
             self.foreign.append(url)
 
 
@@ -134,7 +137,6 @@ def assert_same_origin_dom(page: Any, origin: str) -> None:
     )
     foreign = [u for u in urls if not (u.startswith(origin + "/") or u.startswith(LOCAL_SCHEMES))]
     assert foreign == [], f"{page.url} references other origins: {foreign}"
-
 
 
 expect = sync_api.expect

@@ -25,7 +25,9 @@ def make_pdf(path: Path, marker: str) -> None:
         )
     pdf.showPage()
     for i in range(30):
-        pdf.drawString(40, 800 - i * 9.5, f"Clause {i}: statements are issued monthly to the holder.")
+        pdf.drawString(
+            40, 800 - i * 9.5, f"Clause {i}: statements are issued monthly to the holder."
+        )
     pdf.drawString(40, 500, f"Fee waiver policy {marker}: the annual fee is waived when yearly")
     pdf.drawString(40, 490, "spending reaches fifty thousand; the waiver is reviewed every year.")
     pdf.showPage()

@@ -11,8 +11,15 @@ from tests.e2e.conftest import USERS, assert_same_origin_dom, expect, login, sho
 
 PAGES = {
     "trainee": ["/home", "/history", "/tokens", "/password"],
-    "manager": ["/team", "/live", "/knowledge", *(f"/editors/{k}" for k in (
-        "scenarios", "personas", "rubrics", "products", "compliance-rules"))],
+    "manager": [
+        "/team",
+        "/live",
+        "/knowledge",
+        *(
+            f"/editors/{k}"
+            for k in ("scenarios", "personas", "rubrics", "products", "compliance-rules")
+        ),
+    ],
     "admin": ["/admin/users", "/admin/system", "/tokens"],
 }
 
@@ -70,7 +77,9 @@ def test_trainee_cannot_open_manager_pages(new_page: Callable[..., Any]) -> None
     assert page.locator("h1").inner_text() == "Not allowed for your role"
 
 
-def test_chinese_ui_and_tablet_width(new_page: Callable[..., Any], e2e_server: ServerProcess) -> None:
+def test_chinese_ui_and_tablet_width(
+    new_page: Callable[..., Any], e2e_server: ServerProcess
+) -> None:
     page = new_page(width=820, height=1180, locale="zh-CN")
     page.goto("/login")
     assert page.locator("h1").inner_text() == "登录"  # chosen by Accept-Language

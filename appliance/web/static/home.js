@@ -29,7 +29,7 @@
         const button = el("button", { type: "button", class: "start", "data-scenario": s.id, text: T.start });
         button.addEventListener("click", () => start(s.id, select, button));
         if (!allowed.length) button.disabled = true;
-        return el("article", { class: "card scenario" },
+        return el("article", { class: "card scenario", "data-scenario": s.id, "data-language": s.language || "en" },
           el("h3", { text: s.name }),
           el("p", { text: s.description }),
           el("p", { class: "muted", text: s.objective }),
