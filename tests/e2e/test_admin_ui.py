@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.conftest import Account
 from tests.e2e.conftest import USERS, login, shot

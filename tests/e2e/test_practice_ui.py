@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from appliance.testing import ServerProcess
 
@@ -86,15 +87,17 @@ def test_three_turn_practice_streams_and_ends_with_a_report(
     login(page, USERS["trainee"])
     start_practice(page)
     page.evaluate(RECORDER)
+    partial = False
     for n, line in enumerate(LINES, start=1):
         li = say(page, line)
         final = len(li.locator(".msg.customer .text").text_content() or "")
         seen = page.evaluate("n => window.__seen.filter(s => s.turn === String(n))", n)
-        streamed = [s for s in seen if s["streaming"] and 0 < s["len"]]
+        streamed = [s for s in seen if s["streaming"] and s["len"] > 0]
         assert streamed, f"turn {n}: no reply text was on the page before the turn completed"
-        assert min(s["len"] for s in streamed) <= final
+        partial = partial or any(s["len"] < final for s in streamed)
         if n == 2:
             shot(page, "practice")
+    assert partial, "no reply was ever seen part-way: the text did not stream in"
     assert transcript(page) == [(str(n), line) for n, line in enumerate(LINES, start=1)]
     expect(page.locator("#tips li.tip").first).to_be_visible(timeout=TURN_TIMEOUT_MS)
     shot(page, "practice-coach")
