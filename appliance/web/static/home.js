@@ -40,6 +40,7 @@
       error.textContent = describe(err);
     } finally {
       box.removeAttribute("aria-busy");
+      if (window.performance && performance.mark) performance.mark("sb-interactive");
     }
   }
   load();

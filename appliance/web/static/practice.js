@@ -172,6 +172,7 @@
     } else {
       showBanner("");
     }
+    if (!everConnected && window.performance && performance.mark) performance.mark("sb-interactive");
     everConnected = true;
     if (sessionState !== "active") showEnded(e.session.report_id ? T.report_ready : T.ended, !!e.session.report_id);
     // a line said but not answered: send it again with the same id unless it is still running
