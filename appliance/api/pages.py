@@ -27,10 +27,12 @@ from litestar.static_files import create_static_files_router
 from appliance.api.errors import app_error_handler
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import AuthService
+from appliance.db.practice import SessionRow
 from appliance.db.users import User
 from appliance.doctor import run_checks
 from appliance.errors import AppError, NotAuthenticated, NotFound, PasswordChangeRequired
 from appliance.llm import metrics as llm_metrics
+from appliance.practice.coordinator import Coordinator
 from appliance.practice.model import Report
 from appliance.readiness import Readiness
 from appliance.web.charts import legend, score_class, trend_svg
@@ -119,9 +121,9 @@ def _safe_next(value: str | None) -> str:
     return "/"
 
 
-def _coordinator(state: State) -> Any:
-    """The practice coordinator (None while practice is not wired into the app)."""
-    return getattr(state, "coordinator", None)
+def _coordinator(state: State) -> Coordinator:
+    coordinator: Coordinator = state.coordinator
+    return coordinator
 
 
 def _principal_user(request: Request[Any, Any, Any]) -> User:
@@ -136,8 +138,6 @@ async def _trends(
 ) -> tuple[list[tuple[int, str, float]], dict[str, list[float]], dict[str, str]]:
     """(session, date, overall) per report, scores per dimension key, and dimension names."""
     coordinator = _coordinator(state)
-    if coordinator is None:
-        return [], {}, {}
     overall: list[tuple[int, str, float]] = []
     dims: dict[str, list[float]] = {}
     names: dict[str, str] = {}
@@ -189,9 +189,7 @@ class UserPages(Controller):
         """Trainee home: scenarios to practise (filled by script) and recent sessions."""
         user = _principal_user(request)
         coordinator = _coordinator(state)
-        sessions = (
-            await coordinator.repo.list_sessions(user_id=user.id, limit=10) if coordinator else []
-        )
+        sessions = await coordinator.repo.list_sessions(user_id=user.id, limit=10)
         return page(request, "home.html", "home", sessions=sessions)
 
     @get("/history")
@@ -199,9 +197,7 @@ class UserPages(Controller):
         """Every session of mine, with the score trend chart."""
         user = _principal_user(request)
         coordinator = _coordinator(state)
-        sessions = (
-            await coordinator.repo.list_sessions(user_id=user.id, limit=200) if coordinator else []
-        )
+        sessions = await coordinator.repo.list_sessions(user_id=user.id, limit=200)
         overall, dims, names = await _trends(state, user.id)
         lang, _ = _language(request)
         series = {STRINGS[lang]["overall"]: [s for _, _, s in overall]}
@@ -223,7 +219,7 @@ class UserPages(Controller):
         """The live practice page (the script connects to /ws/practice/{id})."""
         user = _principal_user(request)
         coordinator = _coordinator(state)
-        session = await coordinator.repo.get_session(session_id) if coordinator else None
+        session = await coordinator.repo.get_session(session_id)
         if session is None or session.user_id != user.id:
             raise NotFound(f"practice session {session_id} does not exist")
         return page(request, "practice.html", "practice", session_id=session_id, mode="practice")
@@ -306,14 +302,13 @@ class ManagerPages(Controller):
         """Sessions running now that I may observe."""
         user = _principal_user(request)
         coordinator = _coordinator(state)
-        sessions: list[Any] = []
-        if coordinator is not None:
-            if user.role == "admin":
-                sessions = await coordinator.repo.list_sessions(state="active", limit=200)
-            elif user.team_id is not None:
-                sessions = await coordinator.repo.list_sessions(
-                    team_id=user.team_id, state="active", limit=200
-                )
+        sessions: list[SessionRow] = []
+        if user.role == "admin":
+            sessions = await coordinator.repo.list_sessions(state="active", limit=200)
+        elif user.team_id is not None:
+            sessions = await coordinator.repo.list_sessions(
+                team_id=user.team_id, state="active", limit=200
+            )
         return page(request, "live.html", "live", sessions=sessions)
 
     @get("/observe/{session_id:int}")
@@ -322,7 +317,7 @@ class ManagerPages(Controller):
     ) -> Response[str]:
         """A read-only live view (the script connects to /ws/observe/{id})."""
         coordinator = _coordinator(state)
-        session = await coordinator.repo.get_session(session_id) if coordinator else None
+        session = await coordinator.repo.get_session(session_id)
         if session is None:
             raise NotFound(f"practice session {session_id} does not exist")
         return page(request, "practice.html", "observe", session_id=session_id, mode="observe")

@@ -29,7 +29,7 @@ RECORDER = """() => {
 }"""
 
 
-def start_practice(page: Any) -> int:
+def start_practice(page: Any, screenshot: str = "") -> int:
     """Start the first English demo scenario from the home page; returns the session id."""
     deadline = time.monotonic() + 60
     while not page.request.get("/api/scenarios").json():  # the demo pack loads at first start
@@ -37,6 +37,9 @@ def start_practice(page: Any) -> int:
         time.sleep(0.5)
     page.goto("/home")
     card = page.locator('article.scenario[data-language="en"]').first
+    expect(card).to_be_visible()
+    if screenshot:
+        shot(page, screenshot)
     card.locator("button.start").click()
     page.wait_for_url(re.compile(r"/practice/\d+$"))
     expect(page.locator("#say")).to_be_enabled(timeout=60_000)
@@ -85,7 +88,7 @@ def test_three_turn_practice_streams_and_ends_with_a_report(
 ) -> None:
     page = new_page()
     login(page, USERS["trainee"])
-    start_practice(page)
+    start_practice(page, "home")
     page.evaluate(RECORDER)
     partial = False
     for n, line in enumerate(LINES, start=1):
@@ -111,6 +114,16 @@ def test_three_turn_practice_streams_and_ends_with_a_report(
     expect(page.locator("svg.chart")).to_be_visible()
     expect(page.locator("table.data a", has_text="Report").first).to_be_visible()
     shot(page, "history")
+
+    # the manager's team dashboard now has the trainee's scored report
+    manager = new_page()
+    login(manager, USERS["manager"])
+    row = manager.locator("table.matrix tbody tr", has_text=USERS["trainee"].username)
+    expect(row.locator("td").nth(0)).not_to_have_text("0")  # reports
+    expect(row.locator("td").nth(1)).not_to_have_text(
+        "\u2013"
+    )  # overall score (an en dash when none)
+    shot(manager, "team")
 
 
 def test_server_killed_mid_turn_resumes_without_loss_or_doubles(
