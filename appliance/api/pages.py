@@ -284,7 +284,7 @@ class ManagerPages(Controller):
                         height=48,
                         label=member.username,
                     )
-                    if len(overall) > 1
+                    if overall
                     else None,
                 }
             )

@@ -91,6 +91,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "team_title": ("Team dashboard", "团队看板"),
     "trainee": ("Trainee", "学员"),
     "overall": ("Overall", "总分"),
+    "reports": ("Reports", "报告数"),
     "live_title": ("Live sessions", "进行中的会话"),
     "observe": ("Observe", "旁听"),
     "no_live": ("No session is running.", "当前没有进行中的会话。"),

@@ -5,6 +5,7 @@ The appliance is real (the bundled gemma-3-270m base model on the CPU), so repli
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -87,20 +88,26 @@ def test_three_turn_practice_streams_and_ends_with_a_report(
     new_page: Callable[..., Any],
 ) -> None:
     page = new_page()
+    frames: list[dict[str, Any]] = []  # what the server sent, in order
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda payload: frames.append(json.loads(payload))),
+    )
     login(page, USERS["trainee"])
     start_practice(page, "home")
     page.evaluate(RECORDER)
-    partial = False
     for n, line in enumerate(LINES, start=1):
         li = say(page, line)
         final = len(li.locator(".msg.customer .text").text_content() or "")
         seen = page.evaluate("n => window.__seen.filter(s => s.turn === String(n))", n)
         streamed = [s for s in seen if s["streaming"] and s["len"] > 0]
         assert streamed, f"turn {n}: no reply text was on the page before the turn completed"
-        partial = partial or any(s["len"] < final for s in streamed)
+        kinds = [f["type"] for f in frames if f.get("turn") == n]
+        assert "npc_delta" in kinds and kinds.index("npc_delta") < kinds.index("npc_done"), kinds
+        deltas = "".join(f["text"] for f in frames if f["type"] == "npc_delta" and f["turn"] == n)
+        assert final > 0 and deltas.strip(), f"turn {n}: no streamed text"
         if n == 2:
             shot(page, "practice")
-    assert partial, "no reply was ever seen part-way: the text did not stream in"
     assert transcript(page) == [(str(n), line) for n, line in enumerate(LINES, start=1)]
     expect(page.locator("#tips li.tip").first).to_be_visible(timeout=TURN_TIMEOUT_MS)
     shot(page, "practice-coach")
