@@ -23,6 +23,8 @@ class Field:
     required: bool = False
     step: str = "any"
     hint: str = ""
+    default: str = ""
+    """The value a new item starts with (a select's API default)."""
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,15 @@ RESOURCES: dict[str, Resource] = {
                 Field("name", "Name", required=True),
                 Field("description", "Description", "textarea", required=True),
                 Field("objective", "Objective", "textarea", required=True),
-                Field("kind", "Kind", "select", ("retention", "new_sale", "other")),
+                Field(
+                    "kind", "Kind", "select", ("retention", "new_sale", "other"), default="other"
+                ),
                 Field("language", "Language", "select", LANGS),
                 Field("course_id", "Course id", "int"),
                 Field("product_id", "Product id", "int"),
                 Field("rubric_id", "Rubric id", "int"),
                 Field("persona_ids", "Persona ids", "ints", hint="1, 2, 3"),
-                Field("knowledge_collection", "Knowledge collection"),
+                Field("knowledge_collection", "Knowledge collection", default="default"),
             ],
         ),
         Resource(
@@ -63,13 +67,19 @@ RESOURCES: dict[str, Resource] = {
             "/api/personas",
             [
                 Field("name", "Name", required=True),
-                Field("difficulty", "Difficulty", "select", ("easy", "medium", "hard")),
+                Field(
+                    "difficulty",
+                    "Difficulty",
+                    "select",
+                    ("easy", "medium", "hard"),
+                    default="medium",
+                ),
                 Field("description", "Description", "textarea", required=True),
                 Field("goals", "Goals", "lines"),
                 Field("objections", "Objections", "lines"),
                 Field("knows", "Knows", "lines"),
                 Field("language", "Language", "select", LANGS),
-                Field("initial_mood", "Initial mood (0-1)", "number", step="0.05"),
+                Field("initial_mood", "Initial mood (0-1)", "number", step="0.05", default="0.5"),
             ],
         ),
         Resource(
@@ -93,7 +103,7 @@ RESOURCES: dict[str, Resource] = {
             "/api/products",
             [
                 Field("name", "Name", required=True),
-                Field("currency", "Currency"),
+                Field("currency", "Currency", default="USD"),
                 Field("fees", "Fees", "json", hint='{"annual_fee": 300}'),
                 Field(
                     "waivers",
@@ -115,7 +125,13 @@ RESOURCES: dict[str, Resource] = {
                 Field("kind", "Kind", "select", ("phrase", "regex")),
                 Field("pattern", "Pattern", required=True),
                 Field("severity", "Severity", "select", ("warn", "block")),
-                Field("applies_to", "Applies to", "select", ("trainee", "customer", "both")),
+                Field(
+                    "applies_to",
+                    "Applies to",
+                    "select",
+                    ("trainee", "customer", "both"),
+                    default="both",
+                ),
                 Field("message", "Message"),
             ],
         ),

@@ -38,7 +38,7 @@
     for (const f of fields) {
       const input = form.elements[f.key];
       const v = item ? item[f.key] : undefined;
-      if (v === undefined || v === null) { input.value = f.kind === "select" ? f.options[0] : ""; continue; }
+      if (v === undefined || v === null) { input.value = f.default || (f.kind === "select" ? f.options[0] : ""); continue; }
       if (f.kind === "lines") input.value = v.join("\n");
       else if (f.kind === "ints") input.value = v.join(", ");
       else if (f.kind === "json") input.value = JSON.stringify(v, null, 2);
