@@ -132,7 +132,7 @@ SB="$VENV/bin/salesboost"
 say "placing bundled models under models/ and checking sha256"
 "$SB" models place
 say "training the intent classifier (models/intent)"
-"$SB" intent train
+"$SB" intent train --if-needed
 if [ $SYSTEMD = 1 ]; then
   # the service keeps its state in /var/lib/salesboost and its secrets as encrypted
   # credentials: migrate, enrol and bootstrap there, not in ./state

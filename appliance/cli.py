@@ -848,12 +848,27 @@ def intent_classify(
     type=click.Choice(["chars", "chars+embedding"]),
     help="Feature variant (default: intent.features).",
 )
+@click.option(
+    "--if-needed",
+    is_flag=True,
+    help="Do nothing when the stored model matches the training set and intent.features.",
+)
 @pass_ctx
-def intent_train(obj: Ctx, features: str | None) -> None:
+def intent_train(obj: Ctx, features: str | None, if_needed: bool) -> None:
     """Train the classifier from the bundled training set into <models_dir>/intent (install)."""
-    from appliance.practice.agents.intent import TRAIN_FILE, load_examples, train_and_save
+    from appliance.practice.agents.intent import (
+        TRAIN_FILE,
+        load_examples,
+        model_status,
+        train_and_save,
+    )
 
     settings = obj.settings()
+    if if_needed and not features:
+        state, detail = model_status(settings)
+        if state == "ok":
+            click.echo(f"intent model already up to date: {detail}")
+            return
     model, path, seconds = train_and_save(settings, features=features)  # type: ignore[arg-type]
     examples = len(load_examples(TRAIN_FILE))
     if path is None:

@@ -6,7 +6,7 @@ ingested (so ingestion does not compete), and drive it from this process with th
 asyncio client.
 
 - ``practice``: for each level N, N trainees each run a session of ``--turns`` turns with think
-  time between them. TTFT = from sending ``say`` to the first ``npc_delta``; also the whole turn,
+  time before each line (reading, typing). TTFT = from sending ``say`` to the first ``npc_delta``; also the whole turn,
   turns per minute, the error rate and the server's peak RSS. The answer is the largest N whose
   p95 TTFT is within ``--target-s``.
 - ``fanout``: ``--idle`` connections to idle sessions plus ``--active`` sessions each with its
@@ -179,6 +179,8 @@ async def _run_turns(
     ws: ClientConnection, turns: int, think_s: float, tally: _Trainee, rng: random.Random
 ) -> None:
     for n in range(turns):
+        # a trainee reads the persona card (or the last reply) and types before each line
+        await asyncio.sleep(think_s * rng.uniform(0.5, 1.5))
         cid = uuid.uuid4().hex
         await ws.send(
             json.dumps({"type": "say", "client_turn_id": cid, "text": LINES[n % len(LINES)]})
@@ -199,7 +201,6 @@ async def _run_turns(
                 tally.ttft.append(first if first is not None else tally.turn_s[-1])
                 tally.turns += 1
                 break
-        await asyncio.sleep(think_s * rng.uniform(0.5, 1.5))
 
 
 async def _practice(

@@ -79,6 +79,11 @@ Publish = Callable[[int, bytes], None]
 """(session id, encoded event) -> send to everyone on that session's channel."""
 
 _CLAUSE_END = re.compile(r"[.!?;,\n。！？；，、…]+[\"'”’)）]*\s*")
+_MAX_WARMING = 2
+"""Prefix warm-ups running at once (each is a prefill at background priority)."""
+_MAX_WARMING_QUEUED = 16
+"""Warm-ups waiting or running; past it a connection is not warmed (a thousand connections
+must not queue a thousand prefills, nor evict each other's KV from the slots)."""
 _FALLBACK = {"en": "Hmm. Go on.", "zh": "嗯，你继续说。"}
 
 
@@ -166,6 +171,8 @@ class Coordinator:
         self._background: dict[int, set[asyncio.Task[Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_seq: dict[int, int] = {}
+        self._warming: dict[int, asyncio.Task[Any]] = {}
+        self._warm_gate = asyncio.Semaphore(_MAX_WARMING)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -274,6 +281,26 @@ class Coordinator:
             language=persona.language,
         )
 
+    def warm(self, session_id: int) -> None:
+        """Prefill the customer's prompt prefix in the background (a trainee just connected)."""
+        if session_id in self._warming or self.turn_in_flight(session_id):
+            return
+        if len(self._warming) >= _MAX_WARMING_QUEUED:  # a burst: the rest warm on first use
+            return
+
+        async def run() -> None:
+            try:
+                async with self._warm_gate:
+                    session = await self.session(session_id)
+                    if session.state == "active" and not self.turn_in_flight(session_id):
+                        await self.customer.warm(await self.context(session))
+            except Exception as err:  # only an optimisation: the turn works without it
+                log.info("practice: warming session %s failed: %s", session_id, err)
+            finally:
+                self._warming.pop(session_id, None)
+
+        self._warming[session_id] = self._spawn(session_id, run())
+
     def turn_in_flight(self, session_id: int) -> bool:
         """Whether a turn of this session is being generated now."""
         lock = self._turn_locks.get(session_id)
@@ -380,6 +407,10 @@ class Coordinator:
         trainee_flags = self.compliance.check(text, "trainee", ctx.rules)
         mood = self.customer.next_mood(ctx, trainee_intent, trainee_flags)
         reply_ctx = msgspec.structs.replace(ctx, mood=mood)
+        warming = self._warming.get(session.id)
+        if warming is not None:  # its prefill is this reply's prefix: let it finish, not race it
+            with contextlib.suppress(Exception):
+                await asyncio.shield(warming)
 
         reply = await self._stream_reply(reply_ctx, text, number, self.current_seq(session))
         npc_text = reply.text

@@ -326,6 +326,10 @@ class Customer(Protocol):
         """Text pieces of the customer's reply (priority interactive, session KV reused)."""
         ...
 
+    async def warm(self, ctx: SessionContext) -> None:
+        """Prepare the session's prompt prefix ahead of its next turn (KV cache), if useful."""
+        ...
+
     def next_mood(
         self, ctx: SessionContext, trainee_intent: IntentResult, flags: Sequence[ComplianceFlag]
     ) -> float:

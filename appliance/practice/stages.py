@@ -136,7 +136,7 @@ PAIN_ASK = _rx(
     r"what('s| is) (bothering|wrong|the (problem|issue|concern))|why (do|would) you want to cancel",
     r"\b(concerns?|challenges?|frustrat\w*|pain points?|unhappy|dissatisf\w*)\b",
     r"what (made|makes) you (want|consider|think)|what('s| is) not working",
-    r"顾虑|困扰|难处|痛点|为什么(要|想)?(销|取消|退)|哪里不满意|什么问题|遇到.{0,4}问题",
+    r"顾虑|困扰|难处|痛点|什么原因|为什么(要|想)?(销|取消|退)|哪里不满意|什么问题|遇到.{0,4}问题",
 )
 PAIN_SAY = _rx(
     r"\b(problem|issue|frustrat\w*|annoy\w*|fed up|tired of|hassle|worried)\b",

@@ -105,6 +105,8 @@ async def on_hello(coordinator: Coordinator, conn: Connection, msg: Hello) -> No
             conn.enqueue(row.body)
     conn.done_turn = max(conn.done_turn, len(ctx.history))
     conn.release_held()
+    if conn.role == "trainee" and session.state == "active":
+        coordinator.warm(session.id)
     if first and conn.role == "observer":
         await coordinator.store_event(session.id, ev.ObserverJoined(observer=conn.username))
 

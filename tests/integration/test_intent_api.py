@@ -94,6 +94,9 @@ def test_cli_train_writes_the_model(server: ServerProcess) -> None:
     result = cli(server.state_dir, "intent", "train")
     assert result.returncode == 0, result.stderr
     assert "15 labels" in result.stdout
+    again = cli(server.state_dir, "intent", "train", "--if-needed")
+    assert again.returncode == 0, again.stderr
+    assert "already up to date" in again.stdout
     doctor = cli(server.state_dir, "doctor", "--json")
     checks = {c["name"]: c for c in json.loads(doctor.stdout)}
     assert checks["intent classifier"]["status"] == "ok"

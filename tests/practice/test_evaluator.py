@@ -15,6 +15,7 @@ from appliance.practice.agents.evaluator import (
     meaningful,
 )
 from appliance.practice.model import ComplianceIncident, Report, SessionContext, TurnRecord
+from appliance.practice.stages import ALL_SLOTS
 
 from tests.practice.conftest import RUBRIC, LoopThread, context
 
@@ -76,8 +77,10 @@ def six_turns(language: str = "en") -> SessionContext:
         )
         for i, (trainee, npc, intent, stage, mood) in enumerate(LINES)
     ]
-    slots = {"greeting_done": True, "customer_addressed_by_name": True, "budget": True}
-    slots |= {"timeline": False, "decision_maker": False, "next_step_agreed": True}
+    covered = ["greeting_done", "customer_addressed_by_name", "rapport", "pain_point", "budget"]
+    covered += ["objection_identified", "objection_addressed", "concern_resolved"]
+    covered += ["closing_attempt", "next_step_agreed", "commitment", "value_proposition"]
+    slots = {slot: slot in covered for slot in ALL_SLOTS}
     return context(session_id=301, history=history, stage="CLOSING", slots=slots, language=language)
 
 
@@ -105,8 +108,13 @@ def check_report(report: Report, ctx: SessionContext) -> None:
     total = sum(d.weight for d in report.dimensions)
     assert report.overall == round(sum(d.score * d.weight for d in report.dimensions) / total, 2)
     assert report.turns == 6 and report.rubric_id == 1 and report.rubric_version == 1
-    assert report.slots_missed == ["decision_maker", "timeline"]
-    assert report.slot_coverage["budget"] is True
+    assert report.slots_missed == [
+        "timeline",
+        "decision_maker",
+        "feature_linked_to_benefit",
+        "interest_signal",
+    ]
+    assert report.slot_coverage == {slot: slot not in report.slots_missed for slot in ALL_SLOTS}
     assert (4, "No risk-free claims") in [(c.turn, c.rule) for c in report.compliance]
     assert report.strengths and report.improvements and report.recommended_focus
     prose = [*report.strengths, *report.improvements, report.recommended_focus]
@@ -182,6 +190,10 @@ def test_consistency_guard_re_asks_once_then_resolves(
         by_key["compliance"].score >= 7 and 4 in [e.turn for e in by_key["compliance"].evidence]
     )
     assert all(e.turn <= 6 for d in report.dimensions for e in d.evidence)
+    if "Score set from the per-turn scores" in by_key["compliance"].comment:
+        # resolved deterministically: the worst turn (the risk-free claim) decides compliance
+        assert by_key["compliance"].score == 0
+        assert [e.turn for e in by_key["compliance"].evidence] == [4]
 
 
 def test_chinese_report(loop: LoopThread, llm: LlamaCppBackend) -> None:

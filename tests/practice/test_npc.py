@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncGenerator
 
+from appliance.llm.base import Completion, TextStream
 from appliance.llm.llama_cpp import LlamaCppBackend
-from appliance.practice.agents.npc import FALLBACKS, LLMCustomer
+from appliance.practice.agents.npc import FALLBACKS, CustomerReply, LLMCustomer, fallback_line
 from appliance.practice.model import ComplianceFlag, IntentResult, TurnRecord
 
 from tests.practice.conftest import LoopThread, context
@@ -77,3 +80,42 @@ def test_next_mood_is_deterministic_and_bounded(llm: LlamaCppBackend) -> None:
     assert customer.next_mood(ctx, good, [block]) == round(0.5 + 0.03 - 0.15 * 1.4, 3)
     assert customer.next_mood(context(mood=0.0), bad, [block, block]) == 0.0
     assert customer.next_mood(context(mood=1.0), good, []) == 1.0
+
+
+def fault_injection_model_output(pieces: list[str]) -> TextStream:
+    """Fault injection: a stream of bad model output (labels, asides), as a backend would send it."""
+
+    async def events() -> AsyncGenerator[str | Completion, None]:
+        for piece in pieces:
+            yield piece
+        yield Completion(text="".join(pieces), finish_reason="stop")
+
+    return TextStream(events())
+
+
+def clean_reply(pieces: list[str], language: str = "en") -> tuple[list[str], CustomerReply]:
+    labels = ["Mr. Chen", "Anna", "Assistant", "Narrator"]
+    fallback = fallback_line(language, 0.5)  # type: ignore[arg-type]
+
+    async def run() -> tuple[list[str], CustomerReply]:
+        reply = CustomerReply(
+            fault_injection_model_output(pieces), labels=labels, fallback=fallback
+        )
+        return [p async for p in reply], reply
+
+    return asyncio.run(run())
+
+
+def test_reply_cleaning_strips_labels_asides_and_cuts_at_other_speakers() -> None:
+    out, reply = clean_reply(
+        [" Mr.", " Chen:", " (sighs)", " The fee", " is too", " high. An", "na: ok"]
+    )
+    assert "".join(out) == reply.text == "The fee is too high."
+    out, reply = clean_reply([" Assistant: Well", ", maybe.\nAnna: yes"])
+    assert reply.text == "Well, maybe." and not reply.fallback
+    out, reply = clean_reply([" A lot", " of money", " for nothing."])
+    assert out[0] == "A lot" and reply.text == "A lot of money for nothing."
+    out, reply = clean_reply([" (He looks", " away.)"])
+    assert reply.fallback and reply.text == FALLBACKS["en"][1] == "".join(out)
+    out, reply = clean_reply(["（叹气）", "太贵了。"], "zh")
+    assert reply.text == "太贵了。" and reply.completion is not None

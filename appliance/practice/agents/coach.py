@@ -13,8 +13,9 @@ times out is left out, and its record says why.
 - ``citations`` list exactly the tool results that ``advice`` used: the knowledge hit
   (document, version, page) and ``kind="product"`` for product facts and fee figures.
 - ``script_example`` comes from the LLM (priority ``coach``, short), prompted with the
-  technique and the facts; when the output is unusable (too short, a speaker label, a compliance
-  block hit, or the LLM raised busy / unavailable / timeout) the playbook's own example is used.
+  technique and the facts; when the output is unusable (under 5 words / 8 CJK characters, a
+  speaker label, more than 70% of its words taken from the customer's line, a compliance block
+  hit, or the LLM raised busy / unavailable / timeout) the playbook's own example is used.
 - ``stage_hint`` is the stage the intent points to (``STAGE_BY_INTENT``), None if no hint.
 """
 
@@ -184,7 +185,10 @@ class GroundedCoach:
                 citations.append(product_citation(ctx.product, text))
         facts_result = by_name.get("product_facts")
         if facts_result is not None and isinstance(facts_result.value, list):
-            facts = [f for f in facts_result.value if isinstance(f, ProductFact)][:2]
+            facts = [f for f in facts_result.value if isinstance(f, ProductFact)]
+            if len(citations) > 0:  # the fee figures are already given: other facts add more
+                facts = [f for f in facts if f.topic != "fee"] or facts
+            facts = facts[:2]
             if facts:
                 joined = (
                     "；".join(f.text for f in facts) if zh else "; ".join(f.text for f in facts)
@@ -206,11 +210,20 @@ class GroundedCoach:
                 citations.append(best.citation)
         return " ".join(parts), citations
 
-    def _usable(self, ctx: SessionContext, text: str) -> bool:
+    def _usable(self, ctx: SessionContext, turn: TurnRecord, text: str) -> bool:
+        """Long enough, no speaker label, not an echo of the customer, no compliance block."""
         if ctx.language == "zh":
-            if len(re.findall(r"[\u4e00-\u9fff]", text)) < 6:
+            chars = set(re.findall(r"[\u4e00-\u9fff]", text))
+            if len(re.findall(r"[\u4e00-\u9fff]", text)) < 8:
                 return False
-        elif len(re.findall(r"[A-Za-z]+", text)) < 4:
+            heard = set(re.findall(r"[\u4e00-\u9fff]", turn.npc_text))
+        else:
+            words = re.findall(r"[A-Za-z']+", text.lower())
+            if len(words) < 5:
+                return False
+            chars = set(words)
+            heard = set(re.findall(r"[A-Za-z']+", turn.npc_text.lower()))
+        if chars and len(chars & heard) / len(chars) > 0.7:  # it echoes the customer
             return False
         if re.search(r"^\s*\w[\w .]{0,24}[:：]", text):  # a speaker label
             return False
@@ -256,4 +269,4 @@ class GroundedCoach:
             log.info("coach script: LLM %s (%s); playbook example used", err.code, err.message)
             return playbook.example
         text = " ".join(completion.text.split()).strip(" \"'“”")
-        return text if self._usable(ctx, text) else playbook.example
+        return text if self._usable(ctx, turn, text) else playbook.example

@@ -27,14 +27,15 @@ Consistency guard: a dimension's output is *inconsistent* when
    (``high_score_with_incident``);
 3. score >= 7 for a dimension with stages while none of its evidence turns took place in one
    of those stages (``off_stage``);
-4. score <= 3 while the mean quick score of the dimension over its turns is >= 7
-   (``low_vs_quick``), or score >= 8 while that mean is <= 3 (``high_vs_quick``);
+4. the score is 5 or more points below (``low_vs_quick``) or above (``high_vs_quick``) the
+   mean quick score of the dimension over its turns;
 5. the output has no entry for the dimension (``missing``).
 
 When any dimension is inconsistent the model is asked once more, with each problem stated. A
 dimension still inconsistent after that is resolved deterministically: its score becomes the
-rounded mean quick score, its evidence the (up to 3) turns with its best quick scores, and its
-comment says so. If the LLM fails altogether (busy, unavailable, invalid output twice), the whole
+rounded mean quick score, its evidence the (up to 3) turns with its best quick scores (for a
+compliance dimension: the lowest quick score, and the turns that scored it: the worst turn
+decides compliance), and its comment says so. If the LLM fails altogether (busy, unavailable, invalid output twice), the whole
 report is built deterministically that way and ``generated_by`` says so.
 """
 
@@ -58,14 +59,16 @@ from appliance.practice.model import (
     RubricDimension,
     SessionContext,
     Stage,
-    StageState,
     TurnRecord,
     TurnScore,
 )
+from appliance.practice.stages import ALL_SLOTS, missed_slots
 
 log = logging.getLogger(__name__)
 
 MAX_TURNS = 200
+GAP = 5.0
+"""Points between a model score and the mean quick score that count as a contradiction."""
 QUOTE_CHARS = 200
 OBJECTIONS = frozenset(
     {
@@ -119,11 +122,6 @@ class ReportOut(msgspec.Struct, kw_only=True):
 def meaningful(text: str) -> bool:
     """Whether model prose says something (not empty, not a copied "..." placeholder)."""
     return len(re.findall(r"[A-Za-z\u4e00-\u9fff]", text)) >= 2
-
-
-def missed_slots(state: StageState) -> list[str]:
-    """Slot keys never filled (appliance.practice.stages.missed_slots may replace this)."""
-    return sorted(key for key, filled in state.slots.items() if not filled)
 
 
 def quote_of(turn: TurnRecord) -> str:
@@ -353,12 +351,12 @@ class RubricEvaluator:
                     f"{dim.key}: score {out.score} is high but no evidence turn took place in "
                     f"its stages ({', '.join(dim.stages)})"
                 )
-            elif mean is not None and out.score <= 3 and mean >= 7:
+            elif mean is not None and out.score <= mean - GAP:
                 found[dim.key] = (
                     f"{dim.key}: score {out.score} is low but the per-turn scores average "
                     f"{mean:.1f}"
                 )
-            elif mean is not None and out.score >= 8 and mean <= 3:
+            elif mean is not None and out.score >= mean + GAP:
                 found[dim.key] = (
                     f"{dim.key}: score {out.score} is high but the per-turn scores average "
                     f"{mean:.1f}"
@@ -369,7 +367,11 @@ class RubricEvaluator:
         self, ctx: SessionContext, dim: RubricDimension, quick: list[tuple[int, float]], why: str
     ) -> tuple[int, list[int], str]:
         """A dimension's score, evidence and comment from the quick scores alone."""
-        if quick:
+        if quick and _is_compliance(dim):  # the worst turn decides compliance
+            worst = min(v for _, v in quick)
+            mean = worst
+            evidence = sorted(t for t, v in quick if v == worst)[:3]
+        elif quick:
             mean = sum(v for _, v in quick) / len(quick)
             best = sorted(quick, key=lambda tv: (-tv[1], tv[0]))[:3]
             evidence = sorted(t for t, _ in best)
@@ -472,7 +474,7 @@ class RubricEvaluator:
             strengths=strengths,
             improvements=improvements,
             recommended_focus=focus,
-            slot_coverage=dict(ctx.stage.slots),
+            slot_coverage={slot: bool(ctx.stage.slots.get(slot)) for slot in ALL_SLOTS},
             slots_missed=missed_slots(ctx.stage),
             compliance=list(compliance),
             turns=len(ctx.history),

@@ -11,6 +11,8 @@ Model
 Training set
     ``appliance/practice/data/intent_train.jsonl`` (``{"text", "label", "lang"}``), written for
     this project; ``intent_heldout.jsonl`` is a separately written test set (other phrasings).
+    ``unclear`` there means no sales intent: garbled or off-topic lines, asking to repeat, and
+    plain factual answers ("About 5,000 a month.").
 
 Stored model (no pickle)
     ``<models_dir>/intent/intent.json`` (labels, vocabulary, parameters, the training-set hash)
@@ -37,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 import unicodedata
@@ -50,6 +53,7 @@ import numpy.typing as npt
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from appliance.errors import InvalidInput
+from appliance.practice.errors import EmptyMessage, MessageTooLong
 from appliance.practice.model import INTENTS, STAGES, IntentClassifier, IntentResult, Stage
 
 if TYPE_CHECKING:
@@ -97,18 +101,6 @@ _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
 MAX_TEXT_CHARS = 2000
-
-
-class EmptyMessage(InvalidInput):
-    """The text is empty (or only whitespace)."""
-
-    code = "empty_message"
-
-
-class MessageTooLong(InvalidInput):
-    """The text is longer than ``MAX_TEXT_CHARS``."""
-
-    code = "message_too_long"
 
 
 class UnknownStage(InvalidInput):
@@ -226,10 +218,11 @@ class IntentModel:
             "ngram_range": list(NGRAM_RANGE),
             "vocabulary": self.vocabulary,
         }
-        npz_tmp = directory / "intent.npz.tmp"
+        suffix = f".{os.getpid()}.tmp"  # two processes training at once do not collide
+        npz_tmp = directory / f"intent.npz{suffix}"
         with npz_tmp.open("wb") as fh:
             np.savez(fh, idf=self.idf, coef=self.coef, intercept=self.intercept)
-        json_tmp = directory / "intent.json.tmp"
+        json_tmp = directory / f"intent.json{suffix}"
         json_tmp.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         npz_tmp.replace(directory / "intent.npz")
         json_tmp.replace(directory / "intent.json")

@@ -220,7 +220,8 @@ class CustomerReply:
         alternation = "|".join(re.escape(n) for n in names)
         self._lead = re.compile(rf"^\s*(?:(?:{alternation})\s*[:：]\s*)*", re.IGNORECASE)
         self._cut = re.compile(rf"\n|(?:{alternation})\s*[:：]", re.IGNORECASE)
-        self._hold = max((len(n) for n in names), default=0) + 2
+        self._labels = [n.lower() for n in names]
+        self._hold = max((len(n) for n in names), default=0) + 1
         self._generator = self._run()
         self.text = ""
         self.completion: Completion | None = None
@@ -249,6 +250,18 @@ class CustomerReply:
                 out.append(ch)
         return re.sub(r"\s+", " ", "".join(out)).lstrip(" ,，.。")
 
+    def _label_prefix(self, text: str) -> bool:
+        """Whether ``text`` could be the start of a speaker label ("Name:")."""
+        lowered = text.lower()
+        return any((label + colon).startswith(lowered) for label in self._labels for colon in ":：")
+
+    def _held(self, raw: str) -> int:
+        """How many trailing characters might start a label and must wait for more text."""
+        for k in range(min(self._hold, len(raw)), 0, -1):
+            if self._label_prefix(raw[-k:]):
+                return k
+        return 0
+
     async def _run(self) -> AsyncGenerator[str, None]:
         acc = ""
         start: int | None = None
@@ -258,19 +271,21 @@ class CustomerReply:
             async for piece in self._stream:
                 acc += piece
                 if start is None:
-                    if len(acc.lstrip()) < self._hold:
-                        continue
-                    start = self._lead.match(acc).end()  # type: ignore[union-attr]
+                    head = acc.lstrip()
+                    lead = self._lead.match(acc)
+                    assert lead is not None  # the pattern matches the empty string
+                    if not head or (self._label_prefix(head) and not lead[0].strip()):
+                        continue  # it may still turn out to be a leading label
+                    start = lead.end()
                 raw = acc[start:]
                 cut = self._cut.search(raw)
                 if cut is not None:
                     cut_short = True
                     break
-                clean = self._clean(raw)
-                safe = len(clean) - self._hold
-                if safe > sent:
-                    chunk = clean[sent:safe]
-                    sent = safe
+                clean = self._clean(raw[: len(raw) - self._held(raw)]).rstrip()
+                if len(clean) > sent:
+                    chunk = clean[sent:]
+                    sent = len(clean)
                     self.text += chunk
                     yield chunk
         finally:
@@ -281,8 +296,8 @@ class CustomerReply:
             start = self._lead.match(acc).end()  # type: ignore[union-attr]
         raw = acc[start:]
         cut = self._cut.search(raw)
-        clean = self._clean(raw[: cut.start()] if cut is not None else raw)
-        rest = clean[sent:].rstrip()
+        clean = self._clean(raw[: cut.start()] if cut is not None else raw).rstrip()
+        rest = clean[sent:]
         if rest:
             self.text += rest
             yield rest
@@ -357,6 +372,24 @@ class LLMCustomer:
             reply_name=ctx.persona.name,
             timeout_s=self.timeout_s,
         )
+
+    async def warm(self, ctx: SessionContext) -> None:
+        """Evaluate the session's fixed prefix (preamble + history) now, at background priority.
+
+        The next turn then evaluates only the trainee's new line: a session's first reply does
+        not pay for the whole preamble while the trainee waits (the coordinator calls this when
+        a trainee connects). One token is generated and thrown away.
+        """
+        messages = self.messages(ctx, "")[: 1 + 2 * len(ctx.history)]
+        request = GenerateRequest(
+            messages=messages,
+            max_tokens=1,
+            priority="background",
+            session_key=f"practice:{ctx.session_id}",
+            reply_name=self.trainee_label(ctx),
+            timeout_s=self.timeout_s,
+        )
+        await self.llm.generate(request)
 
     def reply(self, ctx: SessionContext, trainee_text: str) -> CustomerReply:
         """The customer's reply, streamed (an async iterator of text pieces)."""
