@@ -65,6 +65,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "practice_title": ("Practice session", "练习会话"),
     "observe_title": ("Observing a session", "旁听会话"),
     "observe_note": ("Read-only live view.", "只读实时视图。"),
+    "observed_by": ("Your manager is watching this session:", "主管正在旁听本次练习："),
     "stage": ("Stage", "阶段"),
     "slots": ("Slots", "信息槽"),
     "mood": ("Mood", "情绪"),

@@ -182,6 +182,7 @@ def test_manager_observes_a_live_session(new_page: Callable[..., Any]) -> None:
         trainee.locator("#persona-name").inner_text()
     )
     assert manager.locator("#say").count() == 0  # read-only
+    expect(trainee.locator("#observers")).to_contain_text(USERS["manager"].username)  # told
 
     li = say(trainee, LINES[0])
     reply = li.locator(".msg.customer .text").inner_text()

@@ -264,6 +264,13 @@
         updateControls();
         if (endRequested) setTimeout(function () { location.assign("/api/sessions/" + sessionId + "/report.html"); }, 800);
         break;
+      case "observer_joined":
+        if (!observer) {
+          const note = document.getElementById("observers");
+          note.hidden = false;
+          note.textContent = T.observed_by + " " + e.observer;
+        }
+        break;
       case "error": onError(e); break;
       default: break;
     }
