@@ -137,15 +137,25 @@ def test_server_killed_mid_turn_resumes_without_loss_or_doubles(
     new_page: Callable[..., Any], e2e_server: ServerProcess
 ) -> None:
     page = new_page()
+    sent: list[dict[str, Any]] = []
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framesent", lambda payload: sent.append(json.loads(payload))),
+    )
     login(page, USERS["trainee2"])
     session_id = start_practice(page)
     say(page, LINES[0])
 
     page.locator("#say").fill(LINES[1])
     page.locator("#say").press("Enter")
-    # cut the connection while the reply is streaming in: kill -9, as a power cut would
-    page.locator("#transcript li.turn.streaming").wait_for(timeout=TURN_TIMEOUT_MS)
+    # cut the connection as soon as the line is on the wire, before its reply is complete:
+    # kill -9, as a power cut would
+    deadline = time.monotonic() + 10
+    while not any(m.get("type") == "say" and m.get("text") == LINES[1] for m in sent):
+        assert time.monotonic() < deadline, f"the line was never sent: {sent}"
+        page.wait_for_timeout(5)
     e2e_server.kill()
+    assert page.locator("#transcript li.turn.pending").count() == 1  # not answered yet
     banner = page.locator("#banner")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("reconnecting")
