@@ -74,8 +74,15 @@ class Watch:
         self.origin = origin
         self.requests: list[str] = []
         self.foreign: list[str] = []
+        self.broken: list[str] = []
+
+    def answered(self, response: Any) -> None:
+        """A missing asset or a server error is a broken page."""
+        if response.status >= 500 or (response.status >= 400 and "/static/" in response.url):
+            self.broken.append(f"{response.status} {response.url}")
 
     def saw(self, url: str) -> None:
+        """Note a request, and whether it left the appliance."""
         self.requests.append(url)
         if not (
             url.startswith(self.origin + "/") or url == self.origin or url.startswith(LOCAL_SCHEMES)
@@ -97,6 +104,7 @@ def new_page(browser: Any, e2e_server: ServerProcess) -> Iterator[Callable[..., 
         context.set_default_timeout(30_000)
         watch = Watch(e2e_server.url)
         context.on("request", lambda request: watch.saw(request.url))
+        context.on("response", watch.answered)
         page = context.new_page()
         page.on("websocket", lambda ws: watch.saw(ws.url.replace(ws_origin, e2e_server.url, 1)))
         page.on("dialog", lambda dialog: dialog.accept())
@@ -109,6 +117,8 @@ def new_page(browser: Any, e2e_server: ServerProcess) -> Iterator[Callable[..., 
         context.close()
     foreign = [url for w in watches for url in w.foreign]
     assert foreign == [], f"requests left the appliance: {foreign}"
+    broken = [entry for w in watches for entry in w.broken]
+    assert broken == [], f"missing assets or server errors: {broken}"
 
 
 def login(page: Any, account: Account, password: str | None = None) -> None:
