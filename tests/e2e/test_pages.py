@@ -68,6 +68,10 @@ def test_login_page_and_redirects(new_page: Callable[..., Any], e2e_server: Serv
     page.get_by_label("Password", exact=True).fill(USERS["trainee"].password)
     page.keyboard.press("Enter")
     page.wait_for_url("**/history")  # back where it was going
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    page.goto("/home")
+    assert "/login?next=" in page.url  # the session is gone
 
 
 def test_trainee_cannot_open_manager_pages(new_page: Callable[..., Any]) -> None:
