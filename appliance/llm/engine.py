@@ -491,7 +491,15 @@ class LlamaEngine:
     def _fill_batch(
         self, jobs: list[Job]
     ) -> tuple[list[tuple[Job, int]], list[tuple[Job, int]], int]:
-        """Decode rows first, then prefill chunks by priority; logits only for last tokens."""
+        """Decode rows first, then prefill chunks by priority; logits only for last tokens.
+
+        While an interactive request waits for its first token, only interactive requests run:
+        a coach's or evaluator's prefill chunk (or decode row) in the same step would make
+        every step of that prefill dearer, and the trainee waits on it. Lower priorities resume
+        at the next step after the first token.
+        """
+        if any(j.priority == 0 and not j.first_token_at for j in jobs):
+            jobs = [j for j in jobs if j.priority == 0]
         exact = self.config.exact_reuse
         cap = min(self._batch_cap, EXACT_MAX_ROWS) if exact else self._batch_cap
         decoders = [j for j in jobs if j.generating]

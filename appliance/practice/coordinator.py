@@ -401,8 +401,13 @@ class Coordinator:
         ctx = await self.context(session)
         number = len(ctx.history) + 1
         stage = ctx.stage.stage
-        trainee_intent = self.intent.classify(
-            text, stage=stage, previous=[t.trainee_intent for t in ctx.history]
+        # the classifier takes about a millisecond of CPU: off the event loop, so a burst of
+        # turns does not hold up the delivery of every other session's events
+        trainee_intent = await asyncio.to_thread(
+            self.intent.classify,
+            text,
+            stage=stage,
+            previous=[t.trainee_intent for t in ctx.history],
         )
         trainee_flags = self.compliance.check(text, "trainee", ctx.rules)
         mood = self.customer.next_mood(ctx, trainee_intent, trainee_flags)
@@ -414,8 +419,8 @@ class Coordinator:
 
         reply = await self._stream_reply(reply_ctx, text, number, self.current_seq(session))
         npc_text = reply.text
-        customer_intent = self.intent.classify(
-            npc_text, stage=stage, previous=[t.intent for t in ctx.history]
+        customer_intent = await asyncio.to_thread(
+            self.intent.classify, npc_text, stage=stage, previous=[t.intent for t in ctx.history]
         )
         update = self.stages.update(
             ctx.stage,
