@@ -122,6 +122,9 @@ if [ $DEV = 1 ]; then
   # systemd-analyze (unit verification test); fonts-noto-cjk renders the Chinese OCR test and
   # bench pages (tests only: the appliance itself never needs or fetches a font)
   apt_install systemd shellcheck fonts-noto-cjk
+  # Debian's Chromium for the browser tests (tests/e2e drive /usr/bin/chromium through
+  # Playwright; `playwright install` is never run: it would download a browser)
+  apt_install chromium
 fi
 
 # --- models, database, secrets, admin -------------------------------------------------------

@@ -27,6 +27,7 @@ from appliance.api.health import HealthController
 from appliance.api.intent import IntentController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
+from appliance.api.pages import page_router, static_router
 from appliance.api.sessions import SessionController, TrendController
 from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
@@ -139,6 +140,9 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         SessionController,
         TrendController,
         Router("/", route_handlers=[practice_socket, observe_socket]),
+        # the browser UI: pages and their static assets
+        page_router(),
+        static_router(),
     ]
     middleware = [
         global_limit.middleware,

@@ -1014,10 +1014,6 @@ def bench_intent(obj: Ctx, repeat: int, variants: str, out: Path) -> None:
     run_intent_bench(settings, variants=chosen, repeat=repeat, out=out)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 @bench.command("practice")
 @click.option(
     "--levels", default="1,2,4,8", show_default=True, help="Concurrent trainees, comma-separated."
@@ -1084,3 +1080,20 @@ def bench_fanout(
         settings=list(settings),
         out=out,
     )
+
+
+@bench.command("ui")
+@click.option("--repeat", default=10, show_default=True, help="Loads per page (cold + warm each).")
+@click.option(
+    "--target", default=1000.0, show_default=True, help="Time-to-interactive target (ms)."
+)
+@out_option("ui")
+def bench_ui(repeat: int, target: float, out: Path) -> None:
+    """The browser UI in Debian's Chromium: bytes per page and navigation-to-interactive time."""
+    from appliance.bench.ui import run_ui_bench
+
+    run_ui_bench(repeat=repeat, target_ms=target, out=out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,410 @@
+"""The browser UI: server-rendered pages (Jinja2), static assets, and page-friendly errors.
+
+Every page declares its access level like the API does. A browser that is not logged in
+is sent to /login (and one that must change its password to /password) instead of
+getting the API's JSON 401; a script without ``Accept: text/html`` still gets the JSON.
+The live parts (practice, observe, uploads, search, editors) are small static scripts
+that talk to the JSON API and the WebSockets; the page itself never inlines a script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+from urllib.parse import quote
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, Request, Response, Router, get
+from litestar.datastructures import Cookie, State
+from litestar.datastructures.headers import CacheControlHeader
+from litestar.params import FromPath
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+
+from appliance.api.errors import app_error_handler
+from appliance.auth.guards import access, principal_of
+from appliance.auth.service import AuthService
+from appliance.db.practice import SessionRow
+from appliance.db.users import User
+from appliance.doctor import run_checks
+from appliance.errors import AppError, NotAuthenticated, NotFound, PasswordChangeRequired
+from appliance.llm import metrics as llm_metrics
+from appliance.practice.coordinator import Coordinator
+from appliance.practice.model import Report
+from appliance.readiness import Readiness
+from appliance.web.charts import legend, score_class, trend_svg
+from appliance.web.editors import RESOURCES
+from appliance.web.i18n import STRINGS, UiLanguage, choose_language
+from appliance.web.render import STATIC_DIR, render_page
+
+HTML = "text/html; charset=utf-8"
+LANG_COOKIE_AGE = 365 * 24 * 3600
+
+
+def _language(request: Request[Any, Any, Any]) -> tuple[UiLanguage, bool]:
+    """The UI language, and whether it came from ?lang= (then it is remembered in a cookie)."""
+    query = request.query_params.get("lang")
+    lang = choose_language(
+        query, request.cookies.get("lang"), request.headers.get("accept-language", "")
+    )
+    return lang, query == lang
+
+
+def _user(request: Request[Any, Any, Any]) -> User | None:
+    principal = principal_of(request)
+    return None if principal is None else principal.user
+
+
+def page(
+    request: Request[Any, Any, Any],
+    template: str,
+    name: str,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> Response[str]:
+    """Render a page for the caller in their language."""
+    lang, remember = _language(request)
+    html = render_page(
+        template, lang=lang, path=request.url.path, user=_user(request), page=name, **context
+    )
+    cookies = (
+        [Cookie(key="lang", value=lang, max_age=LANG_COOKIE_AGE, samesite="strict", path="/")]
+        if remember
+        else []
+    )
+    return Response(
+        html,
+        media_type=HTML,
+        status_code=status_code,
+        cookies=cookies,
+        headers={"cache-control": "no-store"},
+    )
+
+
+def _wants_html(request: Request[Any, Any, Any]) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def page_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
+    """Pages: log in / change password first by redirect; other errors as an HTML page."""
+    if not _wants_html(request):
+        return app_error_handler(request, exc)
+    if isinstance(exc, NotAuthenticated):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(f"/login?next={quote(target)}", status_code=303)
+    if isinstance(exc, PasswordChangeRequired):
+        return Redirect("/password", status_code=303)
+    return page(
+        request,
+        "error.html",
+        "error",
+        status_code=exc.status_code,
+        code=exc.code,
+        message=exc.message,
+    )
+
+
+def _home_of(user: User) -> str:
+    if user.must_change_password:
+        return "/password"
+    return "/team" if user.role == "manager" else "/home"
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a local path may be a redirect target after login."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def _coordinator(state: State) -> Coordinator:
+    coordinator: Coordinator = state.coordinator
+    return coordinator
+
+
+def _principal_user(request: Request[Any, Any, Any]) -> User:
+    user = _user(request)
+    if user is None:  # the guard refused already; this keeps the types honest
+        raise NotAuthenticated("log in first")
+    return user
+
+
+async def _trends(
+    state: State, user_id: int
+) -> tuple[list[tuple[int, str, float]], dict[str, list[float]], dict[str, str]]:
+    """(session, date, overall) per report, scores per dimension key, and dimension names."""
+    coordinator = _coordinator(state)
+    overall: list[tuple[int, str, float]] = []
+    dims: dict[str, list[float]] = {}
+    names: dict[str, str] = {}
+    rows = await coordinator.repo.reports_of_user(user_id)
+    for row in sorted(rows, key=lambda r: (r.created_at, r.id)):
+        report = msgspec.json.decode(row.body, type=Report)
+        overall.append((row.session_id, row.created_at, report.overall))
+        for d in report.dimensions:
+            dims.setdefault(d.key, []).append(d.score)
+            names[d.key] = d.name
+    return overall, dims, names
+
+
+class PublicPages(Controller):
+    """Pages anyone may open."""
+
+    opt = access("public")
+    include_in_schema = False
+
+    @get("/")
+    async def root(self, request: Request[Any, Any, Any]) -> Redirect:
+        """The start page of the caller's role, or the login page."""
+        user = _user(request)
+        return Redirect(_home_of(user) if user else "/login", status_code=303)
+
+    @get("/login")
+    async def login(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """The login form (a logged-in caller goes straight on)."""
+        nxt = _safe_next(request.query_params.get("next"))
+        user = _user(request)
+        if user is not None:
+            return Redirect(nxt if nxt != "/" else _home_of(user), status_code=303)
+        return page(request, "login.html", "login", next=nxt)
+
+
+class UserPages(Controller):
+    """Pages for every logged-in user."""
+
+    opt = access("user")
+    include_in_schema = False
+
+    @get("/password", opt=access("user", password_change_ok=True))
+    async def password(self, request: Request[Any, Any, Any]) -> Response[str]:
+        """Change one's own password (forced on first login)."""
+        return page(request, "password.html", "password")
+
+    @get("/home")
+    async def home(self, request: Request[Any, Any, Any], state: State) -> Response[str]:
+        """Trainee home: scenarios to practise (filled by script) and recent sessions."""
+        user = _principal_user(request)
+        coordinator = _coordinator(state)
+        sessions = await coordinator.repo.list_sessions(user_id=user.id, limit=10)
+        return page(request, "home.html", "home", sessions=sessions)
+
+    @get("/history")
+    async def history(self, request: Request[Any, Any, Any], state: State) -> Response[str]:
+        """Every session of mine, with the score trend chart."""
+        user = _principal_user(request)
+        coordinator = _coordinator(state)
+        sessions = await coordinator.repo.list_sessions(user_id=user.id, limit=200)
+        overall, dims, names = await _trends(state, user.id)
+        lang, _ = _language(request)
+        series = {STRINGS[lang]["overall"]: [s for _, _, s in overall]}
+        series.update({names[k]: v for k, v in dims.items()})
+        chart = trend_svg(series, label=STRINGS[lang]["trend"]) if overall else None
+        return page(
+            request,
+            "history.html",
+            "history",
+            sessions=sessions,
+            chart=chart,
+            legend=legend(list(series)),
+        )
+
+    @get("/practice/{session_id:int}")
+    async def practice(
+        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+    ) -> Response[str]:
+        """The live practice page (the script connects to /ws/practice/{id})."""
+        user = _principal_user(request)
+        coordinator = _coordinator(state)
+        session = await coordinator.repo.get_session(session_id)
+        if session is None or session.user_id != user.id:
+            raise NotFound(f"practice session {session_id} does not exist")
+        return page(request, "practice.html", "practice", session_id=session_id, mode="practice")
+
+    @get("/tokens")
+    async def tokens(self, request: Request[Any, Any, Any], state: State) -> Response[str]:
+        """My API tokens (an admin sees everyone's)."""
+        auth: AuthService = state.auth
+        principal = principal_of(request)
+        if principal is None:
+            raise NotAuthenticated("log in first")
+        return page(request, "tokens.html", "tokens", tokens=await auth.list_tokens(principal))
+
+    @get("/knowledge/documents/{document_id:int}")
+    async def document(
+        self, request: Request[Any, Any, Any], state: State, document_id: FromPath[int]
+    ) -> Response[str]:
+        """One document: its routes per page (a citation links to #page-N here)."""
+        service = state.knowledge
+        document = await service.get_document(document_id)
+        job = await service.jobs.latest_for(document_id)
+        raw_page = request.query_params.get("page")
+        return page(
+            request,
+            "document.html",
+            "document",
+            document=document,
+            job=job,
+            cited_page=int(raw_page) if raw_page and raw_page.isdigit() else None,
+        )
+
+
+class ManagerPages(Controller):
+    """Pages for managers (and admins)."""
+
+    opt = access("manager")
+    include_in_schema = False
+
+    @get("/team")
+    async def team(self, request: Request[Any, Any, Any], state: State) -> Response[str]:
+        """Trainees x rubric dimensions (latest and mean), with each trainee's overall trend."""
+        user = _principal_user(request)
+        auth: AuthService = state.auth
+        members = await auth.users.list(team_id=user.team_id) if user.team_id else []
+        if user.role == "admin":
+            members = await auth.users.list()
+        trainees = [m for m in members if m.role == "trainee"]
+        rows: list[dict[str, Any]] = []
+        dim_names: dict[str, str] = {}
+        for member in trainees:
+            overall, dims, names = await _trends(state, member.id)
+            dim_names.update(names)
+            rows.append(
+                {
+                    "user": member,
+                    "reports": len(overall),
+                    "overall": overall[-1][2] if overall else None,
+                    "means": {k: sum(v) / len(v) for k, v in dims.items()},
+                    "spark": trend_svg(
+                        {"overall": [s for _, _, s in overall]},
+                        width=160,
+                        height=48,
+                        label=member.username,
+                    )
+                    if overall
+                    else None,
+                }
+            )
+        return page(
+            request,
+            "team.html",
+            "team",
+            rows=rows,
+            dims=dim_names,
+            score_class=score_class,
+        )
+
+    @get("/live")
+    async def live(self, request: Request[Any, Any, Any], state: State) -> Response[str]:
+        """Sessions running now that I may observe."""
+        user = _principal_user(request)
+        coordinator = _coordinator(state)
+        sessions: list[SessionRow] = []
+        if user.role == "admin":
+            sessions = await coordinator.repo.list_sessions(state="active", limit=200)
+        elif user.team_id is not None:
+            sessions = await coordinator.repo.list_sessions(
+                team_id=user.team_id, state="active", limit=200
+            )
+        return page(request, "live.html", "live", sessions=sessions)
+
+    @get("/observe/{session_id:int}")
+    async def observe(
+        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+    ) -> Response[str]:
+        """A read-only live view (the script connects to /ws/observe/{id})."""
+        coordinator = _coordinator(state)
+        session = await coordinator.repo.get_session(session_id)
+        if session is None:
+            raise NotFound(f"practice session {session_id} does not exist")
+        return page(request, "practice.html", "observe", session_id=session_id, mode="observe")
+
+    @get("/editors/{kind:str}")
+    async def editor(self, request: Request[Any, Any, Any], kind: FromPath[str]) -> Response[str]:
+        """The editor of one domain resource (scenarios, personas, rubrics, products, rules)."""
+        resource = RESOURCES.get(kind)
+        if resource is None:
+            raise NotFound(f"no editor for {kind!r}; try one of {', '.join(RESOURCES)}")
+        return page(
+            request,
+            "editor.html",
+            "editor",
+            resource=resource,
+            resources=list(RESOURCES.values()),
+            fields=[dataclasses.asdict(f) for f in resource.fields],
+        )
+
+    @get("/knowledge")
+    async def knowledge(self, request: Request[Any, Any, Any], state: State) -> Response[str]:
+        """The knowledge library: upload, progress, routes, search."""
+        documents = await state.knowledge.documents.list_documents(limit=500)
+        return page(request, "knowledge.html", "knowledge", documents=documents)
+
+
+class AdminPages(Controller):
+    """Pages for admins."""
+
+    opt = access("admin")
+    include_in_schema = False
+
+    @get("/admin/users")
+    async def users(self, request: Request[Any, Any, Any], state: State) -> Response[str]:
+        """Create users, change role and team, disable, reset passwords."""
+        auth: AuthService = state.auth
+        return page(request, "users.html", "users", users=await auth.users.list())
+
+    @get("/admin/system")
+    async def system(self, request: Request[Any, Any, Any], state: State) -> Response[str]:
+        """What doctor and /readyz report, the LLM queue and breaker."""
+        readiness: Readiness = state.readiness
+        started = time.perf_counter()
+        ready, doctor = await asyncio.gather(
+            readiness.checks(), anyio.to_thread.run_sync(run_checks, state.settings)
+        )
+        doctor = [c for c in doctor if c.name != "port"]  # the port is in use: by this server
+        llm_state = state.llm.state()
+        queue: dict[str, float] = {}
+        active = 0.0
+        for family in llm_metrics.QUEUE_DEPTH.collect():
+            for sample in family.samples:
+                if sample.labels.get("backend") == llm_state.backend:
+                    queue[sample.labels.get("priority", "")] = sample.value
+        for family in llm_metrics.ACTIVE_SEQUENCES.collect():
+            for sample in family.samples:
+                if sample.labels.get("backend") == llm_state.backend:
+                    active = sample.value
+        return page(
+            request,
+            "system.html",
+            "system",
+            ready=ready,
+            doctor=doctor,
+            llm=llm_state,
+            queue=queue,
+            active=active,
+            took_ms=round((time.perf_counter() - started) * 1000),
+        )
+
+
+def static_router() -> Router:
+    """/static: the UI's CSS and scripts (public; cached for an hour)."""
+    return create_static_files_router(
+        path="/static",
+        directories=[STATIC_DIR],
+        opt=access("public"),
+        cache_control=CacheControlHeader(max_age=3600),
+        include_in_schema=False,
+    )
+
+
+def page_router() -> Router:
+    """Every page, with the HTML-friendly error handler."""
+    return Router(
+        "/",
+        route_handlers=[PublicPages, UserPages, ManagerPages, AdminPages],
+        exception_handlers={AppError: page_error_handler},
+        include_in_schema=False,
+    )

@@ -1,0 +1,73 @@
+"""Inline SVG charts drawn on the server: they need no script and no network, and they print."""
+
+from __future__ import annotations
+
+import markupsafe
+
+PALETTE = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f")
+
+
+def trend_svg(
+    series: dict[str, list[float]],
+    *,
+    width: int = 640,
+    height: int = 240,
+    top: float = 10.0,
+    label: str = "Score trend",
+) -> markupsafe.Markup:
+    """A line chart of scores (0..top) per series, oldest first; one point per report."""
+    left, right, upper, lower = 36, 12, 12, 28
+    plot_w, plot_h = width - left - right, height - upper - lower
+    longest = max((len(v) for v in series.values()), default=0)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'class="chart" role="img" aria-label="{markupsafe.escape(label)}">'
+    ]
+    for level in (0, 2.5, 5, 7.5, 10):
+        y = upper + plot_h * (1 - level / top)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#d5d9e0"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
+            f'fill="#374151">{level:g}</text>'
+        )
+
+    def x_of(i: int) -> float:
+        return left + (plot_w * i / (longest - 1) if longest > 1 else plot_w / 2)
+
+    for i in range(longest):
+        parts.append(
+            f'<text x="{x_of(i):.1f}" y="{height - 8}" text-anchor="middle" font-size="11" '
+            f'fill="#374151">{i + 1}</text>'
+        )
+    for n, (name, values) in enumerate(series.items()):
+        color = PALETTE[n % len(PALETTE)]
+        points = [
+            (x_of(i), upper + plot_h * (1 - max(0.0, min(v, top)) / top))
+            for i, v in enumerate(values)
+        ]
+        width_px = 3 if n == 0 else 1.5
+        if len(points) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{color}" '
+                f'stroke-width="{width_px}"><title>{markupsafe.escape(name)}</title></polyline>'
+            )
+        for (x, y), v in zip(points, values, strict=True):
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
+                f"<title>{markupsafe.escape(name)}: {v:.1f}</title></circle>"
+            )
+    parts.append("</svg>")
+    return markupsafe.Markup("".join(parts))  # noqa: S704 - built here, every label escaped
+
+
+def legend(series: list[str]) -> list[tuple[str, str]]:
+    """(name, colour) pairs in the order trend_svg draws them."""
+    return [(name, PALETTE[n % len(PALETTE)]) for n, name in enumerate(series)]
+
+
+def score_class(score: float | None) -> str:
+    """A CSS class for a 0..10 score cell (low / mid / high)."""
+    if score is None:
+        return "cell-none"
+    return "cell-low" if score < 5 else ("cell-mid" if score < 7.5 else "cell-high")

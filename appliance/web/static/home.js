@@ -1,0 +1,47 @@
+/* Trainee home: the scenarios to practise, each with its personas and a start button. */
+"use strict";
+(function () {
+  const { T, api, el, describe } = window.SB;
+  const box = document.getElementById("scenarios");
+  const error = document.getElementById("home-error");
+
+  async function start(scenarioId, select, button) {
+    button.disabled = true;
+    error.textContent = "";
+    try {
+      const session = await api("POST", "/api/sessions", { scenario_id: scenarioId, persona_id: Number(select.value) });
+      location.assign("/practice/" + session.id);
+    } catch (err) {
+      error.textContent = describe(err);
+      button.disabled = false;
+    }
+  }
+
+  async function load() {
+    try {
+      const [scenarios, personas] = await Promise.all([api("GET", "/api/scenarios"), api("GET", "/api/personas")]);
+      const byId = new Map(personas.map(p => [p.id, p]));
+      if (!scenarios.length) { box.replaceChildren(el("p", { class: "muted", text: T.none_yet })); return; }
+      box.replaceChildren(...scenarios.map(function (s) {
+        const allowed = (s.persona_ids && s.persona_ids.length ? s.persona_ids.map(id => byId.get(id)).filter(Boolean) : personas);
+        const selectId = "persona-" + s.id;
+        const select = el("select", { id: selectId }, ...allowed.map(p => el("option", { value: p.id, text: p.name + " · " + p.difficulty })));
+        const button = el("button", { type: "button", class: "start", "data-scenario": s.id, text: T.start });
+        button.addEventListener("click", () => start(s.id, select, button));
+        if (!allowed.length) button.disabled = true;
+        return el("article", { class: "card scenario", "data-scenario": s.id, "data-language": s.language || "en" },
+          el("h3", { text: s.name }),
+          el("p", { text: s.description }),
+          el("p", { class: "muted", text: s.objective }),
+          el("label", { for: selectId, text: T.persona }), select, button);
+      }));
+    } catch (err) {
+      box.replaceChildren();
+      error.textContent = describe(err);
+    } finally {
+      box.removeAttribute("aria-busy");
+      if (window.performance && performance.mark) performance.mark("sb-interactive");
+    }
+  }
+  load();
+})();

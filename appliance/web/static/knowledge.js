@@ -1,0 +1,128 @@
+/* Knowledge library: drop many files, a progress bar per file fed by /ws/knowledge/jobs, search. */
+"use strict";
+(function () {
+  const { T, api, el, describe, wsUrl } = window.SB;
+  const drop = document.getElementById("dropzone");
+  const picker = document.getElementById("files");
+  const uploads = document.getElementById("uploads");
+  const error = document.getElementById("upload-error");
+  const bars = new Map();     // job id -> {bar, label, row}
+  const latest = new Map();   // job id -> last event seen (it may come before the upload answers)
+
+  function percent(job) {
+    if (job.state === "done") return 100;
+    const p = Number(job.progress || 0);
+    return Math.max(0, Math.min(100, p <= 1 && job.state !== "queued" && p > 0 ? p * 100 : p));
+  }
+
+  function apply(job) {
+    latest.set(job.id, job);
+    const entry = bars.get(job.id);
+    if (!entry) return;
+    entry.bar.value = percent(job);
+    entry.row.dataset.state = job.state;
+    let text = job.state + (job.stage && job.stage !== job.state ? " · " + job.stage : "") + " · " + Math.round(percent(job)) + "%";
+    if (job.state === "failed") text = job.state + ": " + (job.error_message || job.error_code || "");
+    entry.label.textContent = text;
+    if (job.state === "done" || job.state === "failed") refreshDocument(job.document_id, entry);
+  }
+
+  async function refreshDocument(documentId, entry) {
+    try {
+      const detail = await api("GET", "/api/knowledge/documents/" + documentId);
+      const routes = [...new Set((detail.document.routes || []).map(r => r.route))].join(", ");
+      entry.route.textContent = routes ? T.route + ": " + routes : "";
+    } catch (err) { /* the list below still shows it after a reload */ }
+  }
+
+  function connectJobs() {
+    const ws = new WebSocket(wsUrl("/ws/knowledge/jobs"));
+    ws.onmessage = function (m) {
+      try { const e = JSON.parse(m.data); if (e.type === "job") apply(e); } catch (err) { /* ignore */ }
+    };
+    ws.onclose = function () { setTimeout(connectJobs, 1000); };
+    return new Promise(function (resolve) { ws.onopen = resolve; setTimeout(resolve, 2000); });
+  }
+  const jobsReady = connectJobs();
+
+  async function upload(files) {
+    if (!files.length) return;
+    error.textContent = "";
+    await jobsReady;
+    const form = new FormData();
+    for (const f of files) form.append("files", f, f.name);
+    form.append("collection", document.getElementById("collection").value || "default");
+    const rows = new Map();
+    for (const f of files) {
+      const id = "up-" + Math.random().toString(16).slice(2);
+      const bar = el("progress", { max: "100", value: "0", id: id, "aria-label": f.name });
+      const label = el("span", { class: "state", text: T.upload + "…" });
+      const route = el("span", { class: "route" });
+      const row = el("li", { class: "upload", "data-filename": f.name }, el("strong", { text: f.name }), bar, label, route);
+      uploads.prepend(row);
+      rows.set(f.name, { bar: bar, label: label, row: row, route: route });
+    }
+    try {
+      const out = await api("POST", "/api/knowledge/documents", form);
+      for (const item of out.items) {
+        const entry = rows.get(item.filename);
+        if (!entry) continue;
+        entry.row.dataset.document = item.document.id;
+        if (item.job) {
+          bars.set(item.job.id, entry);
+          apply(latest.get(item.job.id) || item.job);
+          // an event may have been missed before the answer: ask for the job's state once
+          api("GET", "/api/knowledge/jobs/" + item.job.id).then(j => {
+            const seen = latest.get(j.id);
+            if (!seen || percent(j) >= percent(seen)) apply(j);
+          }).catch(() => {});
+        } else {
+          entry.bar.value = 100;
+          entry.row.dataset.state = item.document.state;
+          entry.label.textContent = (item.duplicate ? "duplicate · " : "") + item.document.state;
+          refreshDocument(item.document.id, entry);
+        }
+      }
+    } catch (err) {
+      error.textContent = describe(err);
+      for (const entry of rows.values()) { entry.row.dataset.state = "failed"; entry.label.textContent = describe(err); }
+    }
+  }
+
+  drop.addEventListener("dragover", function (ev) { ev.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", function () { drop.classList.remove("over"); });
+  drop.addEventListener("drop", function (ev) {
+    ev.preventDefault();
+    drop.classList.remove("over");
+    upload([...ev.dataTransfer.files]);
+  });
+  picker.addEventListener("change", function () { upload([...picker.files]); picker.value = ""; });
+
+  /* search */
+  const searchForm = document.getElementById("search-form");
+  const results = document.getElementById("results");
+  searchForm.addEventListener("submit", async function (ev) {
+    ev.preventDefault();
+    const q = document.getElementById("q").value.trim();
+    if (!q) return;
+    results.setAttribute("aria-busy", "true");
+    try {
+      const out = await api("GET", "/api/knowledge/search?q=" + encodeURIComponent(q));
+      if (!out.results.length) { results.replaceChildren(el("li", { class: "muted", text: T.no_results })); return; }
+      results.replaceChildren(...out.results.map(function (r) {
+        const c = r.citation;
+        const pageText = c.page ? T.page + " " + c.page : "";
+        const href = "/knowledge/documents/" + c.document_id + (c.page ? "?page=" + c.page + "#page-" + c.page : "");
+        return el("li", { class: "result" },
+          el("a", { href: href, class: "cite" }, document.createTextNode(c.title + " v" + c.version),
+            c.page ? el("span", { class: "page", text: " · " + pageText }) : null),
+          c.section && c.section.length ? el("span", { class: "muted", text: " · " + c.section.join(" › ") }) : null,
+          el("p", { class: "snippet", text: c.snippet || r.text.slice(0, 300) }));
+      }));
+    } catch (err) {
+      results.replaceChildren(el("li", { class: "error", text: describe(err) }));
+    } finally {
+      results.removeAttribute("aria-busy");
+    }
+  });
+})();

@@ -1,0 +1,357 @@
+/* The practice page (and the observer's read-only view of it).
+ *
+ * Resume rules: every stored event has a seq; the page keeps the highest one it has seen and
+ * sends it in hello{last_seq} on every (re)connection, so the server replays exactly what was
+ * missed. Turns are kept by turn number and stored events by seq, so a replay never doubles
+ * anything. A line that has not been answered yet is kept (also in sessionStorage, so a reload
+ * keeps it) and is sent again with the SAME client_turn_id: the server answers a resend with
+ * the stored turn instead of a second reply.
+ */
+"use strict";
+(function () {
+  const { T, el, wsUrl } = window.SB;
+  const root = document.getElementById("practice");
+  const sessionId = root.dataset.session;
+  const observer = root.dataset.mode === "observe";
+  const STAGES = ["OPENING", "NEEDS_DISCOVERY", "PRODUCT_INTRO", "OBJECTION_HANDLING", "CLOSING", "COMPLETED"];
+  const STORE = "sb-pending-" + sessionId;
+  const STORED_TYPES = new Set(["npc_done", "intent", "coach_tip", "turn_score", "stage_changed",
+    "compliance_flag", "session_ended", "report_ready", "observer_joined"]);
+
+  const transcript = document.getElementById("transcript");
+  const banner = document.getElementById("banner");
+  const tips = document.getElementById("tips");
+  const chatError = document.getElementById("chat-error");
+  const ended = document.getElementById("ended");
+  const input = document.getElementById("say");
+  const sendBtn = document.getElementById("send");
+  const endBtn = document.getElementById("end");
+
+  let socket = null;
+  let lastSeq = 0;
+  const seen = new Set();           // seqs of stored events already applied
+  const turns = new Map();          // turn number -> <li>
+  const nextDelta = new Map();      // turn number -> next expected npc_delta index
+  let pending = null;               // {id, text}: said, not yet answered
+  let pendingLi = null;
+  let sessionState = "active";
+  let endRequested = false;
+  let attempts = 0;
+  let pingTimer = null;
+  let everConnected = false;
+
+  try { pending = JSON.parse(sessionStorage.getItem(STORE) || "null"); } catch (e) { pending = null; }
+
+  function setPending(value) {
+    pending = value;
+    if (value) sessionStorage.setItem(STORE, JSON.stringify(value));
+    else sessionStorage.removeItem(STORE);
+    updateControls();
+  }
+
+  function connected() { return socket && socket.readyState === WebSocket.OPEN && socket.sbWelcomed; }
+
+  function updateControls() {
+    if (observer) return;
+    const live = sessionState === "active";
+    input.disabled = !live;
+    sendBtn.disabled = !live || !!pending || !connected();
+    endBtn.disabled = !live || !connected();
+  }
+
+  function showBanner(text, kind) {
+    banner.textContent = text;
+    banner.className = "banner " + (kind || "");
+    banner.hidden = !text;
+  }
+
+  /* ---------- transcript ---------- */
+  function bubble(who, text) {
+    return el("div", { class: "msg " + who },
+      el("span", { class: "who", text: who === "trainee" ? T.you : T.customer }),
+      el("p", { class: "text", text: text || "" }));
+  }
+
+  function makeTurnLi(n) {
+    const li = el("li", { class: "turn" }, bubble("trainee", ""), bubble("customer", ""), el("div", { class: "extras" }));
+    if (n !== null) li.dataset.turn = String(n);
+    transcript.append(li);
+    return li;
+  }
+
+  function turnLi(n, adoptPending) {
+    let li = turns.get(n);
+    if (li) return li;
+    if (adoptPending && pendingLi && !pendingLi.dataset.turn) {
+      li = pendingLi;
+      li.dataset.turn = String(n);
+    } else {
+      li = makeTurnLi(n);
+    }
+    turns.set(n, li);
+    // keep turns in order even when a replay fills an older one late
+    const after = [...transcript.children].find(x => x.dataset.turn && Number(x.dataset.turn) > n);
+    if (after && after !== li) transcript.insertBefore(li, after);
+    return li;
+  }
+
+  function setText(li, who, text) {
+    li.querySelector(".msg." + who + " .text").textContent = text;
+  }
+
+  function scrollDown() { transcript.scrollTop = transcript.scrollHeight; }
+
+  function showPendingBubble() {
+    if (!pending || observer) return;
+    if (!pendingLi) {
+      pendingLi = makeTurnLi(null);
+      pendingLi.classList.add("pending");
+    }
+    setText(pendingLi, "trainee", pending.text);
+    scrollDown();
+  }
+
+  /* ---------- side panels ---------- */
+  function renderStage(stage, slots) {
+    const list = document.getElementById("stages");
+    list.replaceChildren(...STAGES.map(function (s) {
+      const idx = STAGES.indexOf(stage);
+      const i = STAGES.indexOf(s);
+      const li = el("li", { class: i < idx ? "done" : (i === idx ? "current" : ""), text: s.replace(/_/g, " ").toLowerCase() });
+      if (i === idx) li.setAttribute("aria-current", "step");
+      return li;
+    }));
+    const slotList = document.getElementById("slots");
+    slotList.replaceChildren(...Object.entries(slots || {}).map(([k, v]) =>
+      el("li", { class: v ? "filled" : "", text: (v ? "✓ " : "○ ") + k.replace(/_/g, " ") })));
+  }
+
+  function renderMood(mood) {
+    document.getElementById("mood").value = mood;
+    document.getElementById("mood-face").textContent = mood < 0.35 ? "☹" : (mood < 0.65 ? "😐" : "☺");
+    document.getElementById("mood").title = mood.toFixed(2);
+  }
+
+  function addTip(e) {
+    const empty = tips.querySelector(".empty");
+    if (empty) empty.remove();
+    const cites = (e.citations || []).map(function (c) {
+      const label = c.title + (c.page ? " · " + T.page + " " + c.page : "");
+      if (c.kind === "document" && c.document_id) {
+        const href = "/knowledge/documents/" + c.document_id + (c.page ? "?page=" + c.page + "#page-" + c.page : "");
+        return el("li", {}, el("a", { href: href, text: label }));
+      }
+      return el("li", { text: label });
+    });
+    tips.prepend(el("li", { class: "tip", "data-turn": e.turn },
+      el("p", { class: "advice", text: e.advice }),
+      e.script_example ? el("p", { class: "example" }, el("strong", { text: T.example + ": " }), document.createTextNode(e.script_example)) : null,
+      cites.length ? el("div", { class: "cites" }, el("span", { text: T.sources + ":" }), el("ul", {}, ...cites)) : null));
+  }
+
+  /* ---------- events ---------- */
+  function onWelcome(e) {
+    socket.sbWelcomed = true;
+    attempts = 0;
+    sessionState = e.session.state;
+    document.getElementById("persona-name").textContent = e.persona.name + " (" + e.persona.difficulty + ")";
+    document.getElementById("persona-desc").textContent = e.persona.description;
+    document.getElementById("scenario-objective").textContent = e.scenario.name + ": " + e.scenario.objective;
+    renderStage(e.stage, e.slots);
+    renderMood(e.mood);
+    for (const t of e.history) {
+      const li = turnLi(t.turn, false);
+      setText(li, "trainee", t.trainee_text);
+      setText(li, "customer", t.npc_text);
+      li.classList.remove("streaming");
+      nextDelta.set(t.turn, Infinity);
+    }
+    if (everConnected) {
+      showBanner(T.reconnected, "ok");
+      setTimeout(function () { if (connected()) showBanner(""); }, 1500);
+    } else {
+      showBanner("");
+    }
+    if (!everConnected && window.performance && performance.mark) performance.mark("sb-interactive");
+    everConnected = true;
+    if (sessionState !== "active") showEnded(e.session.report_id ? T.report_ready : T.ended, !!e.session.report_id);
+    // a line said but not answered: send it again with the same id unless it is still running
+    if (pending && !observer && sessionState === "active" && !e.session.turn_in_flight) {
+      showPendingBubble();
+      send({ type: "say", client_turn_id: pending.id, text: pending.text });
+    } else if (pending) {
+      showPendingBubble();
+    }
+    updateControls();
+    scrollDown();
+  }
+
+  function onDelta(e) {
+    const li = turnLi(e.turn, true);
+    const expected = nextDelta.has(e.turn) ? nextDelta.get(e.turn) : 0;
+    if (e.index < expected) return;            // already shown
+    nextDelta.set(e.turn, e.index + 1);
+    li.classList.add("streaming");
+    const p = li.querySelector(".msg.customer .text");
+    p.textContent += e.text;
+    scrollDown();
+  }
+
+  function onDone(e) {
+    const li = turnLi(e.turn, !!(pending && e.client_turn_id === pending.id));
+    setText(li, "trainee", e.trainee_text);
+    setText(li, "customer", e.text);
+    li.classList.remove("streaming", "pending");
+    nextDelta.set(e.turn, Infinity);
+    if (pendingLi && pendingLi !== li && pending && e.client_turn_id === pending.id) pendingLi.remove();
+    if (pending && e.client_turn_id === pending.id) {
+      pendingLi = null;
+      setPending(null);
+    }
+    renderMood(e.mood);
+    scrollDown();
+  }
+
+  function extras(turn) { return turnLi(turn, true).querySelector(".extras"); }
+
+  function onFlag(e) {
+    extras(e.turn).append(el("p", { class: "flag " + e.severity, role: "note" },
+      el("strong", { text: T.compliance + " · " + e.severity + ": " }),
+      document.createTextNode(e.rule + " — “" + e.excerpt + "” (" + e.who + ", " + e.action + ")")));
+  }
+
+  function onScore(e) {
+    const text = Object.entries(e.scores).map(([k, v]) => k.replace(/_/g, " ") + " " + Number(v).toFixed(1)).join(" · ");
+    extras(e.turn).append(el("p", { class: "scores", text: T.score + ": " + text }));
+  }
+
+  function onIntent(e) {
+    const li = turns.get(e.turn);
+    if (li) li.querySelector(".msg.customer .who").textContent = T.customer + " · " + e.label.replace(/_/g, " ");
+  }
+
+  function showEnded(text, ready) {
+    ended.hidden = false;
+    ended.replaceChildren(document.createTextNode(text + " "));
+    if (ready) {
+      ended.append(el("a", { href: "/api/sessions/" + sessionId + "/report.html", id: "report-link", text: T.view_report }));
+    }
+  }
+
+  function onEvent(e) {
+    if (STORED_TYPES.has(e.type)) {
+      if (seen.has(e.seq)) return;
+      seen.add(e.seq);
+      lastSeq = Math.max(lastSeq, e.seq);
+    }
+    switch (e.type) {
+      case "welcome": onWelcome(e); break;
+      case "npc_delta": onDelta(e); break;
+      case "npc_done": onDone(e); break;
+      case "intent": onIntent(e); break;
+      case "coach_tip": addTip(e); break;
+      case "turn_score": onScore(e); break;
+      case "stage_changed": renderStage(e.to, e.slots); break;
+      case "compliance_flag": onFlag(e); break;
+      case "session_ended":
+        sessionState = "ended";
+        showEnded(T.ended, false);
+        updateControls();
+        break;
+      case "report_ready":
+        sessionState = "ended";
+        showEnded(T.report_ready, true);
+        updateControls();
+        if (endRequested) setTimeout(function () { location.assign("/api/sessions/" + sessionId + "/report.html"); }, 800);
+        break;
+      case "observer_joined":
+        if (!observer) {
+          const note = document.getElementById("observers");
+          note.hidden = false;
+          note.textContent = T.observed_by + " " + e.observer;
+        }
+        break;
+      case "error": onError(e); break;
+      default: break;
+    }
+  }
+
+  function onError(e) {
+    if (pending && e.client_turn_id === pending.id) {
+      if (e.retry_after !== null && e.retry_after !== undefined) {
+        chatError.textContent = e.message;
+        const retry = pending;
+        setTimeout(function () {
+          if (pending === retry && connected()) send({ type: "say", client_turn_id: retry.id, text: retry.text });
+        }, Math.max(500, e.retry_after * 1000));
+        return;
+      }
+      if (pendingLi) pendingLi.remove();
+      pendingLi = null;
+      if (input && !input.value) input.value = pending.text;
+      setPending(null);
+    }
+    chatError.textContent = e.message + " (" + e.code + ")";
+  }
+
+  /* ---------- connection ---------- */
+  function send(msg) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
+  }
+
+  function connect() {
+    const path = (observer ? "/ws/observe/" : "/ws/practice/") + sessionId;
+    const ws = new WebSocket(wsUrl(path));
+    socket = ws;
+    ws.sbWelcomed = false;
+    ws.onopen = function () {
+      ws.send(JSON.stringify({ type: "hello", last_seq: lastSeq }));
+      clearInterval(pingTimer);
+      pingTimer = setInterval(function () { send({ type: "ping" }); }, 30000);
+    };
+    ws.onmessage = function (m) {
+      let e;
+      try { e = JSON.parse(m.data); } catch (err) { return; }
+      onEvent(e);
+    };
+    ws.onclose = function (ev) {
+      clearInterval(pingTimer);
+      if (socket !== ws) return;
+      updateControls();
+      if (ev.code === 4401) { location.assign("/login?next=" + encodeURIComponent(location.pathname)); return; }
+      if (ev.code === 4403 || ev.code === 4404) { showBanner(ev.reason || ("closed " + ev.code), "bad"); return; }
+      if (sessionState !== "active" && !pending && ended.querySelector("#report-link")) return;
+      showBanner(T.reconnecting, "warn");
+      attempts += 1;
+      setTimeout(connect, Math.min(5000, 250 * Math.pow(2, attempts - 1)));
+    };
+  }
+
+  /* ---------- input ---------- */
+  if (!observer) {
+    document.getElementById("say-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      const text = input.value.trim();
+      if (!text || pending || sessionState !== "active") return;
+      chatError.textContent = "";
+      const id = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2));
+      setPending({ id: id, text: text });
+      input.value = "";
+      showPendingBubble();
+      send({ type: "say", client_turn_id: id, text: text });
+    });
+    input.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        document.getElementById("say-form").requestSubmit();
+      }
+    });
+    endBtn.addEventListener("click", function () {
+      if (!window.confirm(T.end_confirm)) return;
+      endRequested = true;
+      send({ type: "end" });
+    });
+  }
+
+  connect();
+})();

@@ -1,0 +1,86 @@
+"""A manager drops files into the library, watches each file's progress bar reach done, then finds
+the PDF with the search box, its page cited, and opens the document at that page."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfgen import canvas
+
+from tests.e2e.conftest import USERS, expect, login, shot
+
+
+def make_pdf(path: Path, marker: str) -> None:
+    """Two pages with a text layer; page 1 is longer than a parent chunk, the marker is low on page 2."""
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    pdf.setFont("Helvetica", 8)
+    topics = ["lounge access", "travel insurance", "concierge desk", "reward points", "card design"]
+    for i in range(80):
+        topic = topics[i % len(topics)]
+        pdf.drawString(
+            40, 800 - i * 9.5, f"Section {i}: the platinum card {topic} benefit applies to holders."
+        )
+    pdf.showPage()
+    for i in range(30):
+        pdf.drawString(
+            40, 800 - i * 9.5, f"Clause {i}: statements are issued monthly to the holder."
+        )
+    pdf.drawString(40, 500, f"Fee waiver policy {marker}: the annual fee is waived when yearly")
+    pdf.drawString(40, 490, "spending reaches fifty thousand; the waiver is reviewed every year.")
+    pdf.showPage()
+    pdf.save()
+
+
+def test_upload_progress_search_and_cited_page(
+    new_page: Callable[..., Any], tmp_path: Path
+) -> None:
+    marker = f"zebra{uuid.uuid4().hex[:6]}"
+    pdf = tmp_path / f"waivers-{marker}.pdf"
+    make_pdf(pdf, marker)
+    notes = tmp_path / f"notes-{marker}.txt"
+    notes.write_text(f"Objection handling notes {marker}: acknowledge, ask, answer.\n")
+
+    page = new_page()
+    login(page, USERS["manager"])
+    page.goto("/knowledge")
+    # many files at once, as a drop would deliver them (the drop handler and the picker share the code)
+    page.set_input_files("#files", [str(pdf), str(notes)])
+    rows = page.locator("#uploads li")
+    expect(rows).to_have_count(2)
+    for name in (pdf.name, notes.name):
+        row = page.locator(f'#uploads li[data-filename="{name}"]')
+        expect(row).to_have_attribute("data-state", "done", timeout=120_000)
+        assert row.locator("progress").evaluate("p => p.value") == 100
+    expect(page.locator(f'#uploads li[data-filename="{pdf.name}"] .route')).to_contain_text("text")
+    shot(page, "knowledge-uploaded")
+
+    page.get_by_label("Search the knowledge base").fill(f"fee waiver policy {marker}")
+    page.keyboard.press("Enter")
+    first = page.locator("#results li.result").first
+    expect(first).to_contain_text(f"waivers-{marker}")
+    expect(first.locator(".page")).to_have_text("· page 2")
+    shot(page, "knowledge-search")
+    first.locator("a.cite").click()
+    page.wait_for_url("**/knowledge/documents/*?page=2#page-2")
+    expect(page.locator("tr#page-2")).to_have_class("cited")
+
+
+def test_drag_and_drop_reaches_the_upload(new_page: Callable[..., Any]) -> None:
+    page = new_page()
+    login(page, USERS["manager"])
+    page.goto("/knowledge")
+    marker = uuid.uuid4().hex[:8]
+    data_transfer = page.evaluate_handle(
+        """marker => { const dt = new DataTransfer();
+             dt.items.add(new File(['Dropped note ' + marker + ' about renewals.'], 'drop-' + marker + '.txt',
+                                   {type: 'text/plain'}));
+             return dt; }""",
+        marker,
+    )
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": data_transfer})
+    row = page.locator(f'#uploads li[data-filename="drop-{marker}.txt"]')
+    expect(row).to_have_attribute("data-state", "done", timeout=120_000)

@@ -1,0 +1,52 @@
+"""The browser UI's pure parts: language choice, UI strings, SVG charts."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from appliance.web.charts import score_class, trend_svg
+from appliance.web.i18n import STRINGS, accept_language, choose_language
+
+
+def test_accept_language_picks_the_best_supported() -> None:
+    assert accept_language("zh-CN,zh;q=0.9,en;q=0.8") == "zh"
+    assert accept_language("fr-FR, en;q=0.5, zh;q=0.7") == "zh"
+    assert accept_language("en-GB,en;q=0.9") == "en"
+    assert accept_language("fr, de;q=0.8") is None
+    assert accept_language("zh;q=0, en;q=0.1") == "en"
+    assert accept_language("zh;q=abc") is None
+    assert accept_language("") is None
+
+
+def test_query_beats_cookie_beats_header() -> None:
+    assert choose_language("en", "zh", "zh-CN") == "en"
+    assert choose_language(None, "zh", "en-US") == "zh"
+    assert choose_language("xx", None, "zh-TW") == "zh"
+    assert choose_language(None, None, "") == "en"
+
+
+def test_both_languages_have_every_string() -> None:
+    assert STRINGS["en"].keys() == STRINGS["zh"].keys()
+    assert all(v.strip() for lang in STRINGS.values() for v in lang.values())
+
+
+def test_trend_svg_is_valid_escaped_svg() -> None:
+    svg = str(trend_svg({"Overall": [2.0, 7.5, 12.0], "<b>x</b>": [1.0]}, label="T & T"))
+    root = ET.fromstring(svg)  # well-formed: labels are escaped
+    assert root.tag.endswith("svg") and root.get("aria-label") == "T & T"
+    circles = [e for e in root.iter() if e.tag.endswith("circle")]
+    assert len(circles) == 4
+    ys = [float(c.get("cy", "0")) for c in circles[:3]]
+    assert ys[0] > ys[1] > ys[2]  # higher score, higher on the chart
+    assert ys[2] == 12.0  # a score above 10 is drawn at the top, not off the chart
+    assert "<b>" not in svg
+
+
+def test_score_classes() -> None:
+    assert [score_class(v) for v in (None, 2, 5, 7.4, 9)] == [
+        "cell-none",
+        "cell-low",
+        "cell-mid",
+        "cell-mid",
+        "cell-high",
+    ]
