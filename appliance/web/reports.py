@@ -25,6 +25,7 @@ def radar_svg(labels: list[str], scores: list[float], *, size: int = 320, top: f
     n = max(len(labels), 3)
     cx = cy = size / 2
     radius = size / 2 - 60
+    pad = 110  # room left and right for the axis labels (anchored outwards)
 
     def point(i: int, value: float) -> tuple[float, float]:
         angle = -math.pi / 2 + 2 * math.pi * i / n
@@ -49,8 +50,9 @@ def radar_svg(labels: list[str], scores: list[float], *, size: int = 320, top: f
         )
     shape = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, s) for i, s in enumerate(scores)))
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" width="{size}" '
-        f'height="{size}" role="img" aria-label="Rubric scores radar chart">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{-pad} 0 {size + 2 * pad} {size}" '
+        f'width="{size + 2 * pad}" height="{size}" role="img" '
+        'aria-label="Rubric scores radar chart">'
         + "".join(rings + axes)
         + f'<polygon points="{shape}" fill="rgba(37,99,235,0.25)" stroke="#1d4ed8" '
         'stroke-width="2"/>' + "".join(texts) + "</svg>"
