@@ -56,9 +56,13 @@ def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (Debian's: nothing is downloaded)."""
+    """Headless Chromium (Debian's: nothing is downloaded).
+
+    Per module, not per session: Playwright's sync API runs an event loop in this thread
+    while it is open, and later tests that call asyncio.run() must not find one running.
+    """
     with sync_api.sync_playwright() as pw:
         launched = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
