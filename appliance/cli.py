@@ -891,6 +891,16 @@ def out_option(bench_name: str) -> Callable[[Callable[..., Any]], Callable[..., 
     )
 
 
+settings_option = click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="A setting for the server under test (repeatable), e.g. llm.threads=1.",
+)
+"""The ``--set`` option of the benches that start their own server."""
+
+
 @main.group()
 def bench() -> None:
     """Load generators; each prints a table and writes JSON."""
@@ -1021,13 +1031,7 @@ def bench_intent(obj: Ctx, repeat: int, variants: str, out: Path) -> None:
 @click.option("--turns", default=4, show_default=True, help="Turns per trainee.")
 @click.option("--think", default=3.0, show_default=True, help="Mean think time between turns (s).")
 @click.option("--target", default=1.5, show_default=True, help="p95 TTFT target (s).")
-@click.option(
-    "--set",
-    "settings",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="A setting for the server under test (repeatable), e.g. llm.threads=1.",
-)
+@settings_option
 @out_option("practice")
 def bench_practice(
     levels: str, turns: int, think: float, target: float, settings: tuple[str, ...], out: Path
@@ -1051,13 +1055,7 @@ def bench_practice(
 @click.option("--observers", default=1, show_default=True, help="Observers per active session.")
 @click.option("--turns", default=2, show_default=True, help="Turns per active session.")
 @click.option("--think", default=5.0, show_default=True, help="Mean think time between turns (s).")
-@click.option(
-    "--set",
-    "settings",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="A setting for the server under test (repeatable), e.g. llm.threads=1.",
-)
+@settings_option
 @out_option("fanout")
 def bench_fanout(
     idle: int,

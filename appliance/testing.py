@@ -56,6 +56,33 @@ def cli(
     )
 
 
+def add_user(
+    state_dir: Path,
+    username: str,
+    role: str,
+    password: str,
+    *,
+    team: str = "bench",
+    env: dict[str, str] | None = None,
+) -> None:
+    """Create a user through the real CLI (`salesboost users add --password-stdin`)."""
+    result = cli(
+        state_dir,
+        "users",
+        "add",
+        username,
+        "--role",
+        role,
+        "--team",
+        team,
+        "--password-stdin",
+        stdin=password + "\n",
+        env=env,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"could not create user {username}: {result.stderr}")
+
+
 class ServerProcess:
     """`salesboost serve` on a free loopback port; ``with`` starts it and waits for /readyz."""
 

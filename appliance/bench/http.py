@@ -29,7 +29,7 @@ import click
 import httpx
 import numpy as np
 
-from appliance.testing import ServerProcess, cli
+from appliance.testing import ServerProcess, add_user
 
 WARMUP_S = 1.0
 READY_TIMEOUT_S = 60.0
@@ -185,21 +185,10 @@ def _local_appliance() -> Iterator[tuple[Target, int]]:
         except RuntimeError as err:
             raise click.ClickException(str(err)) from None
         password = secrets.token_urlsafe(18)
-        added = cli(
-            state,
-            "users",
-            "add",
-            USERNAME,
-            "--role",
-            "manager",
-            "--team",
-            "bench",
-            "--password-stdin",
-            stdin=password,
-            env=server.env,
-        )
-        if added.returncode != 0:
-            raise click.ClickException(f"could not create the bench user: {added.stderr}")
+        try:
+            add_user(state, USERNAME, "manager", password, env=server.env)
+        except RuntimeError as err:
+            raise click.ClickException(f"could not create the bench user: {err}") from None
         with httpx.Client(base_url=server.url, timeout=10) as http:
             login = {"username": USERNAME, "password": password}
             http.post("/api/auth/login", json=login).raise_for_status()

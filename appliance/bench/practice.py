@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
 
-from appliance.testing import ServerProcess, cli
+from appliance.testing import ServerProcess, add_user
 
 PASSWORD = secrets.token_urlsafe(18)  # the bench users live in a throwaway state dir
 LINES = [
@@ -77,20 +77,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def _add_users(state: Path, users: list[tuple[str, str]]) -> None:
     for username, role in users:
-        result = cli(
-            state,
-            "users",
-            "add",
-            username,
-            "--role",
-            role,
-            "--team",
-            "bench",
-            "--password-stdin",
-            stdin=PASSWORD + "\n",
-        )
-        if result.returncode != 0:
-            raise RuntimeError(result.stderr)
+        add_user(state, username, role, PASSWORD)
 
 
 async def _login(url: str, username: str) -> httpx.AsyncClient:

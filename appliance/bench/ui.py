@@ -25,7 +25,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from appliance.testing import ServerProcess, cli
+from appliance.testing import ServerProcess, add_user
 
 console = Console()
 PASSWORD = secrets.token_urlsafe(18)  # the bench user lives in a throwaway state dir
@@ -38,23 +38,6 @@ INTERACTIVE_JS = """() => {
           dom_content_loaded: nav ? nav.domContentLoadedEventEnd : null,
           load: nav ? nav.loadEventEnd : null};
 }"""
-
-
-def _add_user(state: Path, username: str, role: str) -> None:
-    result = cli(
-        state,
-        "users",
-        "add",
-        username,
-        "--role",
-        role,
-        "--team",
-        "bench",
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr)
 
 
 def _session(url: str, username: str) -> int:
@@ -150,7 +133,7 @@ def _run(repeat: int, target_ms: float) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     state = Path(tempfile.mkdtemp(prefix="salesboost-bench-ui-"))
-    _add_user(state, "bench-trainee", "trainee")
+    add_user(state, "bench-trainee", "trainee", PASSWORD)
     server = ServerProcess(
         state,
         SALESBOOST__DEMO__LOAD_ON_EMPTY="true",
