@@ -310,19 +310,35 @@ async def load_demo(
     log.info(
         "demo pack loaded",
         extra={
-            "created": loader.result.created,
-            "updated": loader.result.updated,
-            "kept": loader.result.kept,
+            "rows_created": loader.result.created,  # not "created": a LogRecord attribute
+            "rows_updated": loader.result.updated,
+            "rows_kept": loader.result.kept,
             "documents": len(loader.result.uploads),
         },
     )
     return loader.result
 
 
+FIRST_LOAD_KEY = "demo_first_load"
+
+
 async def load_demo_if_empty(
     db: Database, knowledge_service: Uploader, *, collection: str
 ) -> DemoLoadResult | None:
-    """Load the pack when the practice tables hold no row at all (a fresh appliance)."""
-    if await DomainRepository(db).count_all() > 0:
+    """Load the pack when the practice tables hold no row at all (a fresh appliance), or
+    finish a first-start load that a crash or stop interrupted (the load is idempotent)."""
+    state = await db.fetchval("SELECT value FROM appliance_state WHERE key = ?", (FIRST_LOAD_KEY,))
+    if state != "started" and await DomainRepository(db).count_all() > 0:
         return None
-    return await load_demo(db, knowledge_service, replace=False, collection=collection)
+    await _set_state(db, FIRST_LOAD_KEY, "started")
+    result = await load_demo(db, knowledge_service, replace=False, collection=collection)
+    await _set_state(db, FIRST_LOAD_KEY, "done")
+    return result
+
+
+async def _set_state(db: Database, key: str, value: str) -> None:
+    await db.execute(
+        "INSERT INTO appliance_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+        "SET value = excluded.value, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        (key, value),
+    )
