@@ -282,7 +282,7 @@ class RemoteBackend(LLMBackend):
         started = time.monotonic()
         first = 0.0
         parts: list[str] = []
-        finish = "stop"
+        finish = ""
         usage: dict[str, Any] = {}
         timeout = request.timeout_s or self.config.request_timeout_s
         try:
@@ -290,13 +290,7 @@ class RemoteBackend(LLMBackend):
                 "POST", path, json=body, timeout=httpx.Timeout(timeout, connect=10.0)
             ) as resp:
                 await self._check_status(resp)
-                async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    chunk = json.loads(data)
+                async for chunk in self._chunks(resp):
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:
                         text = (choice.get("delta") or {}).get("content") or choice.get("text")
@@ -318,6 +312,10 @@ class RemoteBackend(LLMBackend):
             ) from None
         except json.JSONDecodeError:
             raise RemoteError("the remote LLM server sent a malformed event") from None
+        if not finish:
+            # no finish_reason: the server broke off (llama-cpp-python's server ends the stream
+            # this way when the prompt does not fit its context)
+            raise RemoteError("the remote LLM server ended the stream before the reply finished")
         yield Completion(
             text="".join(parts),
             finish_reason="length" if finish == "length" else "stop",
@@ -325,6 +323,18 @@ class RemoteBackend(LLMBackend):
             completion_tokens=int(usage.get("completion_tokens", len(parts))),
             ttft_s=(first - started) if first else 0.0,
         )
+
+    @staticmethod
+    async def _chunks(resp: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
+        """The server-sent events' JSON payloads, up to ``[DONE]``."""
+        async for line in resp.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            chunk = json.loads(data)
+            yield chunk if isinstance(chunk, dict) else {}
 
     @staticmethod
     async def _check_status(resp: httpx.Response) -> None:
