@@ -192,6 +192,23 @@ class LLMConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     remote_api_key_secret: Annotated[
         str, _doc("Name of the secret holding the remote server's API key (empty: none).")
     ] = "llm_remote_api_key"  # noqa: S105 - the secret's name, not a secret
+    remote_context_tokens: Annotated[
+        int,
+        _doc(
+            "Context window of the remote model in tokens, for trimming long prompts; 0 = as "
+            "the server reports it (vLLM max_model_len, llama-server n_ctx), else 4096. Set it "
+            "for llama-cpp-python's server, which does not report it.",
+            ge=0,
+        ),
+    ] = 0
+    remote_tokenizer: Annotated[
+        Literal["auto", "estimate"],
+        _doc(
+            "How prompt tokens are counted for trimming: auto = the server's tokenize endpoint "
+            "when it has one (llama-cpp-python, llama-server, vLLM), else an estimate; "
+            "estimate = one token per 3 UTF-8 bytes (over-counts English, so it trims early)."
+        ),
+    ] = "auto"
     breaker_failures: Annotated[
         int, _doc("Consecutive failures that open the backend's circuit breaker.", ge=1)
     ] = 5

@@ -58,6 +58,8 @@ import numpy as np
 from appliance.config import LLMConfig
 from appliance.llm.errors import LLMError, SchemaError
 
+log = logging.getLogger(__name__)
+
 MIN_CHUNK = 8
 """Fewest rows in a prefill chunk (see the module docstring: exactness of reuse)."""
 EXACT_MAX_ROWS = 63
@@ -212,6 +214,10 @@ class LlamaEngine:
         """Every token llama_decode evaluated (prompt and generated), for tests and benchmarks."""
         self.prompt_tokens_evaluated = 0
         self.decode_calls = 0
+        self.decode_retries = 0
+        """Failed batches retried one job per llama_decode (see :meth:`step`)."""
+        self.failed: list[tuple[Job, EngineError]] = []
+        """Jobs the last :meth:`step` dropped, with why."""
         self._batch: Any = None
         self._batch_cap = 0
         self._one = np.zeros(1, dtype=_TOKEN_DATA)
@@ -459,27 +465,82 @@ class LlamaEngine:
 
     # --- one step --------------------------------------------------------------------
     def step(self, jobs: list[Job]) -> list[tuple[Job, int]]:
-        """One llama_decode over every job's next tokens; returns the tokens sampled."""
+        """One llama_decode over every job's next tokens; returns the tokens sampled.
+
+        A failed llama_decode fails no request by itself: each job's KV is rolled back to
+        where it was before the batch and the batch's jobs are retried one per llama_decode,
+        so only a job whose own tokens fail is dropped. Those go to :attr:`failed` (reset at
+        every step) with their :class:`EngineError`; the caller ends them.
+        """
+        self.failed = []
         chunks, outputs, n = self._fill_batch(jobs)
         if n == 0:
             return []
+        rc = self._decode(n)
+        if rc == 0:
+            return self._commit(chunks, outputs)
+        log.warning("llama_decode failed (code %d) for a batch of %d tokens", rc, n)
+        self._rollback(chunks)
+        if len(chunks) == 1:
+            self._fail(chunks[0][0], rc, n)
+            return []
+        self.decode_retries += 1
+        sampled: list[tuple[Job, int]] = []
+        for job, _ in chunks:  # one job per llama_decode: the failure stays with its job
+            if any(j is job for j, _ in self.failed):
+                continue
+            one, out, m = self._fill_batch([job])
+            if m == 0:
+                continue
+            rc = self._decode(m)
+            if rc == 0:
+                sampled += self._commit(one, out)
+            else:
+                self._rollback(one)
+                self._fail(job, rc, m)
+        return sampled
+
+    def _decode(self, n: int) -> int:
         self._batch.n_tokens = n
-        rc = llama_cpp.llama_decode(self.ctx, self._batch)
+        rc = int(llama_cpp.llama_decode(self.ctx, self._batch))
         self.decode_calls += 1
-        if rc != 0:
-            for job, _ in chunks:
-                if job.slot is not None:
-                    self._forget(job.slot)
-            raise EngineError(f"llama_decode failed with code {rc} for a batch of {n} tokens")
-        self.evaluated_tokens += n
+        return rc
+
+    def _commit(
+        self, chunks: list[tuple[Job, int]], outputs: list[tuple[Job, int]]
+    ) -> list[tuple[Job, int]]:
         for job, take in chunks:
             assert job.slot is not None
             job.slot.tokens.extend(job.todo[:take])
+            self.evaluated_tokens += take
             if not job.generating:
                 job.evaluated_prompt += take
                 self.prompt_tokens_evaluated += take
             del job.todo[:take]
         return [(job, self._sample(job, index)) for job, index in outputs]
+
+    def _rollback(self, chunks: list[tuple[Job, int]]) -> None:
+        """Drop whatever a failed llama_decode left in the jobs' cells past their known tokens."""
+        for job, _ in chunks:
+            slot = job.slot
+            if slot is not None and not llama_cpp.llama_memory_seq_rm(
+                self.mem, slot.seq, len(slot.tokens), -1
+            ):
+                self._forget(slot)  # KV in an unknown state: the job cannot go on
+                self._fail(job, -100, 0)
+
+    def _fail(self, job: Job, rc: int, n: int) -> None:
+        if job.slot is not None:
+            self._forget(job.slot)
+        if all(j is not job for j, _ in self.failed):
+            self.failed.append(
+                (
+                    job,
+                    EngineError(
+                        f"llama_decode failed with code {rc} for this request ({n} tokens)"
+                    ),
+                )
+            )
 
     def _chunk(self, job: Job, budget: int) -> int:
         """How many of the job's pending tokens go into this batch."""

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 
 from appliance.llm import metrics
-from appliance.llm.engine import EngineError, Job, LlamaEngine
+from appliance.llm.engine import Job, LlamaEngine
 from appliance.llm.errors import LLMBusy, LLMError, LLMNotStarted, LLMTimeout
 
 log = logging.getLogger(__name__)
@@ -145,16 +145,14 @@ class Scheduler:
                 continue
             try:
                 sampled = self.engine.step(self._active)
-            except EngineError as err:
-                log.error("llm decode step failed: %s", err)
-                for job in list(self._active):
-                    self._finish(job, error=err)
-                continue
             except Exception as err:  # a bug must fail the requests, not kill the thread
                 log.exception("llm decode step crashed")
                 for job in list(self._active):
                     self._finish(job, error=LLMError(f"decode failed: {type(err).__name__}"))
                 continue
+            for job, failure in self.engine.failed:  # only the requests whose tokens failed
+                log.error("llm decode failed for one request: %s", failure)
+                self._finish(job, error=failure)
             now = time.monotonic()
             for job, token in sampled:
                 if not job.first_token_at:

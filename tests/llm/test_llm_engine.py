@@ -280,3 +280,60 @@ def test_idle_sessions_are_parked_and_requests_take_the_lowest_sequence_ids(
         assert llama_cpp.llama_memory_seq_pos_max(engine.mem, slot.seq) == -1, slot.seq
     again = conversation("cars", 1, session_key="park-cars")
     assert loop.run(local_llm.generate(again)).cached_tokens > 0  # restored from RAM
+
+
+def test_fault_injection_a_failed_decode_fails_only_the_request_whose_tokens_fail(
+    local_llm: LlamaCppBackend, loop: LoopThread
+) -> None:
+    """Fault injected on purpose: a job whose prompt carries a token id past the vocabulary.
+
+    llama.cpp refuses the whole batch it sits in (llama_decode returns -1). The engine rolls
+    the batch back and retries its jobs one per llama_decode: the poisoned job alone fails,
+    and the others give exactly what they give alone.
+    """
+    import threading
+
+    from appliance.llm.engine import EngineError, Job
+
+    engine = local_llm.engine
+    prompts = [local_llm.prompt(conversation(p, 1)).tokens for p in ("cars", "coffee")]
+    poisoned = [*prompts[0][:10], engine.n_vocab + 7, *prompts[0][10:]]
+    results: dict[int, list[object]] = {0: [], 1: [], 2: []}
+    finished = {i: threading.Event() for i in results}
+
+    def job(i: int, tokens: list[int]) -> Job:
+        def emit(item: object) -> None:
+            results[i].append(item)
+            if isinstance(item, Completion | BaseException):
+                finished[i].set()
+
+        return Job(prompt=tokens, stops=[], max_tokens=12, reuse_kv=False, emit=emit)
+
+    jobs = [job(0, prompts[0]), job(1, poisoned), job(2, prompts[1])]
+    retries = engine.decode_retries
+    with local_llm.scheduler._cond:  # all three are admitted together: one batch
+        for j in jobs:
+            local_llm.scheduler.submit(j)
+    for event in finished.values():
+        assert event.wait(60)
+    assert engine.decode_retries == retries + 1  # the shared batch failed and was split
+    assert isinstance(results[1][-1], EngineError)
+    assert results[1][-1].code == "llm_error"
+    good = [results[0][-1], results[2][-1]]
+    assert all(isinstance(c, Completion) and c.completion_tokens == 12 for c in good)
+    for i, tokens in ((0, prompts[0]), (2, prompts[1])):
+        alone: list[object] = []
+        done = threading.Event()
+
+        def emit(item: object, alone: list[object] = alone, done: threading.Event = done) -> None:
+            alone.append(item)
+            if isinstance(item, Completion | BaseException):
+                done.set()
+
+        local_llm.scheduler.submit(
+            Job(prompt=tokens, stops=[], max_tokens=12, reuse_kv=False, emit=emit)
+        )
+        assert done.wait(60)
+        assert isinstance(alone[-1], Completion)
+        assert alone[-1].text == results[i][-1].text  # type: ignore[union-attr]
+    assert engine.idle_slots() == len(engine.slots)  # nothing leaked

@@ -38,6 +38,8 @@ class Prompt:
     stops: list[str]
     dropped_turns: int = 0
     truncated: bool = False
+    messages: list[Message] = field(default_factory=list)
+    """The messages the prompt was rendered from, after trimming (for chat-API backends)."""
 
 
 @dataclass
@@ -143,7 +145,7 @@ def build_prompt(
 
     rendered, tokens = attempt(messages)
     if len(tokens) <= budget:
-        return Prompt(rendered.text, tokens, rendered.stops)
+        return Prompt(rendered.text, tokens, rendered.stops, messages=list(messages))
     system = [m for m in messages if m.role == "system"]
     turns = [m for m in messages if m.role != "system"]
     # binary search for the fewest oldest turns to drop (keeping at least the last one)
@@ -158,13 +160,21 @@ def build_prompt(
         else:
             lo = mid + 1
     if best is not None:
-        return Prompt(best[1].text, best[2], best[1].stops, dropped_turns=best[0])
+        kept = [*system, *turns[best[0] :]]
+        return Prompt(best[1].text, best[2], best[1].stops, dropped_turns=best[0], messages=kept)
     dropped = max(0, len(turns) - 1)
     last = turns[-1:] if turns else []
     for _ in range(40):
         r, t = attempt(system + last)
         if len(t) <= budget:
-            return Prompt(r.text, t, r.stops, dropped_turns=dropped, truncated=True)
+            return Prompt(
+                r.text,
+                t,
+                r.stops,
+                dropped_turns=dropped,
+                truncated=True,
+                messages=[*system, *last],
+            )
         if last and len(last[0].content) > 16:
             last = [
                 Message(role=last[0].role, content=_cut_head(last[0].content), name=last[0].name)
@@ -178,4 +188,6 @@ def build_prompt(
     r, t = attempt(system + last)
     keep_head = min(len(t), budget // 4)
     t = t[:keep_head] + t[len(t) - (budget - keep_head) :]
-    return Prompt(r.text, t, r.stops, dropped_turns=dropped, truncated=True)
+    return Prompt(
+        r.text, t, r.stops, dropped_turns=dropped, truncated=True, messages=[*system, *last]
+    )
