@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from appliance.practice.agents.coach_tools import fee_calculator, objection_playbook, parse_spend
 from appliance.practice.tools import Tool, ToolCall, ToolRunner, args_digest
 
@@ -133,6 +134,24 @@ def test_parse_spend() -> None:
     assert parse_spend("around 40k on the card") == 40000
     assert parse_spend("I have 2 cards for 3 years") is None
     assert parse_spend("30000元") == 30000
+
+
+@pytest.mark.parametrize(
+    ("text", "spend"),
+    [
+        ("The annual fee is $695, that's too much", None),
+        ("年费695元太贵了", None),
+        ("Why should I pay 695 dollars a year?", None),
+        ("It costs $1,200 a year", None),
+        ("The fee is $695 but I spend $30,000 a year", 30000),
+        ("I spend $2,000 a month on it", 24000),
+        ("my monthly spend is about $1,500", 18000),
+        ("我每月刷5000元", 60000),
+        ("I put about 25k on it annually", 25000),
+    ],
+)
+def test_parse_spend_does_not_read_a_price_as_spend(text: str, spend: float | None) -> None:
+    assert parse_spend(text) == spend
 
 
 def test_playbook_is_bilingual_for_every_intent() -> None:

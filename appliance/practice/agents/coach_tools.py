@@ -9,6 +9,9 @@ Spend parsing (``parse_spend``) is hand-written (no library covers "4万" and "$
 amounts written with a currency sign (``$40,000``, ``¥5000``), a unit (``40k``, ``40
 thousand``, ``4万``, ``4.5万``, ``3千``, ``40000元``, ``40,000 dollars``) or at least four
 digits, and returns the largest one; Chinese numerals written as words (四万) are not parsed.
+An amount is read as spend only when its surroundings do not make it a price: one next to a
+fee or cost word ("the $695 annual fee", "年费695元") is skipped unless a spend word is
+there too ("I spend $2,000 a month"), and a monthly amount counts twelve times.
 """
 
 from __future__ import annotations
@@ -99,8 +102,25 @@ _AMOUNT = re.compile(
 _MULTIPLIER = {"k": 1_000.0, "thousand": 1_000.0, "万": 10_000.0, "千": 1_000.0}
 
 
+_SPEND_CUE = re.compile(
+    r"spend|spent|spending|put\s+on|charge[ds]?\s+(?:on|to)|purchases|消费|刷|花",
+    re.IGNORECASE,
+)
+_PRICE_CUE = re.compile(
+    r"\bfees?\b|\bcosts?\b|\bprice\b|\bcharges?\b(?!\s+(?:on|to))|\bpay(?:s|ing)?\b|"
+    r"年费|费用|收费|手续费|价格|多少钱",
+    re.IGNORECASE,
+)
+_MONTHLY = re.compile(
+    r"^\W{0,3}(?:a|per|each|every|/)\s*(?:month|mo\b)|^\s*(?:每月|一个月|/月)|^\s*a\s+month",
+    re.IGNORECASE,
+)
+_MONTHLY_BEFORE = re.compile(r"(?:monthly|每月|每个月|一个月)[^.,;。，；\d]{0,20}$", re.IGNORECASE)
+_WINDOW = 32  # characters either side of an amount that say what it is
+
+
 def parse_spend(text: str) -> float | None:
-    """The largest money amount in ``text`` (see the module docstring), or None."""
+    """The largest amount in ``text`` that reads as spend (module docstring), or None."""
     best: float | None = None
     for match in _AMOUNT.finditer(text):
         number = float(match["num"].replace(",", ""))
@@ -108,7 +128,14 @@ def parse_spend(text: str) -> float | None:
         has_cur = bool(match["cur"])
         if not has_cur and not unit and number < 1000:
             continue  # "2 cards", "3 years": not money
+        before = text[max(0, match.start() - _WINDOW) : match.start()]
+        after = text[match.end() : match.end() + _WINDOW]
+        around = before + " " + after
+        if _PRICE_CUE.search(around) and not _SPEND_CUE.search(around):
+            continue  # "the $695 annual fee": a price, not what the customer spends
         value = number * _MULTIPLIER.get(unit, 1.0)
+        if _MONTHLY.search(after) or _MONTHLY_BEFORE.search(before):
+            value *= 12
         if best is None or value > best:
             best = value
     return best
