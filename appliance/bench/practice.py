@@ -147,6 +147,15 @@ class _RSS:
     def now_mb(self) -> float:
         return round(self.proc.memory_info().rss / 2**20, 1)
 
+    def split_mb(self) -> dict[str, float]:
+        """Resident memory now: file-backed (mapped model weights, libraries) and anonymous."""
+        info = self.proc.memory_info()
+        return {
+            "rss": round(info.rss / 2**20, 1),
+            "file": round(info.shared / 2**20, 1),
+            "anon": round((info.rss - info.shared) / 2**20, 1),
+        }
+
     async def _run(self) -> None:
         while True:
             self.peak = max(self.peak, self.proc.memory_info().rss)
@@ -392,7 +401,8 @@ async def _fanout(
         documents = await _wait_for_demo(idle_client)
         scenario = await _pick(idle_client)
         rss = _RSS(server.proc.pid)
-        rss_start = rss.now_mb()
+        split_start = rss.split_mb()
+        rss_start = split_start["rss"]
         opened = time.perf_counter()
         idle_ids = [await _session(idle_client, scenario) for _ in range(idle)]
         idle_ws = []
@@ -469,8 +479,15 @@ async def _fanout(
             },
             "ttft_p50_s": _pct([x for t in trainees for x in t.ttft], 50),
             "rss_start_mb": rss_start,
+            "rss_start_file_mb": split_start["file"],
+            "rss_start_anon_mb": split_start["anon"],
             "rss_connected_mb": rss_connected,
+            "connections_kb_each": round(
+                (rss_connected - rss_start) * 1024 / max(1, len(idle_ws + active_ws + observer_ws)),
+                1,
+            ),
             "rss_peak_mb": rss.peak_mb,
+            "rss_end_mb": rss.now_mb(),
             "duration_s": round(elapsed, 1),
         }
     finally:
