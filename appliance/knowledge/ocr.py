@@ -2,13 +2,17 @@
 
 Chinese and English with one model pair. The engine loads on first use (or :meth:`Ocr.warm`),
 runs on CUDA when onnxruntime offers it, and is serialized by a lock: one page at a time uses
-every core anyway. Lines come back in reading order (top-to-bottom, then left-to-right, text
+every core anyway. After ``idle_release_s`` without a page the engine is dropped (its
+onnxruntime sessions and their memory go) and it loads again on the next page. Lines come back in reading order (top-to-bottom, then left-to-right, text
 segments on one visual row merged into one line; two columns of running text one after the
 other) with a confidence each.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import os
 import threading
 import time
@@ -235,8 +239,19 @@ def _rows(segments: list[_Segment]) -> list[OcrLine]:
     return [line for line in lines if line.text]
 
 
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise); no-op elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class Ocr:
-    """RapidOCR with the bundled PP-OCR models, loaded lazily, one page at a time."""
+    """RapidOCR with the bundled PP-OCR models, loaded lazily, one page at a time.
+
+    ``idle_release_s`` > 0 drops the engine after that long without a page (a timer thread;
+    the same lock as the pages, so a page in progress is never pulled from under itself) and
+    the next page loads it again; ``loads`` and ``releases`` count both.
+    """
 
     def __init__(
         self,
@@ -244,15 +259,79 @@ class Ocr:
         settings: OcrSettings | KnowledgeConfig | None = None,
         *,
         device: str = "auto",
+        idle_release_s: float | None = None,
     ) -> None:
-        """Nothing loads here; pass ``Settings.knowledge`` (or OcrSettings) to tune the engine."""
+        """Nothing loads here; pass ``Settings.knowledge`` (or OcrSettings) to tune the engine.
+
+        ``idle_release_s`` defaults to ``knowledge.ocr_idle_release_s`` when the config is
+        passed, else 0 (never release).
+        """
         self.models_dir = Path(models_dir)
+        if idle_release_s is None:
+            idle_release_s = (
+                settings.ocr_idle_release_s if isinstance(settings, KnowledgeConfig) else 0.0
+            )
         if isinstance(settings, KnowledgeConfig):
             settings = OcrSettings.from_config(settings)
         self.settings = settings or OcrSettings()
         self.device = device
+        self.idle_release_s = float(idle_release_s)
+        self.loads = 0
+        self.releases = 0
         self._engine: Any = None
         self._lock = threading.Lock()
+        self._last_used = 0.0
+        self._timer: threading.Timer | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the models are in memory now."""
+        return self._engine is not None
+
+    def _engine_locked(self) -> Any:
+        """The engine, built if it is not loaded (the caller holds the lock)."""
+        if self._engine is None:
+            self._engine = self._build()
+            self.loads += 1
+        return self._engine
+
+    def _touch_locked(self) -> None:
+        """Note a use and (re)arm the idle timer (the caller holds the lock)."""
+        self._last_used = time.monotonic()
+        if self.idle_release_s <= 0:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        timer = threading.Timer(self.idle_release_s, self._release_if_idle)
+        timer.daemon = True
+        timer.name = "ocr-idle-release"
+        timer.start()
+        self._timer = timer
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            if self._engine is None:
+                return
+            if time.monotonic() - self._last_used + 1e-3 < self.idle_release_s:
+                return  # used since this timer was armed: a later timer decides
+            self._drop_locked()
+
+    def _drop_locked(self) -> None:
+        self._engine = None
+        self._timer = None
+        self.releases += 1
+        gc.collect()  # the sessions go now, not at some later collection
+        _trim_heap()
+
+    def release(self) -> bool:
+        """Drop the models now (e.g. at shutdown); False when they were not loaded."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._engine is None:
+                return False
+            self._drop_locked()
+            return True
 
     @property
     def model_paths(self) -> dict[str, Path]:
@@ -292,10 +371,9 @@ class Ocr:
     def warm(self) -> None:
         """Load the models now (and run them once) instead of on the first page."""
         with self._lock:
-            if self._engine is None:
-                self._engine = self._build()
             blank = np.full((64, 256, 3), 255, dtype=np.uint8)
-            self._engine(blank)
+            self._engine_locked()(blank)
+            self._touch_locked()
 
     def recognize(self, image: Image.Image | np.ndarray[Any, Any]) -> OcrPage:
         """OCR one image; lines in reading order with their confidence."""
@@ -309,9 +387,8 @@ class Ocr:
         bgr = np.ascontiguousarray(np.asarray(picture)[:, :, ::-1])
         started = time.perf_counter()
         with self._lock:
-            if self._engine is None:
-                self._engine = self._build()
-            result = self._engine(bgr)
+            result = self._engine_locked()(bgr)
+            self._touch_locked()
         seconds = time.perf_counter() - started
         segments = []
         if result is not None and getattr(result, "txts", None) and result.boxes is not None:
