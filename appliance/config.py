@@ -279,7 +279,7 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             gt=0.3,
             le=1,
         ),
-    ] = 0.65
+    ] = 0.6
     ocr_low_confidence: Annotated[
         float, _doc("Pages whose mean OCR line confidence is below this are flagged.", ge=0, le=1)
     ] = 0.75

@@ -53,10 +53,10 @@ class OcrSettings:
     det_limit_side_len: int = 1280
     det_limit_type: str = "max"  # "max": cap the long side; "min": upscale so the short side >= len
     det_box_thresh: float = 0.5
-    rec_batch: int = 6
+    rec_batch: int = 2  # crops per recognition call: 2 was ~4 % faster than 6 (less padding)
     use_cls: bool = False
     mem_arena: bool = True
-    squeeze: float = 0.65  # horizontal scale applied before OCR (1 = none)
+    squeeze: float = 0.6  # horizontal scale applied before OCR (1 = none)
 
     @classmethod
     def rapidocr_defaults(cls) -> OcrSettings:
@@ -65,6 +65,8 @@ class OcrSettings:
             threads=-1,
             det_limit_side_len=736,
             det_limit_type="min",
+            det_box_thresh=0.5,
+            rec_batch=6,
             use_cls=True,
             mem_arena=False,
             squeeze=1.0,

@@ -122,6 +122,8 @@ class KnowledgeService:
             await asyncio.to_thread(self._store.close)
         if self._embedder is not None:
             self._embedder.close()
+        if self._ocr is not None:  # its models and idle timer go with the service
+            await asyncio.to_thread(self._ocr.release)
 
     async def parts(self) -> tuple[Embedder, Store, Retriever]:
         """The embedder, store and retriever, created (in a thread) on first use."""
