@@ -597,13 +597,15 @@ def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> Non
 
     Runs the pipeline in this process against the state dir (no server needed; a running
     server keeps serving and sees the new documents once they are done). Exits 1 when any
-    file failed; each failure is printed with its error code.
+    file failed or was rejected (an unsupported type is refused before it becomes a document);
+    each is printed with its error code and the others go on.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from appliance.db.database import Database
     from appliance.db.migrations import MigrationError
     from appliance.db.migrations import migrate as run_migrations
+    from appliance.knowledge.errors import KnowledgeError
     from appliance.knowledge.service import KnowledgeService
 
     settings = obj.settings()
@@ -629,13 +631,18 @@ def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> Non
                 ) as bar:
                     task = bar.add_task("uploading", total=len(files))
                     for file in files:
-                        result = await service.upload(
-                            filename=file.name,
-                            data=file,
-                            uploader_id=None,
-                            collection=collection,
-                            tags=tag_list,
-                        )
+                        try:
+                            result = await service.upload(
+                                filename=file.name,
+                                data=file,
+                                uploader_id=None,
+                                collection=collection,
+                                tags=tag_list,
+                            )
+                        except KnowledgeError as err:  # refused at upload: say so, go on
+                            outcome.append((str(file), "rejected", f"{err.code}: {err.message}"))
+                            bar.advance(task)
+                            continue
                         if result.duplicate or result.job is None:
                             outcome.append(
                                 (str(file), "duplicate", f"document {result.document.id}")
@@ -662,14 +669,17 @@ def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> Non
 
     outcome = run_async(go)
     failed = [o for o in outcome if o[1] == "failed"]
+    rejected = [o for o in outcome if o[1] == "rejected"]
     for path, state, detail in outcome:
         if state != "done":
             click.echo(f"{state}\t{path}\t{detail}")
     done = sum(1 for o in outcome if o[1] == "done")
+    duplicates = len(outcome) - done - len(failed) - len(rejected)
     click.echo(
-        f"{done} ingested, {len(outcome) - done - len(failed)} duplicates, {len(failed)} failed"
+        f"{done} ingested, {duplicates} duplicates, {len(failed)} failed"
+        + (f", {len(rejected)} rejected" if rejected else "")
     )
-    if failed:
+    if failed or rejected:
         sys.exit(EXIT_FAILED)
 
 

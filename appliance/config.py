@@ -303,10 +303,18 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             gt=0.3,
             le=1,
         ),
-    ] = 0.65
+    ] = 0.6
     ocr_low_confidence: Annotated[
         float, _doc("Pages whose mean OCR line confidence is below this are flagged.", ge=0, le=1)
     ] = 0.75
+    ocr_idle_release_s: Annotated[
+        float,
+        _doc(
+            "Release the OCR models (onnxruntime sessions, ~0.3 GB) after this many seconds"
+            " without a page; they load again on the next page. 0 = keep them loaded.",
+            ge=0,
+        ),
+    ] = 120.0
     parent_tokens: Annotated[
         int, _doc("Target size of a parent chunk (what the LLM gets).", ge=32)
     ] = 512

@@ -17,6 +17,7 @@ from appliance.auth.guards import access, principal_of
 from appliance.db.documents import Document
 from appliance.db.jobs import Job
 from appliance.errors import InvalidInput
+from appliance.knowledge.errors import UnsupportedType
 from appliance.knowledge.service import KnowledgeService, SearchResponse, SearchResult
 
 ASK_MESSAGE = (
@@ -95,6 +96,28 @@ def _tags(raw: str) -> list[str]:
     return [t for t in (p.strip() for p in raw.split(",")) if t]
 
 
+async def _refuse_unsupported(
+    service: KnowledgeService, files: list[UploadFile], contents: list[bytes]
+) -> None:
+    """Refuse the whole upload (415 ``unsupported_type``) when any file's type is unreadable.
+
+    Checked before anything is stored, so a refused upload leaves no document or job behind;
+    the error names every refused file and its sniffed type.
+    """
+    refused: list[dict[str, Any]] = []
+    for upload, data in zip(files, contents, strict=True):
+        try:
+            await service.check_type(upload.filename, data)
+        except UnsupportedType as err:
+            sniffed = err.detail.get("sniffed_type") if isinstance(err.detail, dict) else None
+            refused.append({"filename": upload.filename, "sniffed_type": sniffed})
+    if refused:
+        names = ", ".join(f"{r['filename']} ({r['sniffed_type']})" for r in refused)
+        raise UnsupportedType(
+            f"unsupported file type, nothing was stored: {names}", detail={"files": refused}
+        )
+
+
 class KnowledgeController(Controller):
     """Documents, jobs, collections, search."""
 
@@ -114,9 +137,11 @@ class KnowledgeController(Controller):
         if not files:
             raise InvalidInput("no files in the upload (multipart field 'files')")
         service = _service(state)
+        contents = [await upload.read() for upload in files]
+        if len(files) > 1:
+            await _refuse_unsupported(service, files, contents)
         items = []
-        for upload in files:
-            data = await upload.read()
+        for upload, data in zip(files, contents, strict=True):
             result = await service.upload(
                 filename=upload.filename,
                 data=data,

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -319,8 +319,16 @@ def run_ingest_bench(*, models: Path, repeat: int, pdf_pages: int, out: Path) ->
     settings = [
         ("rapidocr defaults", OcrSettings.rapidocr_defaults()),
         ("tuned, no squeeze", OcrSettings(squeeze=1.0)),
-        ("tuned, squeeze, detection at 960 px", OcrSettings(det_limit_side_len=960)),
-        (f"tuned (appliance default, squeeze {tuned.squeeze})", tuned),
+        (
+            "tuned, squeeze 0.65, rec batch 6 (previous default)",
+            replace(tuned, squeeze=0.65, rec_batch=6),
+        ),
+        ("tuned, detection at 960 px", replace(tuned, det_limit_side_len=960)),
+        (
+            f"tuned (appliance default: squeeze {tuned.squeeze}, rec batch {tuned.rec_batch},"
+            f" detection at {tuned.det_limit_side_len} px)",
+            tuned,
+        ),
     ]
     report: dict[str, Any] = {
         "machine": _machine(),

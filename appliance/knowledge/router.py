@@ -18,6 +18,7 @@ from appliance.config import KnowledgeConfig
 from appliance.knowledge.errors import (
     CorruptFile,
     EncryptedFile,
+    KnowledgeError,
     NoTextFound,
     TooLarge,
     UnsupportedType,
@@ -199,6 +200,33 @@ def sniff(path: Path, filename: str) -> Sniffed:
     return Sniffed(_text_type(text, claimed), claimed, encoding, text)
 
 
+def _readable(sniffed: Sniffed) -> bool:
+    return sniffed.mime in (PDF, DOCX, XLSX) or sniffed.mime in IMAGES or sniffed.text is not None
+
+
+def _unsupported(mime: str) -> UnsupportedType:
+    return UnsupportedType(
+        f"no extractor for {_name(mime)} ({mime})", detail={"sniffed_type": mime}
+    )
+
+
+def check_supported(path: Path, filename: str) -> None:
+    """Raise ``UnsupportedType`` (415) when no extractor reads this file's sniffed type.
+
+    The upload-time check: an unknown type is refused before a document or job exists. Other
+    problems the sniff may find (a broken ZIP, an encrypted package, an empty file) are left to
+    the job, which records them with their own codes.
+    """
+    try:
+        sniffed = sniff(path, filename)
+    except UnsupportedType:
+        raise
+    except KnowledgeError:
+        return
+    if not _readable(sniffed):
+        raise _unsupported(sniffed.mime)
+
+
 def extract(path: Path, filename: str, config: KnowledgeConfig, ocr: Ocr) -> ExtractedDocument:
     """Sniff, route and extract one file; raises a KnowledgeError subclass on bad input."""
     size = path.stat().st_size
@@ -240,4 +268,4 @@ def _dispatch(path: Path, sniffed: Sniffed, config: KnowledgeConfig, ocr: Ocr) -
         if mime == "text/markdown":
             return text.extract_markdown(content, encoding)
         return text.extract_plain(content, encoding)
-    raise UnsupportedType(f"no extractor for {_name(mime)} ({mime})", detail={"sniffed_type": mime})
+    raise _unsupported(mime)

@@ -122,6 +122,8 @@ class KnowledgeService:
             await asyncio.to_thread(self._store.close)
         if self._embedder is not None:
             self._embedder.close()
+        if self._ocr is not None:  # its models and idle timer go with the service
+            await asyncio.to_thread(self._ocr.release)
 
     async def parts(self) -> tuple[Embedder, Store, Retriever]:
         """The embedder, store and retriever, created (in a thread) on first use."""
@@ -165,11 +167,14 @@ class KnowledgeService:
         tags: list[str] | None = None,
         title: str | None = None,
     ) -> Upload:
-        """Store a file, dedupe it, create its document version and queue its job."""
+        """Store a file, dedupe it, create its document version and queue its job.
+
+        Raises ``UnsupportedType`` (415, ``unsupported_type``) for a type no extractor reads.
+        """
         collection = (collection or "default").strip() or "default"
         tags = sorted({t.strip() for t in (tags or []) if t.strip()})
         name = Path(filename or "upload").name or "upload"
-        sha, size = await asyncio.to_thread(self._store_file, data)
+        sha, size = await asyncio.to_thread(self._store_file, data, name)
         existing = await self.documents.by_sha(collection, sha)
         if existing is not None:
             return Upload(existing, await self.jobs.latest_for(existing.id), duplicate=True)
@@ -200,8 +205,33 @@ class KnowledgeService:
         self._announce(job)
         return Upload(document, job, duplicate=False)
 
-    def _store_file(self, data: bytes | Path) -> tuple[str, int]:
-        """Write the bytes under documents/<sha256> atomically; returns (sha256, size)."""
+    async def check_type(self, filename: str, data: bytes | Path) -> None:
+        """Raise ``UnsupportedType`` when no extractor reads this file (nothing is stored)."""
+        name = Path(filename or "upload").name or "upload"
+        await asyncio.to_thread(self._check_type, data, name)
+
+    def _check_type(self, data: bytes | Path, name: str) -> None:
+        from appliance.knowledge.router import check_supported
+
+        if isinstance(data, Path):
+            check_supported(data, name)
+            return
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.files_dir, prefix=".check-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            check_supported(Path(tmp_name), name)
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+
+    def _store_file(self, data: bytes | Path, name: str = "upload") -> tuple[str, int]:
+        """Write the bytes under documents/<sha256> atomically; returns (sha256, size).
+
+        An unsupported type is refused here (``UnsupportedType``) before anything is kept.
+        """
+        from appliance.knowledge.router import check_supported
+
         self.files_dir.mkdir(parents=True, exist_ok=True)
         limit = self.config.max_file_bytes
         digest = hashlib.sha256()
@@ -226,6 +256,7 @@ class KnowledgeService:
                     out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
+            check_supported(tmp, name)
             sha = digest.hexdigest()
             target = self.files_dir / sha
             if target.exists():

@@ -6,6 +6,7 @@ bundled MiniLM. Each test works in its own collection so they do not see each ot
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import httpx
@@ -174,33 +175,67 @@ def test_delete_leaves_no_trace(manager: httpx.Client, server: ServerProcess) ->
 
 
 def test_bad_input_codes_reach_the_api(
-    manager: httpx.Client, clients: dict[str, httpx.Client]
+    manager: httpx.Client, clients: dict[str, httpx.Client], server: ServerProcess
 ) -> None:
     collection = f"bad-{uuid.uuid4().hex[:8]}"
+    blob = bytes(range(256)) * 8
+    # an unknown type is refused in the upload response itself, not accepted and failed later
+    refused = manager.post(
+        "/api/knowledge/documents",
+        files=[("files", ("blob.bin", blob, "application/octet-stream"))],
+        data={"collection": collection},
+    )
+    assert refused.status_code == 415, refused.text
+    assert refused.json()["code"] == "unsupported_type"
+    assert "octet-stream" in refused.json()["message"]
+    assert refused.json()["detail"]["sniffed_type"] == "application/octet-stream"
+    # a type named by its extension but not readable (a legacy .doc from its OLE2 bytes) too
+    legacy = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + "WordDocument".encode("utf-16-le") * 8
+    refused_doc = manager.post(
+        "/api/knowledge/documents",
+        files=[("files", ("old.doc", legacy, "application/msword"))],
+        data={"collection": collection},
+    )
+    assert refused_doc.status_code == 415 and refused_doc.json()["code"] == "unsupported_type"
+    # one refused file refuses the whole upload, naming it; nothing of it is stored
+    mixed = manager.post(
+        "/api/knowledge/documents",
+        files=[
+            ("files", ("good.md", b"# Good\n\nA readable file.", "text/markdown")),
+            ("files", ("blob.bin", blob, "application/octet-stream")),
+        ],
+        data={"collection": collection},
+    )
+    assert mixed.status_code == 415, mixed.text
+    assert mixed.json()["code"] == "unsupported_type"
+    assert mixed.json()["detail"]["files"] == [
+        {"filename": "blob.bin", "sniffed_type": "application/octet-stream"}
+    ]
+    listed = manager.get("/api/knowledge/documents", params={"collection": collection})
+    assert listed.status_code == 200 and listed.json() == [], listed.text
+    for body in (blob, b"# Good\n\nA readable file."):
+        assert not (server.state_dir / "documents" / hashlib.sha256(body).hexdigest()).exists()
+    assert manager.get("/healthz").status_code == 200
+
+    # what the sniff accepts but extraction refuses still fails in the job, with its code
     items = upload(
         manager,
-        {
-            "blob.bin": bytes(range(256)) * 8,
-            "empty.txt": b"",
-            "fine.md": "# Fine\n\nThis one is fine.",
-        },
+        {"empty.txt": b"", "fine.md": "# Fine\n\nThis one is fine."},
         collection=collection,
     )
     jobs = wait_jobs(manager, [i["job"]["id"] for i in items])
     by_name = {i["filename"]: jobs[i["job"]["id"]] for i in items}
-    assert by_name["blob.bin"]["state"] == "failed"
-    assert by_name["blob.bin"]["error_code"] == "unsupported_type"
-    assert "octet-stream" in by_name["blob.bin"]["error_message"]
+    assert by_name["empty.txt"]["state"] == "failed"
     assert by_name["empty.txt"]["error_code"] == "no_text_found"
     assert by_name["fine.md"]["state"] == "done", "the other jobs keep going"
     detail = manager.get(f"/api/knowledge/documents/{items[0]['document']['id']}").json()
-    assert detail["job"]["error_code"] == "unsupported_type"
+    assert detail["job"]["error_code"] == "no_text_found"
     assert manager.get("/healthz").status_code == 200
     # a failed job can be retried (it fails again with the same code: the content is the same)
     retry = manager.post(f"/api/knowledge/documents/{items[0]['document']['id']}/reingest")
     assert retry.status_code == 202, retry.text
     again = wait_jobs(manager, [retry.json()["id"]])[retry.json()["id"]]
-    assert again["error_code"] == "unsupported_type" and again["attempts"] == 1
+    assert again["error_code"] == "no_text_found" and again["attempts"] == 1
     # request-level bad input
     assert manager.post("/api/knowledge/documents", json={}).json()["code"] == "invalid_input"
     assert clients["trainee"].get("/api/knowledge/search", params={"q": " "}).status_code == 400
@@ -254,7 +289,9 @@ def test_files_on_disk_are_content_addressed(server: ServerProcess) -> None:
     files = [p for p in (server.state_dir / "documents").iterdir() if not p.name.startswith(".")]
     assert all(len(p.name) == 64 for p in files)
     assert not [
-        p for p in (server.state_dir / "documents").iterdir() if p.name.startswith(".upload-")
+        p
+        for p in (server.state_dir / "documents").iterdir()
+        if p.name.startswith((".upload-", ".check-"))
     ]
 
 
