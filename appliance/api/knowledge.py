@@ -35,10 +35,20 @@ class UploadItem(msgspec.Struct, kw_only=True):
     job: Job | None
 
 
+class RejectedFile(msgspec.Struct, kw_only=True):
+    """A file of a multi-file upload that was refused (nothing of it is stored)."""
+
+    filename: str
+    code: str
+    message: str
+    sniffed_type: str | None = None
+
+
 class UploadOut(msgspec.Struct, kw_only=True):
-    """Every file of an upload."""
+    """Every file of an upload: the accepted ones, and the refused ones with their reason."""
 
     items: list[UploadItem]
+    rejected: list[RejectedFile] = []
 
 
 class DocumentDetail(msgspec.Struct, kw_only=True):
@@ -96,26 +106,38 @@ def _tags(raw: str) -> list[str]:
     return [t for t in (p.strip() for p in raw.split(",")) if t]
 
 
-async def _refuse_unsupported(
+async def _sort_by_type(
     service: KnowledgeService, files: list[UploadFile], contents: list[bytes]
-) -> None:
-    """Refuse the whole upload (415 ``unsupported_type``) when any file's type is unreadable.
-
-    Checked before anything is stored, so a refused upload leaves no document or job behind;
-    the error names every refused file and its sniffed type.
-    """
-    refused: list[dict[str, Any]] = []
+) -> tuple[list[tuple[UploadFile, bytes]], list[RejectedFile]]:
+    """Split a multi-file upload into readable files and refused ones, before anything is
+    stored: a folder with one unreadable file in it still gets its good files in, and the
+    answer names each refused file with its code and sniffed type (all refused: 415)."""
+    accepted: list[tuple[UploadFile, bytes]] = []
+    refused: list[RejectedFile] = []
     for upload, data in zip(files, contents, strict=True):
         try:
             await service.check_type(upload.filename, data)
         except UnsupportedType as err:
             sniffed = err.detail.get("sniffed_type") if isinstance(err.detail, dict) else None
-            refused.append({"filename": upload.filename, "sniffed_type": sniffed})
-    if refused:
-        names = ", ".join(f"{r['filename']} ({r['sniffed_type']})" for r in refused)
+            refused.append(
+                RejectedFile(
+                    filename=upload.filename,
+                    code=err.code,
+                    message=err.message,
+                    sniffed_type=None if sniffed is None else str(sniffed),
+                )
+            )
+        else:
+            accepted.append((upload, data))
+    if not accepted:
+        names = ", ".join(f"{r.filename} ({r.sniffed_type})" for r in refused)
         raise UnsupportedType(
-            f"unsupported file type, nothing was stored: {names}", detail={"files": refused}
+            f"unsupported file type, nothing was stored: {names}",
+            detail={
+                "files": [{"filename": r.filename, "sniffed_type": r.sniffed_type} for r in refused]
+            },
         )
+    return accepted, refused
 
 
 class KnowledgeController(Controller):
@@ -138,10 +160,12 @@ class KnowledgeController(Controller):
             raise InvalidInput("no files in the upload (multipart field 'files')")
         service = _service(state)
         contents = [await upload.read() for upload in files]
-        if len(files) > 1:
-            await _refuse_unsupported(service, files, contents)
+        rejected: list[RejectedFile] = []
+        accepted = list(zip(files, contents, strict=True))
+        if len(files) > 1:  # one file: its own typed error comes from service.upload
+            accepted, rejected = await _sort_by_type(service, files, contents)
         items = []
-        for upload, data in zip(files, contents, strict=True):
+        for upload, data in accepted:
             result = await service.upload(
                 filename=upload.filename,
                 data=data,
@@ -158,7 +182,7 @@ class KnowledgeController(Controller):
                     job=result.job,
                 )
             )
-        return UploadOut(items=items)
+        return UploadOut(items=items, rejected=rejected)
 
     @get("/documents", opt=access("user"))
     async def list_documents(

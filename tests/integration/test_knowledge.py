@@ -197,7 +197,8 @@ def test_bad_input_codes_reach_the_api(
         data={"collection": collection},
     )
     assert refused_doc.status_code == 415 and refused_doc.json()["code"] == "unsupported_type"
-    # one refused file refuses the whole upload, naming it; nothing of it is stored
+    # a folder with one unreadable file: the good file goes in, the refused one is named with
+    # its code and type, and nothing of it is stored
     mixed = manager.post(
         "/api/knowledge/documents",
         files=[
@@ -206,15 +207,29 @@ def test_bad_input_codes_reach_the_api(
         ],
         data={"collection": collection},
     )
-    assert mixed.status_code == 415, mixed.text
-    assert mixed.json()["code"] == "unsupported_type"
-    assert mixed.json()["detail"]["files"] == [
-        {"filename": "blob.bin", "sniffed_type": "application/octet-stream"}
-    ]
+    assert mixed.status_code == 202, mixed.text
+    assert [i["filename"] for i in mixed.json()["items"]] == ["good.md"]
+    [rejected] = mixed.json()["rejected"]
+    assert rejected["filename"] == "blob.bin" and rejected["code"] == "unsupported_type"
+    assert rejected["sniffed_type"] == "application/octet-stream"
     listed = manager.get("/api/knowledge/documents", params={"collection": collection})
-    assert listed.status_code == 200 and listed.json() == [], listed.text
-    for body in (blob, b"# Good\n\nA readable file."):
-        assert not (server.state_dir / "documents" / hashlib.sha256(body).hexdigest()).exists()
+    assert [d["filename"] for d in listed.json()] == ["good.md"], listed.text
+    assert not (server.state_dir / "documents" / hashlib.sha256(blob).hexdigest()).exists()
+    # every file refused: 415, each named, nothing stored
+    all_bad = manager.post(
+        "/api/knowledge/documents",
+        files=[
+            ("files", ("a.bin", blob, "application/octet-stream")),
+            ("files", ("old.doc", legacy, "application/msword")),
+        ],
+        data={"collection": collection},
+    )
+    assert all_bad.status_code == 415 and all_bad.json()["code"] == "unsupported_type"
+    assert [f["filename"] for f in all_bad.json()["detail"]["files"]] == ["a.bin", "old.doc"]
+    assert [
+        d["filename"]
+        for d in manager.get("/api/knowledge/documents", params={"collection": collection}).json()
+    ] == ["good.md"]
     assert manager.get("/healthz").status_code == 200
 
     # what the sniff accepts but extraction refuses still fails in the job, with its code

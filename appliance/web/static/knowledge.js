@@ -64,6 +64,12 @@
     }
     try {
       const out = await api("POST", "/api/knowledge/documents", form);
+      for (const r of out.rejected || []) {
+        const entry = rows.get(r.filename);
+        if (!entry) continue;
+        entry.row.dataset.state = "failed";
+        entry.label.textContent = r.code + ": " + r.message;
+      }
       for (const item of out.items) {
         const entry = rows.get(item.filename);
         if (!entry) continue;
