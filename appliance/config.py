@@ -322,6 +322,20 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     search_candidates: Annotated[
         int, _doc("Candidates each search mode (dense, full-text) contributes before fusion.", ge=1)
     ] = 50
+    search_nprobes: Annotated[
+        int,
+        _doc(
+            "IVF partitions the ANN vector index searches per query (more: better recall, slower).",
+            ge=1,
+        ),
+    ] = 20
+    search_refine_factor: Annotated[
+        int,
+        _doc(
+            "With the ANN index, re-score candidates x this many hits on exact vectors; 0 = off.",
+            ge=0,
+        ),
+    ] = 4
 
 
 class DemoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -145,6 +145,8 @@ class KnowledgeService:
             model=embedder.name,
             dim=embedder.dim,
             vector_index_min_rows=self.config.vector_index_min_rows,
+            nprobes=self.config.search_nprobes,
+            refine_factor=self.config.search_refine_factor,
         )
         retriever = Retriever(
             self.config,
@@ -555,6 +557,8 @@ def reindex(
         model=embedder.name,
         dim=embedder.dim,
         vector_index_min_rows=config.vector_index_min_rows,
+        nprobes=config.search_nprobes,
+        refine_factor=config.search_refine_factor,
     )
     try:
         old = store.meta
