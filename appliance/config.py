@@ -315,6 +315,14 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         int,
         _doc("Build an ANN vector index in the background once a table has this many rows.", ge=1),
     ] = 100_000
+    vector_index_type: Annotated[
+        Literal["IVF_FLAT", "IVF_PQ"],
+        _doc(
+            "ANN index kind: IVF_FLAT keeps exact vectors (fast and exact within the searched"
+            " partitions; 1.5 KB a child at 384 dims); IVF_PQ compresses them to 24 bytes"
+            " (for millions of children; approximate, see search_refine_factor)."
+        ),
+    ] = "IVF_FLAT"
     rrf_k: Annotated[int, _doc("Reciprocal-rank-fusion constant for hybrid search.", ge=1)] = 60
     search_k: Annotated[
         int, _doc("Results returned by search when k is not given.", ge=1, le=100)
@@ -328,11 +336,11 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "IVF partitions the ANN vector index searches per query (more: better recall, slower).",
             ge=1,
         ),
-    ] = 20
+    ] = 32
     search_refine_factor: Annotated[
         int,
         _doc(
-            "With the ANN index, re-score candidates x this many hits on exact vectors; 0 = off.",
+            "IVF_PQ only: re-score candidates x this many hits on exact vectors; 0 = off.",
             ge=0,
         ),
     ] = 4

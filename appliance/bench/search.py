@@ -364,8 +364,8 @@ def _stages(
     }
 
 
-# (candidates per retriever, nprobes, refine_factor): the old setting first, then cheaper ones
-SWEEP = [(50, 32, 4), (50, 20, 4), (30, 20, 4), (30, 16, 2), (20, 16, 2), (20, 12, 2)]
+# (candidates per retriever, nprobes) on the configured index kind (IVF_FLAT by default)
+SWEEP = [(50, 64), (50, 32), (50, 20), (30, 32), (30, 20), (20, 20), (20, 12)]
 
 
 def bench_search(
@@ -407,21 +407,32 @@ def bench_search(
         retriever.parallel = False
         flat, flat_tops = _run(retriever, store, mixed, k)
         flat["recall"] = _recall(flat_tops, reference)
-        store.vector_index_min_rows = 1
+        # the old setting first: IVF_PQ, 50 candidates, nprobes 32, refine_factor 4
         started = time.perf_counter()
-        built = store.build_vector_index_if_due()
+        store.build_vector_index("IVF_PQ")
+        pq_build_s = time.perf_counter() - started
+        store.optimize()
+        retriever.parallel = True
+        store.nprobes, store.refine_factor = 32, 4
+        retriever.config = msgspec.structs.replace(config, search_candidates=50)
+        for q in mixed[:5]:
+            retriever.candidates(q)
+        ivf_pq, tops = _run(retriever, store, mixed, k)
+        ivf_pq |= {"recall": _recall(tops, reference), "index_build_s": round(pq_build_s, 1)}
+        started = time.perf_counter()
+        store.build_vector_index(config.vector_index_type)
         index_s = time.perf_counter() - started
+        built = store.has_vector_index()
         store.optimize()
         for q in mixed[:5]:
             retriever.candidates(q)
-        retriever.parallel = True
         sweep = []
-        for candidates, nprobes, refine in SWEEP:
+        for candidates, nprobes in SWEEP:
             retriever.config = msgspec.structs.replace(config, search_candidates=candidates)
-            store.nprobes, store.refine_factor = nprobes, refine
+            store.nprobes = nprobes
             figures, tops = _run(retriever, store, mixed, k)
             sweep.append(
-                {"candidates": candidates, "nprobes": nprobes, "refine_factor": refine}
+                {"candidates": candidates, "nprobes": nprobes}
                 | figures
                 | {"recall": _recall(tops, reference)}
             )
@@ -444,13 +455,17 @@ def bench_search(
             "candidates": config.search_candidates,
             "nprobes": config.search_nprobes,
             "refine_factor": config.search_refine_factor,
+            "index": config.vector_index_type,
         },
         "flat": flat,
+        "ivf_pq_old_default": ivf_pq,
         "ann": ann | {"index_build_s": round(index_s, 1), "built": built},
         "ann_parallel": ann_parallel,
         "stages": stages,
         "sweep": sweep,
         "ann_vs_flat_p50": round(flat["p50_ms"] / max(ann["p50_ms"], 0.01), 2),
+        "new_vs_old_p50": round(ivf_pq["p50_ms"] / max(ann_parallel["p50_ms"], 0.01), 2),
+        "new_vs_old_p99": round(ivf_pq["p99_ms"] / max(ann_parallel["p99_ms"], 0.01), 2),
         "parallel_vs_sequential_p50": round(ann["p50_ms"] / max(ann_parallel["p50_ms"], 0.01), 2),
     }
 
@@ -501,10 +516,16 @@ def run_search_bench(
         )
         for col in ("setting", "p50 ms", "p99 ms", "mean ms", "recall"):
             table.add_column(col)
-        for name in ("flat", "ann", "ann_parallel"):
+        labels = {
+            "flat": "flat scan (no index)",
+            "ivf_pq_old_default": "old: IVF_PQ, cand 50, nprobes 32, refine 4",
+            "ann": f"new defaults {search['defaults']}, sequential",
+            "ann_parallel": "new defaults, full text in parallel",
+        }
+        for name, label in labels.items():
             s = search[name]
             table.add_row(
-                f"{name} (defaults)" if name != "flat" else "flat (no index)",
+                label,
                 str(s["p50_ms"]),
                 str(s["p99_ms"]),
                 str(s["mean_ms"]),
@@ -512,7 +533,7 @@ def run_search_bench(
             )
         for s in search["sweep"]:
             table.add_row(
-                f"cand {s['candidates']} nprobes {s['nprobes']} refine {s['refine_factor']}",
+                f"{search['defaults']['index']} cand {s['candidates']} nprobes {s['nprobes']}",
                 str(s["p50_ms"]),
                 str(s["p99_ms"]),
                 str(s["mean_ms"]),
