@@ -21,12 +21,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import BTree, IvfFlat, IvfPq
 
 from appliance.errors import AppError
 
@@ -39,6 +41,7 @@ DEFAULT_REFINE_FACTOR = 4
 # A write that loses a commit race against another writer of the same table (the server and
 # `salesboost ingest` in one data dir) is retried this many times, with a doubling backoff.
 WRITE_RETRIES = 8
+READ_CONSISTENCY = timedelta(seconds=2)
 WRITE_BACKOFF_S = 0.05
 _CONFLICT = re.compile(r"commit conflict|too many concurrent writers", re.IGNORECASE)
 
@@ -213,7 +216,9 @@ class Store:
         self.refine_factor = refine_factor  # k x this many PQ hits re-scored exactly; 0: none
         self.conflict_retries = 0  # commit conflicts retried so far (diagnosis, tests)
         path.mkdir(parents=True, exist_ok=True)
-        self.db = lancedb.connect(str(path))
+        # another process (`salesboost ingest` beside the server) writes the same tables: look
+        # for newer versions at most every READ_CONSISTENCY, so its documents become searchable
+        self.db = lancedb.connect(str(path), read_consistency_interval=READ_CONSISTENCY)
         self._write_lock = threading.RLock()
         self._meta = self._read_meta()
         self._meta_mtime = self._stat_meta()
@@ -333,8 +338,12 @@ class Store:
                     raise
                 self.conflict_retries += 1
                 delay = WRITE_BACKOFF_S * 2**attempt * (0.5 + random.random())
-                log.info("LanceDB commit conflict (attempt %d), retrying: %s", attempt + 1, err)
+                log.warning("LanceDB commit conflict (attempt %d), retrying: %s", attempt + 1, err)
                 time.sleep(delay)
+                # a handle stays on the version it last saw: without this, a compaction or an
+                # index build is planned on the same stale version again and loses again
+                for table in (self.children, self.parents):
+                    table.checkout_latest()
 
     def delete_documents(self, document_ids: Sequence[int]) -> None:
         """Remove every row of these documents."""
@@ -361,13 +370,11 @@ class Store:
         if self._parents_indexed or self.parents.count_rows() == 0:
             return
         if not any(i.columns == ["id"] for i in self.parents.list_indices()):
-            self.parents.create_scalar_index("id", index_type="BTREE")
+            self.parents.create_index("id", config=BTree())
         self._parents_indexed = True
 
     def optimize(self) -> None:
         """Compact small fragments, fold new rows into the indexes, drop old versions."""
-        from datetime import timedelta
-
         with self._indexing, self._write_lock:  # never alongside an index build or a write
             for table in (self.children, self.parents):
                 self._optimize_table(table, timedelta(seconds=60))
@@ -444,19 +451,15 @@ class Store:
         rows = table.count_rows()
         started = time.monotonic()
         partitions = max(1, min(4096, int(rows**0.5)))
-        extra: dict[str, Any] = {}
+        config: IvfFlat | IvfPq
         if index_type == "IVF_PQ":
-            extra["num_sub_vectors"] = max(1, self._meta.dim // 16)
-        self._retrying(
-            lambda: table.create_index(
-                metric="cosine",
-                vector_column_name="vector",
-                index_type=index_type,
-                num_partitions=partitions,
-                replace=True,
-                **extra,
+            sub_vectors = max(1, self._meta.dim // 16)
+            config = IvfPq(
+                distance_type="cosine", num_partitions=partitions, num_sub_vectors=sub_vectors
             )
-        )
+        else:
+            config = IvfFlat(distance_type="cosine", num_partitions=partitions)
+        self._retrying(lambda: table.create_index("vector", config=config, replace=True))
         self.vector_index_builds += 1
         log.info(
             "%s vector index built on %d rows in %.1f s",
