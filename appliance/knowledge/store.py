@@ -229,6 +229,9 @@ class Store:
         self._indexing = threading.Lock()
         self._fts_ready = False
         self._parents_indexed = False
+        # written since the last optimize: an idle store never re-optimizes (which, with an
+        # IVF_FLAT index, means a rebuild); writes from another process are that one's to fold
+        self._dirty = False
         self._vector_indexed: tuple[int, str] = (-1, "")  # (table version, index type)
         self.vector_index_builds = 0
         self._thread = threading.Thread(target=self._maintain, name="lancedb-indexer", daemon=True)
@@ -321,6 +324,7 @@ class Store:
                 self._retrying(lambda: self.children.add(rows))
             self._retrying(lambda: self._ensure_fts(self.children))
             self._retrying(self._ensure_parent_index)
+            self._dirty = True
         self._wake.set()
 
     def _retrying(self, write: Callable[[], object]) -> None:
@@ -353,6 +357,7 @@ class Store:
         with self._write_lock:
             self._retrying(lambda: self.children.delete(f"document_id IN ({ids})"))
             self._retrying(lambda: self.parents.delete(f"document_id IN ({ids})"))
+            self._dirty = True
         self._wake.set()
 
     def _ensure_fts(self, table: Any) -> None:
@@ -378,6 +383,7 @@ class Store:
         with self._indexing:  # never alongside an index build
             before = self._vector_index_uuid()
             with self._write_lock:  # nor a write
+                self._dirty = False
                 for table in (self.children, self.parents):
                     self._optimize_table(table, timedelta(seconds=60))
                 self._retrying(self._ensure_parent_index)
@@ -417,7 +423,7 @@ class Store:
             time.sleep(2)  # let a burst of writes finish first
             try:
                 self.build_vector_index_if_due()
-                if time.monotonic() - last_optimize > 60:
+                if self._dirty and time.monotonic() - last_optimize > 60:
                     self.optimize()
                     last_optimize = time.monotonic()
             except Exception:  # the indexer must never die; the next wake-up retries
