@@ -155,6 +155,13 @@ class LLMConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_sequences: Annotated[
         int, _doc("Sequences decoded together in one batch (concurrent generations).", ge=1)
     ] = 16
+    kv_cache_type: Annotated[
+        Literal["f16", "q8_0"],
+        _doc(
+            "Element type of the KV cache: q8_0 halves its memory (with flash attention); "
+            "f16 is llama.cpp's default."
+        ),
+    ] = "f16"
     queue_max: Annotated[
         int, _doc("Requests waiting for a sequence before new ones get `busy`.", ge=0)
     ] = 64

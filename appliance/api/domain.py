@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
 from appliance.api.auth import actor_of
-from appliance.auth.guards import access
+from appliance.auth.guards import access, principal_of
 from appliance.db.domain import DomainRepository, Kind, RowMeta
 from appliance.errors import NotFound
 from appliance.practice.catalog import AuditActor, CatalogService
@@ -71,6 +71,39 @@ class PersonaOut(Persona, kw_only=True):
     archived: bool = False
     created_at: str = ""
     updated_at: str = ""
+
+
+class PersonaBrief(msgspec.Struct, kw_only=True):
+    """What a trainee sees of a persona: who the customer is, not the script they play
+    (goals, objections and what they know stay with managers, or the exercise is spoiled)."""
+
+    id: int
+    name: str
+    difficulty: Literal["easy", "medium", "hard"]
+    description: str
+    language: Language
+    archived: bool = False
+    created_at: str = ""
+    updated_at: str = ""
+
+
+def _persona_view(
+    request: Request[Any, Any, Any], persona: PersonaOut
+) -> PersonaOut | PersonaBrief:
+    """The full record for managers and admins, the brief for trainees."""
+    principal = principal_of(request)
+    if principal is not None and principal.at_least("manager"):
+        return persona
+    return PersonaBrief(
+        id=persona.id,
+        name=persona.name,
+        difficulty=persona.difficulty,
+        description=persona.description,
+        language=persona.language,
+        archived=persona.archived,
+        created_at=persona.created_at,
+        updated_at=persona.updated_at,
+    )
 
 
 class RubricOut(Rubric, kw_only=True):
@@ -417,16 +450,17 @@ class PersonaController(Controller):
     @get("/", opt=READ_ALL)
     async def list_personas(
         self,
+        request: Request[Any, Any, Any],
         state: State,
         include_archived: FromQuery[bool] = False,
         language: FromQuery[Language | None] = None,
-    ) -> list[PersonaOut]:
-        """Personas, optionally of one language."""
+    ) -> list[PersonaOut | PersonaBrief]:
+        """Personas, optionally of one language (trainees get each one's brief)."""
         found = await _repo(state).list_personas(
             include_archived=include_archived, language=language
         )
         metas = await _metas(state, "persona", [p.id for p in found])
-        return [_out(PersonaOut, p, metas.get(p.id)) for p in found]
+        return [_persona_view(request, _out(PersonaOut, p, metas.get(p.id))) for p in found]
 
     @post("/", status_code=201, opt=MANAGE)
     async def create(
@@ -439,12 +473,15 @@ class PersonaController(Controller):
         return _out(PersonaOut, made, await _repo(state).meta("persona", made.id))
 
     @get("/{persona_id:int}", opt=READ_ALL)
-    async def detail(self, state: State, persona_id: FromPath[int]) -> PersonaOut:
-        """One persona (archived too)."""
+    async def detail(
+        self, request: Request[Any, Any, Any], state: State, persona_id: FromPath[int]
+    ) -> PersonaOut | PersonaBrief:
+        """One persona (archived too; a trainee gets its brief)."""
         found = await _repo(state).get_persona(persona_id)
         if found is None:
             raise _missing("persona", persona_id)
-        return _out(PersonaOut, found, await _repo(state).meta("persona", persona_id))
+        full = _out(PersonaOut, found, await _repo(state).meta("persona", persona_id))
+        return _persona_view(request, full)
 
     @patch("/{persona_id:int}", opt=MANAGE)
     async def update(

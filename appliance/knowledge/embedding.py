@@ -5,14 +5,23 @@ embedded in batches; every vector is cached by sha256(model name + text), so unc
 text is never embedded twice. An ONNX Runtime backend (the model exported locally with
 ``torch.onnx.export`` into the state dir on first use) is the faster CPU alternative for
 FlagModel-style models; both give the same vectors (see the tests).
+
+The ONNX path keeps torch out of the serving process: the export runs in a child process
+(``python -m appliance.knowledge.embedding EXPORT``), the tokenizer is the ``tokenizers``
+library on the model's ``tokenizer.json``, and "auto" finds a CUDA device through the driver
+rather than torch. Importing torch and transformers costs the server ~300 MB that never
+comes back (measured in BENCHMARKS.md, fan-out).
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -81,13 +90,23 @@ def resolve_model(models_dir: Path, name: str) -> ModelSpec:
     return ModelSpec(name, path, m3, pooling, instruction)
 
 
+def cuda_device_count() -> int:
+    """CUDA devices the driver reports (0 without a driver); asks libcuda, not torch."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
 def pick_device(setting: str) -> str:
-    """auto -> cuda when torch sees a GPU, else cpu."""
+    """auto -> cuda when the driver reports a GPU, else cpu."""
     if setting != "auto":
         return setting
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if cuda_device_count() > 0 else "cpu"
 
 
 class EmbeddingCache:
@@ -183,6 +202,9 @@ class _FlagBackend:
         vectors = fn(texts, batch_size=self.batch_size)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1), None
 
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def lexical_score(self, query: Sparse, doc: Sparse) -> float:
         return float(self.model.compute_lexical_matching_score(query, doc))
 
@@ -224,6 +246,29 @@ def export_onnx(spec: ModelSpec, target: Path) -> Path:
     return target
 
 
+def export_onnx_in_child(spec: ModelSpec, target: Path) -> Path:
+    """Run `export_onnx` in a child process, so torch never enters the serving process."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "appliance.knowledge.embedding",
+            str(spec.path),
+            spec.pooling,
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or not target.is_file():
+        tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise EmbeddingModelError(
+            f"exporting {spec.name} to ONNX failed (exit {result.returncode}): " + " | ".join(tail)
+        )
+    return target
+
+
 def _export(torch: Any, module: Any, sample: Any, tmp: Path, axes: dict[int, str]) -> None:
     torch.onnx.export(
         module,
@@ -237,25 +282,78 @@ def _export(torch: Any, module: Any, sample: Any, tmp: Path, axes: dict[int, str
     )
 
 
+def _pad_token(model_dir: Path) -> str:
+    """The padding token named by special_tokens_map.json ("[PAD]" for BERT-style models)."""
+    special = model_dir / "special_tokens_map.json"
+    if special.is_file():
+        pad = json.loads(special.read_text(encoding="utf-8")).get("pad_token")
+        if isinstance(pad, dict):
+            pad = pad.get("content")
+        if isinstance(pad, str):
+            return pad
+    return "[PAD]"
+
+
+class _FastTokenizer:
+    """The model's tokenizer.json on the `tokenizers` library: same ids as transformers' fast
+    tokenizer (tested), without importing transformers (and torch) into the server."""
+
+    def __init__(self, path: Path, max_length: int = 512) -> None:
+        from tokenizers import Tokenizer
+
+        self._count = Tokenizer.from_file(str(path))
+        self._count.no_truncation()
+        self._count.no_padding()
+        self._batch = Tokenizer.from_file(str(path))
+        self._batch.enable_truncation(max_length)
+        pad = _pad_token(path.parent)
+        self._batch.enable_padding(pad_id=self._batch.token_to_id(pad) or 0, pad_token=pad)
+
+    def count(self, text: str) -> int:
+        return len(self._count.encode(text, add_special_tokens=False).ids)
+
+    def batch(self, texts: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        encoded = self._batch.encode_batch(texts)
+        ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
+        return ids, mask
+
+
+class _HFTokenizer:
+    """transformers' AutoTokenizer, for a model directory without a tokenizer.json."""
+
+    def __init__(self, path: Path) -> None:
+        from transformers import AutoTokenizer
+
+        self._tok = AutoTokenizer.from_pretrained(str(path))
+
+    def count(self, text: str) -> int:
+        return len(self._tok(text, add_special_tokens=False)["input_ids"])
+
+    def batch(self, texts: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        enc = self._tok(texts, padding=True, truncation=True, max_length=512, return_tensors="np")
+        return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+
+
 class _OnnxBackend:
     """ONNX Runtime on a locally exported copy of the model (CUDA provider when available)."""
 
     def __init__(self, spec: ModelSpec, device: str, batch_size: int, cache_dir: Path) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         if spec.m3:
             raise EmbeddingModelError("the onnx backend does not do BGE-M3 sparse weights")
         self.spec = spec
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(str(spec.path))
+        fast = spec.path / "tokenizer.json"
+        self.tokenizer = _FastTokenizer(fast) if fast.is_file() else _HFTokenizer(spec.path)
         weights = spec.path / "model.safetensors"
         stamp = hashlib.sha256(
             f"{spec.name}:{spec.pooling}:{weights.stat().st_size if weights.exists() else 0}".encode()
         ).hexdigest()[:12]
         path = cache_dir / f"{spec.name}-{stamp}.onnx"
         if not path.is_file():
-            export_onnx(spec, path)
+            export_onnx_in_child(spec, path)
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
@@ -270,19 +368,17 @@ class _OnnxBackend:
         parts: list[Vectors] = []
         for start in range(0, len(order), self.batch_size):
             batch = [texts[i] for i in order[start : start + self.batch_size]]
-            enc = self.tokenizer(
-                batch, padding=True, truncation=True, max_length=512, return_tensors="np"
-            )
-            feeds = {
-                "input_ids": enc["input_ids"].astype(np.int64),
-                "attention_mask": enc["attention_mask"].astype(np.int64),
-            }
+            ids, mask = self.tokenizer.batch(batch)
+            feeds = {"input_ids": ids, "attention_mask": mask}
             parts.append(np.asarray(self.session.run(None, feeds)[0], dtype=np.float32))
         if parts:
             stacked = np.concatenate(parts)
             out = np.empty_like(stacked)
             out[np.asarray(order)] = stacked
         return out, None
+
+    def count_tokens(self, text: str) -> int:
+        return self.tokenizer.count(text)
 
     def lexical_score(self, query: Sparse, doc: Sparse) -> float:
         return 0.0
@@ -340,7 +436,7 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens in a text by the model's own tokenizer (no special tokens)."""
-        return len(self.load().tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.load().count_tokens(text)
 
     def embed_passages(
         self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
@@ -393,3 +489,11 @@ class Embedder:
     def close(self) -> None:
         """Close the cache file."""
         self.cache.close()
+
+
+if __name__ == "__main__":  # the child of export_onnx_in_child: MODEL_DIR POOLING TARGET
+    _dir, _pooling, _target = sys.argv[1:4]
+    export_onnx(
+        ModelSpec(Path(_dir).name, Path(_dir), False, "cls" if _pooling == "cls" else "mean", None),
+        Path(_target),
+    )

@@ -248,6 +248,9 @@ class LlamaEngine:
         cp.n_threads = self.threads
         cp.n_threads_batch = self.threads
         cp.kv_unified = False
+        if self.config.kv_cache_type == "q8_0":  # a quantized V cache needs flash attention
+            cp.type_k = cp.type_v = llama_cpp.GGML_TYPE_Q8_0
+            cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         cp.swa_full = True
         cp.no_perf = True
         ctx = llama_cpp.llama_init_from_model(model, cp)

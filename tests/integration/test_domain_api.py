@@ -309,6 +309,30 @@ def test_roles(clients: dict[str, httpx.Client], anon: httpx.Client, refs: dict[
     )
 
 
+def test_trainees_see_a_personas_brief_not_its_script(clients: dict[str, httpx.Client]) -> None:
+    """Goals, objections and what the customer knows would spoil the exercise."""
+    secret = {"goals": ["cancel today"], "objections": ["the fee is a rip-off"], "knows": ["$695"]}
+    made = _created(
+        clients["manager"].post(
+            "/api/personas",
+            json={"name": _u("Mrs Lee"), "description": "Runs a bakery.", **secret},
+        )
+    )
+    for role in ("manager", "admin"):
+        full = clients[role].get(f"/api/personas/{made['id']}").json()
+        assert {k: full[k] for k in secret} == secret
+    brief = clients["trainee"].get(f"/api/personas/{made['id']}")
+    assert brief.status_code == 200
+    assert brief.json()["name"] == made["name"]
+    assert brief.json()["description"] == "Runs a bakery."
+    listed = next(
+        p for p in clients["trainee"].get("/api/personas").json() if p["id"] == made["id"]
+    )
+    for shown in (brief.json(), listed):
+        assert not set(secret) & set(shown), shown
+        assert "rip-off" not in str(shown)
+
+
 def test_writes_are_audited(clients: dict[str, httpx.Client]) -> None:
     manager = clients["manager"]
     made = _created(manager.post("/api/courses", json={"name": _u("Audited")}))

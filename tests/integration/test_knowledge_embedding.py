@@ -66,3 +66,30 @@ def test_cjk_and_latin_parts() -> None:
     text = "白金卡 annual fee 年费 95 dollars"
     assert cjk_part(text) == "白金卡 年费"
     assert latin_part(text).split() == ["annual", "fee", "95", "dollars"]
+
+
+def test_the_onnx_path_keeps_torch_and_transformers_out_of_the_process(tmp_path: Path) -> None:
+    """On the CPU path the server embeds, counts tokens and even exports the model (in a
+    child) without importing torch or transformers: ~300 MB it would never give back."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from appliance.config import KnowledgeConfig\n"
+        "from appliance.knowledge.embedding import Embedder\n"
+        f"e = Embedder(KnowledgeConfig(), Path({str(MODELS)!r}), Path({str(tmp_path)!r}))\n"
+        "assert e.backend_name == 'onnx', e.backend_name\n"
+        "v, _ = e.embed_passages(['the annual fee is waived'])\n"
+        "assert v.shape == (1, 384)\n"
+        "assert e.count_tokens('the annual fee is waived') == 5\n"
+        "loaded = sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules)\n"
+        "print('LOADED', loaded)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "LOADED []" in run.stdout, run.stdout
+    assert list((tmp_path / "onnx").glob("*.onnx")), "the export (run in a child) is cached"

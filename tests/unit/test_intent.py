@@ -21,6 +21,7 @@ from appliance.practice.agents.intent import (
     load_intent_classifier,
     model_dir,
     model_status,
+    normalise,
     training_hash,
 )
 from appliance.practice.model import INTENTS, StageState
@@ -154,6 +155,31 @@ def test_the_stored_model_is_plain_data_and_round_trips(
         np.testing.assert_allclose(
             loaded.probabilities(text), classifier.model.probabilities(text), rtol=1e-12
         )
+
+
+def test_serving_features_equal_scikit_learns_tfidf(classifier: LinearIntentClassifier) -> None:
+    """Serving computes the TF-IDF row in numpy (no scikit-learn import); it must be the row
+    the training's TfidfVectorizer gives, on every utterance we have and on edge cases."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    model = classifier.model
+    vectorizer = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(1, 4),
+        sublinear_tf=True,
+        lowercase=False,
+        vocabulary=model.vocabulary,
+    )
+    vectorizer.idf_ = model.idf
+    examples = load_examples(TRAIN_FILE) + load_examples(HELDOUT_FILE)
+    texts = [normalise(e.text) for e in examples]
+    texts += ["", "a", "ab", "i  am", "价格" * 40, "zzzz qqqq", "a-b.c, d!"]
+    for text in texts:
+        expected = vectorizer.transform([text]).toarray().ravel()
+        columns, weights = model.char_features(text)
+        got = np.zeros_like(expected)
+        got[columns] = weights
+        np.testing.assert_allclose(got, expected, atol=1e-12, err_msg=text)
 
 
 def test_a_stale_or_broken_model_is_retrained_at_load(

@@ -50,13 +50,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from appliance.errors import InvalidInput
 from appliance.practice.errors import EmptyMessage, MessageTooLong
 from appliance.practice.model import INTENTS, STAGES, IntentClassifier, IntentResult, Stage
 
 if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     from appliance.config import Settings
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ def training_hash(train_file: Path = TRAIN_FILE, features: Features = "chars") -
 
 
 def _vectorizer(vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     return TfidfVectorizer(
         analyzer="char_wb",
         ngram_range=NGRAM_RANGE,
@@ -180,6 +183,21 @@ def _vectorizer(vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
         vocabulary=vocabulary,
         dtype=np.float64,
     )
+
+
+def char_wb_ngrams(text: str) -> list[str]:
+    """scikit-learn's ``char_wb`` analyzer: n-grams inside each word padded with spaces."""
+    low, high = NGRAM_RANGE
+    grams: list[str] = []
+    for word in text.split():
+        padded = f" {word} "
+        for n in range(low, high + 1):
+            if len(padded) < n:  # a short word counts once, as its whole padded self
+                if n == low:
+                    grams.append(padded)
+                break
+            grams.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return grams
 
 
 class IntentModel:
@@ -203,8 +221,6 @@ class IntentModel:
         self.intercept = intercept
         self.features = features
         self.train_hash = train_hash
-        self._vec = _vectorizer(vocabulary)
-        self._vec.idf_ = idf  # a fixed vocabulary + idf: fitted without refitting
         self._n_chars = len(vocabulary)
 
     def save(self, directory: Path) -> Path:
@@ -249,10 +265,25 @@ class IntentModel:
             train_hash=str(meta["train_hash"]),
         )
 
+    def char_features(self, text: str) -> tuple[npt.NDArray[np.intp], Floats]:
+        """The TF-IDF row of a text as (columns, weights): what the training's
+        TfidfVectorizer(char_wb, sublinear_tf, l2) gives, in numpy, so serving does not import
+        scikit-learn (~60 MB resident); equality is tested against scikit-learn."""
+        counts: dict[int, int] = {}
+        for gram in char_wb_ngrams(text):
+            column = self.vocabulary.get(gram)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        columns = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        weights = (1.0 + np.log(tf)) * self.idf[columns]
+        norm = float(np.sqrt(weights @ weights))
+        return columns, (weights / norm if norm > 0 else weights)
+
     def probabilities(self, text: str, embed: Embed | None = None) -> Floats:
         """Class probabilities (in ``labels`` order) of an already normalised text."""
-        chars = self._vec.transform([text])
-        scores = np.asarray(chars @ self.coef[:, : self._n_chars].T).ravel() + self.intercept
+        columns, weights = self.char_features(text)
+        scores = self.coef[:, columns] @ weights + self.intercept
         if self.features == "chars+embedding" and embed is not None and not has_cjk(text):
             vector = np.asarray(embed(text), dtype=np.float64) * EMBEDDING_WEIGHT
             scores = scores + self.coef[:, self._n_chars :] @ vector
