@@ -229,9 +229,11 @@ class Store:
         self._indexing = threading.Lock()
         self._fts_ready = False
         self._parents_indexed = False
-        # written since the last optimize: an idle store never re-optimizes (which, with an
-        # IVF_FLAT index, means a rebuild); writes from another process are that one's to fold
+        # optimize only after writes, ours (dirty) or another process's (the table moved past
+        # the version we last optimized): an idle store never re-optimizes, which with an
+        # IVF_FLAT index would mean a rebuild every minute
         self._dirty = False
+        self._optimized_version = self.children.version
         self._vector_indexed: tuple[int, str] = (-1, "")  # (table version, index type)
         self.vector_index_builds = 0
         self._thread = threading.Thread(target=self._maintain, name="lancedb-indexer", daemon=True)
@@ -396,6 +398,7 @@ class Store:
                 # slower here (13.5 vs 6.0 ms at 100k children, any nprobes); a fresh build
                 # (~7 s at 100k, in this background thread, search keeps serving) restores it
                 self._build_vector_index("IVF_FLAT")
+            self._optimized_version = self.children.version
 
     def _vector_index_uuid(self) -> str:
         return next(
@@ -423,7 +426,9 @@ class Store:
             time.sleep(2)  # let a burst of writes finish first
             try:
                 self.build_vector_index_if_due()
-                if self._dirty and time.monotonic() - last_optimize > 60:
+                # own writes, or another process's (the table moved past the last optimize)
+                changed = self._dirty or self.children.version != self._optimized_version
+                if changed and time.monotonic() - last_optimize > 60:
                     self.optimize()
                     last_optimize = time.monotonic()
             except Exception:  # the indexer must never die; the next wake-up retries
