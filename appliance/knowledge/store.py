@@ -497,6 +497,18 @@ class Store:
         )
 
     # --- reads ----------------------------------------------------------------------------
+    def _switched_under_us(self, err: Exception) -> bool:
+        """Whether a read failed because `salesboost reindex` switched and dropped the table.
+
+        The other process writes index.json before it drops the old generation, so a read
+        that lost its files re-reads the meta and can retry on the new generation once.
+        """
+        if "not found" not in str(err).lower():
+            return False
+        old = self._meta.generation
+        self._meta_mtime = -1.0  # force a re-read
+        return self.meta.generation != old
+
     def dense(
         self,
         vector: np.ndarray[Any, Any],
@@ -505,6 +517,16 @@ class Store:
         columns: Sequence[str] = SEARCH_COLUMNS,
     ) -> list[dict[str, Any]]:
         """Nearest children by cosine distance."""
+        try:
+            return self._dense(vector, k, where, columns)
+        except (RuntimeError, OSError) as err:
+            if not self._switched_under_us(err):
+                raise
+            return self._dense(vector, k, where, columns)
+
+    def _dense(
+        self, vector: np.ndarray[Any, Any], k: int, where: str | None, columns: Sequence[str]
+    ) -> list[dict[str, Any]]:
         self.meta  # noqa: B018
         query = self.children.search(vector, vector_column_name="vector").distance_type("cosine")
         kind = self._vector_index_kind()
@@ -523,6 +545,16 @@ class Store:
         self, text: str, k: int, where: str | None, columns: Sequence[str] = SEARCH_COLUMNS
     ) -> list[dict[str, Any]]:
         """Best children by BM25: words for the Latin part, n-grams for the CJK part (RRF of both)."""
+        try:
+            return self._fulltext(text, k, where, columns)
+        except (RuntimeError, OSError) as err:
+            if not self._switched_under_us(err):
+                raise
+            return self._fulltext(text, k, where, columns)
+
+    def _fulltext(
+        self, text: str, k: int, where: str | None, columns: Sequence[str]
+    ) -> list[dict[str, Any]]:
         self.meta  # noqa: B018
         if not self._fts_ready:
             if self.children.count_rows() == 0:
