@@ -976,13 +976,23 @@ def bench_llm(obj: Ctx, sessions: int, turns: int, repeat: int, fast: bool, out:
 @click.option("--rows", default=100_000, show_default=True, help="Child chunks in the corpus.")
 @click.option("--distinct", default=2000, show_default=True, help="Distinct texts really embedded.")
 @click.option("--queries", default=200, show_default=True, help="Timed queries (half codes).")
-@click.option("--embed-chunks", default=512, show_default=True, help="Chunks for chunks/s.")
+@click.option(
+    "--embed-chunks", default=512, show_default=True, help="Chunks for chunks/s (0: skip)."
+)
 @click.option("--embed-words", default=75, show_default=True, help="Words per chunk (~100 tokens).")
 @click.option(
     "--backend",
     type=click.Choice(["auto", "flagembedding", "onnx"]),
     default=None,
     help="Query embedding backend for the search part (default: knowledge.embedding_backend).",
+)
+@click.option(
+    "--corpus",
+    "corpora",
+    type=click.Choice(["zipf", "degenerate"]),
+    multiple=True,
+    help="Search corpus vocabulary, repeatable (default: both): zipf = ~8,000 words with a"
+    " Zipf law; degenerate = the old 43 words, uniform (every posting list is long).",
 )
 @out_option("search")
 @pass_ctx
@@ -994,6 +1004,7 @@ def bench_search(
     embed_chunks: int,
     embed_words: int,
     backend: str | None,
+    corpora: tuple[str, ...],
     out: Path,
 ) -> None:
     """Embedding chunks/s (torch vs ONNX) and hybrid search p50/p99 on a synthetic corpus."""
@@ -1008,6 +1019,7 @@ def bench_search(
         embed_chunks=embed_chunks,
         embed_words=embed_words,
         backend=backend or settings.knowledge.embedding_backend,
+        corpora=corpora or ("zipf", "degenerate"),
         out=out,
     )
 

@@ -347,6 +347,14 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         int,
         _doc("Build an ANN vector index in the background once a table has this many rows.", ge=1),
     ] = 100_000
+    vector_index_type: Annotated[
+        Literal["IVF_FLAT", "IVF_PQ"],
+        _doc(
+            "ANN index kind: IVF_FLAT keeps exact vectors (fast and exact within the searched"
+            " partitions; 1.5 KB a child at 384 dims); IVF_PQ compresses them to 24 bytes"
+            " (for millions of children; approximate, see search_refine_factor)."
+        ),
+    ] = "IVF_FLAT"
     rrf_k: Annotated[int, _doc("Reciprocal-rank-fusion constant for hybrid search.", ge=1)] = 60
     search_k: Annotated[
         int, _doc("Results returned by search when k is not given.", ge=1, le=100)
@@ -354,6 +362,20 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     search_candidates: Annotated[
         int, _doc("Candidates each search mode (dense, full-text) contributes before fusion.", ge=1)
     ] = 50
+    search_nprobes: Annotated[
+        int,
+        _doc(
+            "IVF partitions the ANN vector index searches per query (more: better recall, slower).",
+            ge=1,
+        ),
+    ] = 32
+    search_refine_factor: Annotated[
+        int,
+        _doc(
+            "IVF_PQ only: re-score candidates x this many hits on exact vectors; 0 = off.",
+            ge=0,
+        ),
+    ] = 4
 
 
 class DemoConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

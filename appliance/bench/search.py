@@ -26,11 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from appliance.config import KnowledgeConfig, Settings
 from appliance.knowledge.embedding import Backend, Embedder
-from appliance.knowledge.search import Retriever, best_per_parent
+from appliance.knowledge.search import Retriever, best_per_parent, rrf
 from appliance.knowledge.store import Store, child_id, parent_id
 
 WORDS = [
@@ -81,10 +82,79 @@ WORDS = [
 CHILDREN_PER_PARENT = 4
 
 
-def sentences(n: int, words: int, seed: int) -> list[str]:
+STOP_WORDS = [  # the most frequent words of real text; the word index drops them
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "is",
+    "for",
+    "on",
+    "with",
+    "your",
+    "you",
+    "are",
+    "be",
+    "by",
+    "or",
+    "at",
+    "as",
+    "this",
+    "it",
+    "from",
+    "an",
+    "if",
+    "can",
+    "will",
+    "not",
+]
+CORPORA = ("zipf", "degenerate")
+
+
+def _generated_words(n: int, seed: int) -> list[str]:
+    """n distinct pronounceable made-up words (product names, jargon, rare terms)."""
+    rng = random.Random(seed)
+    onsets, vowels = "bcdfghjklmnprstvwz", "aeiou"
+    out: dict[str, None] = {}
+    while len(out) < n:
+        syllables = rng.randint(2, 4)
+        word = "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(syllables))
+        if rng.random() < 0.3:
+            word += rng.choice("nrst")
+        out.setdefault(word, None)
+    return list(out)
+
+
+class Vocabulary:
+    """Words and their sampling weights: the old 43 words uniform, or a Zipf law."""
+
+    def __init__(self, kind: str, size: int = 8000) -> None:
+        self.kind = kind
+        if kind == "degenerate":
+            self.words = list(WORDS)
+            self.cum: list[float] | None = None
+            return
+        # Zipf-Mandelbrot (s=1, q=2.7) over stop words, then domain words, then generated
+        # terms: the top words are stop words (~40 % of tokens, as in English), a domain
+        # word is in ~20 % of texts, most generated words in well under 1 %.
+        self.words = STOP_WORDS + WORDS + _generated_words(size - len(STOP_WORDS) - len(WORDS), 2)
+        weights = 1.0 / (np.arange(len(self.words)) + 1 + 2.7)
+        self.cum = np.cumsum(weights).tolist()
+
+    def draw(self, rng: random.Random, n: int) -> list[str]:
+        """n words drawn from the distribution."""
+        if self.cum is None:
+            return [rng.choice(self.words) for _ in range(n)]
+        return rng.choices(self.words, cum_weights=self.cum, k=n)
+
+
+def sentences(n: int, words: int, seed: int, vocab: Vocabulary | None = None) -> list[str]:
     """n generated sentences of about ``words`` words (roughly 1.3 tokens per word)."""
     rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "." for _ in range(n)]
+    vocab = vocab or Vocabulary("degenerate")
+    return [" ".join(vocab.draw(rng, words)).capitalize() + "." for _ in range(n)]
 
 
 def _code(rng: random.Random) -> str:
@@ -117,32 +187,39 @@ def bench_embedding(models_dir: Path, texts: list[str], batch: int) -> dict[str,
     return out
 
 
-def build_corpus(store: Store, embedder: Embedder, rows: int, distinct: int) -> dict[str, Any]:
-    """Write ``rows`` perturbed children (and their parents) into the store."""
+def build_corpus(
+    store: Store, embedder: Embedder, rows: int, distinct: int, vocab: Vocabulary
+) -> tuple[dict[str, Any], np.ndarray[Any, Any], list[str]]:
+    """Write ``rows`` perturbed children (and their parents); also return vectors and ids."""
     rng = random.Random(7)
     nprng = np.random.default_rng(7)
-    base_texts = sentences(distinct, 60, seed=1)
+    base_texts = sentences(distinct, 60, seed=1, vocab=vocab)
     started = time.perf_counter()
     base_vectors, _ = embedder.embed_passages(base_texts)
     embed_s = time.perf_counter() - started
     started = time.perf_counter()
     per_doc = 1000
     docs = (rows + per_doc - 1) // per_doc
+    all_vectors = np.empty((rows, base_vectors.shape[1]), dtype=np.float32)
+    all_ids: list[str] = []
+    swaps = 3 if vocab.kind == "degenerate" else 8
     for doc in range(docs):
         count = min(per_doc, rows - doc * per_doc)
         pick = nprng.integers(0, distinct, size=count)
         noise = nprng.normal(0, 0.02, size=(count, base_vectors.shape[1])).astype(np.float32)
         vectors = base_vectors[pick] + noise
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        all_vectors[doc * per_doc : doc * per_doc + count] = vectors
         children, parents = [], []
         for n in range(count):
             words = base_texts[pick[n]].split()
-            for _ in range(3):
-                words[rng.randrange(len(words))] = rng.choice(WORDS)
+            for new in vocab.draw(rng, swaps):
+                words[rng.randrange(len(words))] = new
             parent = n // CHILDREN_PER_PARENT
+            all_ids.append(child_id(doc + 1, 1, n))
             children.append(
                 {
-                    "id": child_id(doc + 1, 1, n),
+                    "id": all_ids[-1],
                     "document_id": doc + 1,
                     "version": 1,
                     "parent_index": parent,
@@ -173,22 +250,19 @@ def build_corpus(store: Store, embedder: Embedder, rows: int, distinct: int) -> 
     write_s = time.perf_counter() - started
     started = time.perf_counter()
     store.optimize()
-    return {
+    info = {
+        "kind": vocab.kind,
+        "vocabulary": len(vocab.words),
         "rows": rows,
         "distinct_texts": distinct,
         "embed_distinct_s": round(embed_s, 1),
         "write_s": round(write_s, 1),
         "optimize_s": round(time.perf_counter() - started, 1),
     }
+    return info, all_vectors, all_ids
 
 
-def _latencies(retriever: Retriever, store: Store, queries: list[str], k: int) -> dict[str, float]:
-    times = []
-    for query in queries:
-        started = time.perf_counter()
-        picked = best_per_parent(retriever.candidates(query, mode="hybrid"))[:k]
-        store.parents_of([c.parent_key for c in picked])
-        times.append((time.perf_counter() - started) * 1000)
+def _pct(times: list[float]) -> dict[str, float]:
     arr = np.asarray(times)
     return {
         "p50_ms": round(float(np.percentile(arr, 50)), 1),
@@ -197,12 +271,110 @@ def _latencies(retriever: Retriever, store: Store, queries: list[str], k: int) -
     }
 
 
-def bench_search(
-    models_dir: Path, rows: int, distinct: int, queries: int, backend: str
+ParentKey = tuple[int, int, int]
+
+
+def _run(
+    retriever: Retriever, store: Store, queries: list[str], k: int
+) -> tuple[dict[str, float], list[list[ParentKey]]]:
+    """Timed hybrid searches (candidates, fusion, dedupe, parent fetch) and their top-k parents."""
+    times, tops = [], []
+    for query in queries:
+        started = time.perf_counter()
+        picked = best_per_parent(retriever.candidates(query, mode="hybrid"))[:k]
+        store.parents_of([c.parent_key for c in picked])
+        times.append((time.perf_counter() - started) * 1000)
+        tops.append([c.parent_key for c in picked])
+    return _pct(times), tops
+
+
+def _recall(tops: list[list[ParentKey]], reference: list[list[ParentKey]]) -> float:
+    """Mean share of the reference top-k parents that a run also returned."""
+    shares = [len(set(t) & set(r)) / len(r) for t, r in zip(tops, reference, strict=True) if r]
+    return round(float(np.mean(shares)), 4)
+
+
+def exact_reference(
+    retriever: Retriever,
+    store: Store,
+    vectors: np.ndarray[Any, Any],
+    ids: list[str],
+    queries: list[str],
+    k: int,
+    candidates: int,
+) -> list[list[ParentKey]]:
+    """Top-k parents of an exact hybrid search: brute-force cosine top-n (numpy) + full text."""
+    out = []
+    for query in queries:
+        vector, _ = retriever.embedder.embed_query(query)
+        scores = vectors @ np.asarray(vector, dtype=np.float32)
+        top = np.argpartition(-scores, candidates)[:candidates]
+        top = top[np.argsort(-scores[top])]
+        dense = [_row_of(ids[i]) for i in top]
+        lists = {"dense": dense, "fulltext": store.fulltext(query, candidates, None)}
+        out.append([c.parent_key for c in best_per_parent(rrf(lists, retriever.config.rrf_k))[:k]])
+    return out
+
+
+def _row_of(cid: str) -> dict[str, Any]:
+    """The fields RRF and dedupe need, from a child id ``doc:version:c<index>``."""
+    doc, version, child = cid.split(":")
+    index = int(child[1:])
+    return {
+        "id": cid,
+        "document_id": int(doc),
+        "version": int(version),
+        "parent_index": index // CHILDREN_PER_PARENT,
+    }
+
+
+def _stages(
+    retriever: Retriever, store: Store, texts: list[str], codes: list[str]
 ) -> dict[str, Any]:
-    """Hybrid search latency at ``rows`` children, flat scan vs ANN index."""
+    """p50 of each stage, run one after the other (the search itself overlaps some)."""
+    n = retriever.config.search_candidates
+    embed: list[float] = []
+    dense: list[float] = []
+    ft_text: list[float] = []
+    ft_code: list[float] = []
+    fetch: list[float] = []
+    for query in texts + codes:
+        t0 = time.perf_counter()
+        vector, _ = retriever.embedder.embed_query(query)
+        t1 = time.perf_counter()
+        rows = store.dense(vector, n, None)
+        t2 = time.perf_counter()
+        found = store.fulltext(query, n, None)
+        t3 = time.perf_counter()
+        lists = {"dense": rows, "fulltext": found}
+        picked = best_per_parent(rrf(lists, retriever.config.rrf_k))[: retriever.config.search_k]
+        t4 = time.perf_counter()
+        store.parents_of([c.parent_key for c in picked])
+        t5 = time.perf_counter()
+        embed.append((t1 - t0) * 1000)
+        dense.append((t2 - t1) * 1000)
+        (ft_code if query in codes else ft_text).append((t3 - t2) * 1000)
+        fetch.append((t5 - t4) * 1000)
+    return {
+        "query_embedding": _pct(embed),
+        "dense": _pct(dense),
+        "fulltext_sentence": _pct(ft_text),
+        "fulltext_code": _pct(ft_code),
+        "parent_fetch": _pct(fetch),
+    }
+
+
+# (candidates per retriever, nprobes) on the configured index kind (IVF_FLAT by default)
+SWEEP = [(50, 64), (50, 32), (50, 20), (30, 32), (30, 20), (20, 20), (20, 12)]
+
+
+def bench_search(
+    models_dir: Path, rows: int, distinct: int, queries: int, backend: str, kind: str
+) -> dict[str, Any]:
+    """Hybrid search latency and recall at ``rows`` children: flat scan, ANN index, a sweep."""
     chosen: Backend = backend  # type: ignore[assignment]
     config = KnowledgeConfig(embedding_backend=chosen, embedding_device="cpu")
+    vocab = Vocabulary(kind)
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         embedder = Embedder(config, models_dir, state)
@@ -211,11 +383,13 @@ def bench_search(
             model=embedder.name,
             dim=embedder.dim,
             vector_index_min_rows=10**12,  # built explicitly below, timed
+            nprobes=config.search_nprobes,
+            refine_factor=config.search_refine_factor,
         )
-        corpus = build_corpus(store, embedder, rows, distinct)
+        corpus, vectors, ids = build_corpus(store, embedder, rows, distinct, vocab)
         retriever = Retriever(config, embedder, store)
         rng = random.Random(11)
-        texts = sentences(queries // 2, 10, seed=5)
+        texts = sentences(queries // 2, 10, seed=5, vocab=vocab)
         codes = [
             r["text"].rsplit("code ", 1)[1].rstrip(".")
             for r in store.children.search()
@@ -226,31 +400,72 @@ def bench_search(
         ]
         mixed = texts + codes
         rng.shuffle(mixed)
+        k = config.search_k
+        reference = exact_reference(retriever, store, vectors, ids, mixed, k, 50)
         for q in mixed[:5]:  # warm caches
             retriever.candidates(q)
         retriever.parallel = False
-        flat = _latencies(retriever, store, mixed, config.search_k)
-        store.vector_index_min_rows = 1
+        flat, flat_tops = _run(retriever, store, mixed, k)
+        flat["recall"] = _recall(flat_tops, reference)
+        # the old setting first: IVF_PQ, 50 candidates, nprobes 32, refine_factor 4
         started = time.perf_counter()
-        built = store.build_vector_index_if_due()
+        store.build_vector_index("IVF_PQ")
+        pq_build_s = time.perf_counter() - started
+        store.optimize()
+        retriever.parallel = True
+        store.nprobes, store.refine_factor = 32, 4
+        retriever.config = msgspec.structs.replace(config, search_candidates=50)
+        for q in mixed[:5]:
+            retriever.candidates(q)
+        ivf_pq, tops = _run(retriever, store, mixed, k)
+        ivf_pq |= {"recall": _recall(tops, reference), "index_build_s": round(pq_build_s, 1)}
+        started = time.perf_counter()
+        store.build_vector_index(config.vector_index_type)
         index_s = time.perf_counter() - started
+        built = store.has_vector_index()
         store.optimize()
         for q in mixed[:5]:
             retriever.candidates(q)
+        sweep = []
+        for candidates, nprobes in SWEEP:
+            retriever.config = msgspec.structs.replace(config, search_candidates=candidates)
+            store.nprobes = nprobes
+            figures, tops = _run(retriever, store, mixed, k)
+            sweep.append(
+                {"candidates": candidates, "nprobes": nprobes}
+                | figures
+                | {"recall": _recall(tops, reference)}
+            )
+        retriever.config = config
+        store.nprobes, store.refine_factor = config.search_nprobes, config.search_refine_factor
         retriever.parallel = False
-        ann = _latencies(retriever, store, mixed, config.search_k)
+        ann, tops = _run(retriever, store, mixed, k)
+        ann["recall"] = _recall(tops, reference)
         retriever.parallel = True
-        ann_parallel = _latencies(retriever, store, mixed, config.search_k)
+        ann_parallel, tops = _run(retriever, store, mixed, k)
+        ann_parallel["recall"] = _recall(tops, reference)
+        stages = _stages(retriever, store, texts, codes)
         store.close()
         embedder.close()
     return {
         "corpus": corpus,
         "queries": len(mixed),
         "backend": backend,
+        "defaults": {
+            "candidates": config.search_candidates,
+            "nprobes": config.search_nprobes,
+            "refine_factor": config.search_refine_factor,
+            "index": config.vector_index_type,
+        },
         "flat": flat,
+        "ivf_pq_old_default": ivf_pq,
         "ann": ann | {"index_build_s": round(index_s, 1), "built": built},
         "ann_parallel": ann_parallel,
+        "stages": stages,
+        "sweep": sweep,
         "ann_vs_flat_p50": round(flat["p50_ms"] / max(ann["p50_ms"], 0.01), 2),
+        "new_vs_old_p50": round(ivf_pq["p50_ms"] / max(ann_parallel["p50_ms"], 0.01), 2),
+        "new_vs_old_p99": round(ivf_pq["p99_ms"] / max(ann_parallel["p99_ms"], 0.01), 2),
         "parallel_vs_sequential_p50": round(ann["p50_ms"] / max(ann_parallel["p50_ms"], 0.01), 2),
     }
 
@@ -264,43 +479,72 @@ def run_search_bench(
     embed_chunks: int,
     embed_words: int,
     backend: str,
+    corpora: tuple[str, ...] = CORPORA,
     out: Path,
 ) -> dict[str, Any]:
-    """Run both parts, print a table, write JSON."""
+    """Run both parts (embedding skipped when embed_chunks is 0), print tables, write JSON."""
     from rich.console import Console
     from rich.table import Table
 
     result: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "embedding": bench_embedding(
+    }
+    console = Console()
+    if embed_chunks > 0:
+        result["embedding"] = emb = bench_embedding(
             models_dir,
             sentences(embed_chunks, embed_words, seed=3),
             batch=Settings().knowledge.embedding_batch_size,
-        ),
-        "search": bench_search(models_dir, rows, distinct, queries, backend),
-    }
+        )
+        table = Table(
+            title=f"embedding ({emb['chunks']} chunks, ~{emb['mean_tokens']} tokens each)"
+        )
+        for col in ("backend", "chunks/s", "seconds"):
+            table.add_column(col)
+        for name in ("flagembedding", "onnx"):
+            table.add_row(name, str(emb[name]["chunks_per_s"]), str(emb[name]["seconds"]))
+        table.add_row("onnx / torch", f"{emb['onnx_vs_torch']}x", "")
+        console.print(table)
+    result["search"] = {}
+    for kind in corpora:
+        search = bench_search(models_dir, rows, distinct, queries, backend, kind)
+        result["search"][kind] = search
+        out.write_text(json.dumps(result, indent=2))
+        table = Table(
+            title=f"hybrid search, {kind} corpus, {search['corpus']['rows']} children "
+            f"({search['queries']} queries; recall@k of parents vs exact dense + full text)"
+        )
+        for col in ("setting", "p50 ms", "p99 ms", "mean ms", "recall"):
+            table.add_column(col)
+        labels = {
+            "flat": "flat scan (no index)",
+            "ivf_pq_old_default": "old: IVF_PQ, cand 50, nprobes 32, refine 4",
+            "ann": f"new defaults {search['defaults']}, sequential",
+            "ann_parallel": "new defaults, full text in parallel",
+        }
+        for name, label in labels.items():
+            s = search[name]
+            table.add_row(
+                label,
+                str(s["p50_ms"]),
+                str(s["p99_ms"]),
+                str(s["mean_ms"]),
+                str(s["recall"]),
+            )
+        for s in search["sweep"]:
+            table.add_row(
+                f"{search['defaults']['index']} cand {s['candidates']} nprobes {s['nprobes']}",
+                str(s["p50_ms"]),
+                str(s["p99_ms"]),
+                str(s["mean_ms"]),
+                str(s["recall"]),
+            )
+        console.print(table)
+        stages = ", ".join(f"{n} {v['p50_ms']}" for n, v in search["stages"].items())
+        console.print(f"stages p50 ms: {stages}")
+        console.print(
+            f"corpus: {search['corpus']}; ANN index built in {search['ann']['index_build_s']} s"
+        )
     out.write_text(json.dumps(result, indent=2))
-    console = Console()
-    emb = result["embedding"]
-    table = Table(title=f"embedding ({emb['chunks']} chunks, ~{emb['mean_tokens']} tokens each)")
-    for col in ("backend", "chunks/s", "seconds"):
-        table.add_column(col)
-    for name in ("flagembedding", "onnx"):
-        table.add_row(name, str(emb[name]["chunks_per_s"]), str(emb[name]["seconds"]))
-    table.add_row("onnx / torch", f"{emb['onnx_vs_torch']}x", "")
-    console.print(table)
-    search = result["search"]
-    table = Table(
-        title=f"hybrid search, {search['corpus']['rows']} children ({search['queries']} queries)"
-    )
-    for col in ("vector search", "p50 ms", "p99 ms", "mean ms"):
-        table.add_column(col)
-    for name in ("flat", "ann", "ann_parallel"):
-        s = search[name]
-        table.add_row(name, str(s["p50_ms"]), str(s["p99_ms"]), str(s["mean_ms"]))
-    console.print(table)
-    console.print(
-        f"corpus: {search['corpus']}; ANN index built in {search['ann']['index_build_s']} s"
-    )
     console.print(f"written to {out}")
     return result

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from appliance.config import KnowledgeConfig
 from appliance.knowledge.embedding import Embedder, EmbeddingModelError
-from appliance.knowledge.store import Store, build_filter
+from appliance.knowledge.store import SEARCH_COLUMNS, Store, build_filter
 from appliance.models import load_manifest
 
 Mode = Literal["hybrid", "dense", "fulltext"]
@@ -136,18 +136,19 @@ class Retriever:
         self.store.check_model()
         where = build_filter(collection, tag, document_id)
         n = self.config.search_candidates
+        columns = [*SEARCH_COLUMNS, "sparse"] if self.embedder.sparse else SEARCH_COLUMNS
         lists: dict[str, list[dict[str, Any]]] = {}
         query_sparse = None
         fulltext: Future[list[dict[str, Any]]] | None = None
         if mode == "hybrid" and self.parallel:  # LanceDB and onnxruntime release the GIL
-            fulltext = _POOL.submit(self.store.fulltext, query, n, where)
+            fulltext = _POOL.submit(self.store.fulltext, query, n, where, columns)
         if mode in ("hybrid", "dense"):
             vector, query_sparse = self.embedder.embed_query(query)
-            lists["dense"] = self.store.dense(vector, n, where)
+            lists["dense"] = self.store.dense(vector, n, where, columns)
         if fulltext is not None:
             lists["fulltext"] = fulltext.result()
         elif mode in ("hybrid", "fulltext"):
-            lists["fulltext"] = self.store.fulltext(query, n, where)
+            lists["fulltext"] = self.store.fulltext(query, n, where, columns)
         if mode == "hybrid" and query_sparse is not None:
             lists["sparse"] = self._sparse_ranked(query_sparse, lists)
         return rrf(lists, self.config.rrf_k)

@@ -147,6 +147,9 @@ class KnowledgeService:
             model=embedder.name,
             dim=embedder.dim,
             vector_index_min_rows=self.config.vector_index_min_rows,
+            vector_index_type=self.config.vector_index_type,
+            nprobes=self.config.search_nprobes,
+            refine_factor=self.config.search_refine_factor,
         )
         retriever = Retriever(
             self.config,
@@ -586,6 +589,9 @@ def reindex(
         model=embedder.name,
         dim=embedder.dim,
         vector_index_min_rows=config.vector_index_min_rows,
+        vector_index_type=config.vector_index_type,
+        nprobes=config.search_nprobes,
+        refine_factor=config.search_refine_factor,
     )
     try:
         old = store.meta
