@@ -499,6 +499,14 @@ def models_place(obj: Ctx) -> None:
     except ModelError as err:
         fail(str(err))
     click.echo(f"placed: {', '.join(placed)}" if placed else "bundled models already in place")
+    from appliance.knowledge.embedding import EmbeddingModelError, place_onnx_export
+
+    try:  # the CPU embedding path's ONNX export, made once here rather than at first start
+        exported = place_onnx_export(settings.models_dir, settings.knowledge.embedding_model)
+    except EmbeddingModelError as err:
+        fail(str(err))
+    if exported is not None:
+        click.echo(f"exported: {exported.relative_to(settings.models_dir)}")
 
 
 @models.command("add")

@@ -206,6 +206,23 @@ def _intent(settings: Settings) -> Check:
     )
 
 
+def _onnx_export(settings: Settings) -> Check:
+    from appliance.knowledge.embedding import onnx_export_name, resolve_model
+
+    spec = resolve_model(settings.models_dir, settings.knowledge.embedding_model)
+    if spec.m3:
+        return Check("embedding onnx export", "info", "BGE-M3 runs on FlagEmbedding (no export)")
+    path = settings.models_dir / "onnx" / onnx_export_name(spec)
+    if path.is_file():
+        return Check("embedding onnx export", "ok", str(path))
+    return Check(
+        "embedding onnx export",
+        "warn",
+        f"{path} missing: the first CPU embedding exports it (a few seconds, in a child);"
+        " `salesboost models place` does it now",
+    )
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in report order; one failing check never stops the others."""
     checks: list[Check] = []
@@ -221,6 +238,7 @@ def run_checks(settings: Settings) -> list[Check]:
         lambda: _database(settings),
         lambda: _port(settings),
         lambda: _intent(settings),
+        lambda: _onnx_export(settings),
     ]
     for step in steps:
         try:

@@ -335,10 +335,32 @@ class _HFTokenizer:
         return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
 
 
+def onnx_export_name(spec: ModelSpec) -> str:
+    """The file name of a model's ONNX export: changes when its weights or pooling do."""
+    weights = spec.path / "model.safetensors"
+    size = weights.stat().st_size if weights.exists() else 0
+    stamp = hashlib.sha256(f"{spec.name}:{spec.pooling}:{size}".encode()).hexdigest()[:12]
+    return f"{spec.name}-{stamp}.onnx"
+
+
+def place_onnx_export(models_dir: Path, name: str) -> Path | None:
+    """Export an embedding model to ``models/onnx`` (install time), unless it is there or the
+    model is BGE-M3 (no ONNX path); returns the file written, None when nothing was to do."""
+    spec = resolve_model(models_dir, name)
+    target = models_dir / "onnx" / onnx_export_name(spec)
+    if spec.m3 or target.is_file():
+        return None
+    return export_onnx_in_child(spec, target)
+
+
 class _OnnxBackend:
     """ONNX Runtime on a locally exported copy of the model (CUDA provider when available)."""
 
-    def __init__(self, spec: ModelSpec, device: str, batch_size: int, cache_dir: Path) -> None:
+    def __init__(
+        self, spec: ModelSpec, device: str, batch_size: int, cache_dirs: Sequence[Path]
+    ) -> None:
+        """Use the first export found in ``cache_dirs`` (models/onnx, placed at install, then
+        the state dir's), else export into the last one."""
         import onnxruntime as ort
 
         if spec.m3:
@@ -347,11 +369,8 @@ class _OnnxBackend:
         self.batch_size = batch_size
         fast = spec.path / "tokenizer.json"
         self.tokenizer = _FastTokenizer(fast) if fast.is_file() else _HFTokenizer(spec.path)
-        weights = spec.path / "model.safetensors"
-        stamp = hashlib.sha256(
-            f"{spec.name}:{spec.pooling}:{weights.stat().st_size if weights.exists() else 0}".encode()
-        ).hexdigest()[:12]
-        path = cache_dir / f"{spec.name}-{stamp}.onnx"
+        found = [d / onnx_export_name(spec) for d in cache_dirs]
+        path = next((p for p in found if p.is_file()), found[-1])
         if not path.is_file():
             export_onnx_in_child(spec, path)
         providers = ["CPUExecutionProvider"]
@@ -405,6 +424,7 @@ class Embedder:
         self.backend_name: Backend = "flagembedding" if self.spec.m3 else chosen
         self.batch_size = config.embedding_batch_size
         self._state_dir = state_dir
+        self._models_dir = models_dir
         self._backend: _FlagBackend | _OnnxBackend | None = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()  # one batch at a time: the cores are shared
@@ -422,7 +442,10 @@ class Embedder:
             if self._backend is None:
                 if self.backend_name == "onnx":
                     self._backend = _OnnxBackend(
-                        self.spec, self.device, self.batch_size, self._state_dir / "onnx"
+                        self.spec,
+                        self.device,
+                        self.batch_size,
+                        [self._models_dir / "onnx", self._state_dir / "onnx"],
                     )
                 else:
                     self._backend = _FlagBackend(self.spec, self.device, self.batch_size)

@@ -92,4 +92,27 @@ def test_the_onnx_path_keeps_torch_and_transformers_out_of_the_process(tmp_path:
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "LOADED []" in run.stdout, run.stdout
-    assert list((tmp_path / "onnx").glob("*.onnx")), "the export (run in a child) is cached"
+    exports = list((tmp_path / "onnx").glob("*.onnx")) + list((MODELS / "onnx").glob("*.onnx"))
+    assert exports, "the export (placed at install, or made in a child) is on disk"
+
+
+def test_models_place_exports_onnx_once_and_the_embedder_uses_it(tmp_path: Path) -> None:
+    """The install-time export (`salesboost models place`) lands in models/onnx; an embedder
+    then finds it there and exports nothing into its state dir."""
+    import shutil
+
+    from appliance.knowledge.embedding import place_onnx_export
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(MODELS / "manifest.toml", models / "manifest.toml")
+    (models / "all-MiniLM-L6-v2").symlink_to(MODELS / "all-MiniLM-L6-v2")
+    written = place_onnx_export(models, "all-minilm-l6-v2")
+    assert written is not None and written.parent == models / "onnx" and written.is_file()
+    assert place_onnx_export(models, "all-minilm-l6-v2") is None, "already there: nothing to do"
+    state = tmp_path / "state"
+    embedder = Embedder(KnowledgeConfig(), models, state, backend="onnx")
+    vectors, _ = embedder.embed_passages(SENTENCES[:1])
+    assert vectors.shape == (1, 384)
+    assert not (state / "onnx").exists()
+    embedder.close()
