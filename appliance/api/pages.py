@@ -242,13 +242,16 @@ class UserPages(Controller):
         document = await service.get_document(document_id)
         job = await service.jobs.latest_for(document_id)
         raw_page = request.query_params.get("page")
+        cited = int(raw_page) if raw_page and raw_page.isdigit() else None
+        passages = await service.page_passages(document_id, cited) if cited else []
         return page(
             request,
             "document.html",
             "document",
             document=document,
             job=job,
-            cited_page=int(raw_page) if raw_page and raw_page.isdigit() else None,
+            cited_page=cited,
+            passages=passages,
         )
 
 

@@ -441,6 +441,12 @@ class KnowledgeService:
             raise NotFound(f"no document {document_id}", detail={"document_id": document_id})
         return document
 
+    async def page_passages(self, document_id: int, page: int) -> list[dict[str, Any]]:
+        """The stored passages (parent chunks: section, text) of a document's page, in order."""
+        document = await self.get_document(document_id)
+        _, store, _ = await self.parts()
+        return await asyncio.to_thread(store.passages_on_page, document.id, document.version, page)
+
     async def get_job(self, job_id: int) -> Job:
         """One job, or NotFound."""
         job = await self.jobs.get(job_id)

@@ -595,6 +595,19 @@ class Store:
         )
         return {(r["document_id"], r["version"], r["parent_index"]): r for r in rows.to_pylist()}
 
+    def passages_on_page(self, document_id: int, version: int, page: int) -> list[dict[str, Any]]:
+        """The parents of one document version that cover ``page``, in document order."""
+        rows = (
+            self.parents.search()
+            .where(f"document_id = {int(document_id)} AND version = {int(version)}")
+            .select(PARENT_COLUMNS)
+            .limit(None)
+            .to_arrow()
+            .to_pylist()
+        )
+        found = [r for r in rows if int(page) in json.loads(r["pages"] or "[]")]
+        return sorted(found, key=lambda r: int(r["parent_index"]))
+
     def count(self, document_id: int | None = None) -> tuple[int, int]:
         """(children, parents) rows, of one document or all."""
         where = None if document_id is None else f"document_id = {int(document_id)}"

@@ -74,6 +74,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "example": ("Try saying", "可以这样说"),
     "sources": ("Sources", "来源"),
     "page": ("page", "页"),
+    "page_text": ("Text of page", "页面文本 · 页码"),
+    "page_text_none": (
+        "No stored text covers this page (not ingested yet, or nothing was read from it).",
+        "没有覆盖此页的已存文本（尚未处理，或此页未读出文字）。",
+    ),
     "your_line": ("Your line", "你的回答"),
     "send": ("Send", "发送"),
     "end_session": ("End session", "结束练习"),

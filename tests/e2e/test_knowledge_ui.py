@@ -67,6 +67,10 @@ def test_upload_progress_search_and_cited_page(
     first.locator("a.cite").click()
     page.wait_for_url("**/knowledge/documents/*?page=2#page-2")
     expect(page.locator("tr#page-2")).to_have_class("cited")
+    # the cited page's own stored text is on the page, not only its route
+    expect(page.locator("h2#page-text")).to_contain_text("2")
+    expect(page.locator(".passage-text", has_text=f"Fee waiver policy {marker}")).to_have_count(1)
+    expect(page.locator(".passage-text", has_text="Section 3:")).to_have_count(0)  # page 1 only
 
 
 def test_drag_and_drop_reaches_the_upload(new_page: Callable[..., Any]) -> None:
