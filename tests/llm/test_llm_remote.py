@@ -9,7 +9,7 @@ import anyio.to_thread
 import httpx
 import pytest
 from appliance.config import load_settings
-from appliance.llm.base import Completion
+from appliance.llm.base import Completion, GenerateRequest
 from appliance.llm.errors import LLMUnavailable
 from appliance.llm.factory import build_backend
 from appliance.llm.prompts.render import Prompt
@@ -147,12 +147,7 @@ def test_a_prompt_longer_than_the_remote_context_is_trimmed_by_the_local_policy(
         SecretValue(API_KEY),
     )
 
-    async def run() -> tuple[Completion, Prompt]:
-        async with backend:
-            done = await backend.generate(request)
-            return done, await anyio.to_thread.run_sync(lambda: backend.prompt(request, chat=False))
-
-    completion, prompt = loop.run(run())
+    completion, prompt = _generate_and_prompt(loop, backend, request, chat=False)
     assert completion.completion_tokens >= 1
     assert backend.tokenizer == ("extras" if tokenizer == "auto" else "estimate")
     assert prompt.dropped_turns > 0 and not prompt.truncated
@@ -167,6 +162,19 @@ def test_a_prompt_longer_than_the_remote_context_is_trimmed_by_the_local_policy(
         assert used > (2048 - 16) // 2
 
 
+def _generate_and_prompt(
+    loop: LoopThread, backend: RemoteBackend, request: GenerateRequest, *, chat: bool
+) -> tuple[Completion, Prompt]:
+    """Generate through the real server, then the prompt the backend built (trimmed) for it."""
+
+    async def run() -> tuple[Completion, Prompt]:
+        async with backend:
+            done = await backend.generate(request)
+            return done, await anyio.to_thread.run_sync(lambda: backend.prompt(request, chat=chat))
+
+    return loop.run(run())
+
+
 def test_chat_api_prompts_are_trimmed_as_messages(
     loop: LoopThread, llama_server: LlamaServer
 ) -> None:
@@ -176,12 +184,7 @@ def test_chat_api_prompts_are_trimmed_as_messages(
         SecretValue(API_KEY),
     )
 
-    async def run() -> tuple[Completion, Prompt]:
-        async with backend:
-            done = await backend.generate(request)
-            return done, await anyio.to_thread.run_sync(lambda: backend.prompt(request, chat=True))
-
-    completion, prompt = loop.run(run())
+    completion, prompt = _generate_and_prompt(loop, backend, request, chat=True)
     assert completion.completion_tokens >= 1
     assert 0 < prompt.dropped_turns < len(request.messages)
     assert prompt.messages[0] == request.messages[0]

@@ -112,7 +112,7 @@ _PRICE_CUE = re.compile(
     re.IGNORECASE,
 )
 _MONTHLY = re.compile(
-    r"^\W{0,3}(?:a|per|each|every|/)\s*(?:month|mo\b)|^\s*(?:每月|一个月|/月)|^\s*a\s+month",
+    r"^\W{0,3}(?:a|per|each|every|/)\s*(?:month|mo\b)|^\s*(?:每月|一个月|/月)",
     re.IGNORECASE,
 )
 _MONTHLY_BEFORE = re.compile(r"(?:monthly|每月|每个月|一个月)[^.,;。，；\d]{0,20}$", re.IGNORECASE)
