@@ -71,3 +71,21 @@ def test_ivf_flat_index_ranks_like_an_exact_scan(tmp_path: Path) -> None:
         assert parents[(4, 1, 124)]["text"] == "parent 124 of document 4"
     finally:
         store.close()
+
+
+def test_full_text_ranks_equal_scores_by_id_every_time(tmp_path: Path) -> None:
+    # LanceDB returns rows with equal BM25 scores in any order; the store breaks the tie by id
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(60, DIM)).astype(np.float32)
+    store = Store(tmp_path, model="m", dim=DIM, vector_index_min_rows=10**9)
+    try:
+        children, parents = _document(1, vectors)
+        for child in children:  # 60 identical texts: one score for all
+            child["text"] = "the annual fee is waived for premier customers"
+        store.write_document(1, children, parents)
+        runs = [[r["id"] for r in store.fulltext("annual fee", 60, None)] for _ in range(5)]
+        assert len(runs[0]) == 60
+        assert runs[0] == sorted(runs[0])
+        assert all(run == runs[0] for run in runs)
+    finally:
+        store.close()
