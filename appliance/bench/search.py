@@ -164,15 +164,16 @@ def _code(rng: random.Random) -> str:
     return f"{rng.choice(letters)}{rng.choice(letters)}-{rng.randint(1000, 9999)}-{rng.choice(letters)}"
 
 
+BUDGET = KnowledgeConfig().embedding_batch_tokens
 ONNX_PATHS = {  # name: (fused export, tokens per batch); 0 = 64 texts a batch, as before
     "onnx_old": (False, 0),
-    "onnx_plain_budget": (False, 1024),
-    "onnx_new": (True, 1024),
+    "onnx_plain_budget": (False, BUDGET),
+    "onnx_new": (True, BUDGET),
 }
 ONNX_LABELS = {
     "onnx_old": "old: plain export, 64 texts a batch",
-    "onnx_plain_budget": "plain export, batches of <= 1024 tokens by length",
-    "onnx_new": "new: fused export, batches of <= 1024 tokens by length",
+    "onnx_plain_budget": f"plain export, batches of <= {BUDGET} tokens by length",
+    "onnx_new": f"new: fused export, batches of <= {BUDGET} tokens by length",
 }
 
 

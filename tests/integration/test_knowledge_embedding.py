@@ -198,7 +198,7 @@ def test_the_fused_export_with_length_batches_gives_the_plain_exports_vectors(
         KnowledgeConfig(embedding_batch_tokens=0), MODELS, tmp_path / "old", onnx_export=plain
     )
     new = Embedder(KnowledgeConfig(), MODELS, tmp_path / "new", onnx_export=fused)
-    assert new.batch_tokens == 1024
+    assert new.batch_tokens > 0, "the default batches by a token budget"
     a, _ = old.embed_passages(texts)
     b, _ = new.embed_passages(texts)
     cosine = np.sum(a * b, axis=1)
