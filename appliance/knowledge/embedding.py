@@ -266,12 +266,13 @@ def _fuse(path: Path, tokenizer: Any, heads: int, hidden: int) -> None:
     """Rewrite an exported BERT-style graph in place with onnxruntime's transformer fusions,
     unless its vectors would move (then the plain graph stays)."""
     import onnxruntime as ort
-    from onnxruntime.transformers.fusion_options import FusionOptions
-    from onnxruntime.transformers.optimizer import optimize_model
 
-    options = FusionOptions("bert")
-    options.enable_gelu_approximation = False  # FastGelu moves the numbers; keep erf Gelu
     try:
+        from onnxruntime.transformers.fusion_options import FusionOptions
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        options = FusionOptions("bert")
+        options.enable_gelu_approximation = False  # FastGelu moves the numbers; keep erf Gelu
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fused = optimize_model(
