@@ -244,4 +244,8 @@ def test_an_older_installs_plain_export_is_used_until_models_place_replaces_it(
     written = place_onnx_export(models, "all-minilm-l6-v2")
     assert written == models / "onnx" / onnx_export_name(spec)
     assert not (models / "onnx" / plain.name).exists(), "the plain export is gone"
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(written)).graph.node]
+    assert ops.count("Attention") == 6, "models place writes the fused graph"
     assert _onnx_export(settings).status == "ok"
