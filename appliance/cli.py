@@ -1002,6 +1002,7 @@ def bench_llm(obj: Ctx, sessions: int, turns: int, repeat: int, fast: bool, out:
     help="Search corpus vocabulary, repeatable (default: both): zipf = ~8,000 words with a"
     " Zipf law; degenerate = the old 43 words, uniform (every posting list is long).",
 )
+@click.option("--no-search", is_flag=True, help="Embedding part only (skip hybrid search).")
 @out_option("search")
 @pass_ctx
 def bench_search(
@@ -1013,6 +1014,7 @@ def bench_search(
     embed_words: int,
     backend: str | None,
     corpora: tuple[str, ...],
+    no_search: bool,
     out: Path,
 ) -> None:
     """Embedding chunks/s (torch vs ONNX) and hybrid search p50/p99 on a synthetic corpus."""
@@ -1027,7 +1029,7 @@ def bench_search(
         embed_chunks=embed_chunks,
         embed_words=embed_words,
         backend=backend or settings.knowledge.embedding_backend,
-        corpora=corpora or ("zipf", "degenerate"),
+        corpora=() if no_search else corpora or ("zipf", "degenerate"),
         out=out,
     )
 

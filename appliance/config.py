@@ -329,6 +329,17 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         Literal["auto", "cpu", "cuda"], _doc("Where embeddings run; auto = CUDA when present.")
     ] = "auto"
     embedding_batch_size: Annotated[int, _doc("Texts per embedding batch.", ge=1)] = 64
+    embedding_batch_tokens: Annotated[
+        int,
+        _doc(
+            "ONNX path: most tokens in one model call, counting padding (texts of similar"
+            " length are batched together, at most embedding_batch_size of them). Small batches"
+            " stay in the CPU cache: on 2 cores 512 ran 1.15x faster than 64 texts a batch on"
+            " ~85-token chunks and 1.8x on mixed lengths (256 to 4096 measured; 512-1024 best)."
+            " 0 = batches of embedding_batch_size texts.",
+            ge=0,
+        ),
+    ] = 512
     embedding_backend: Annotated[
         Literal["auto", "flagembedding", "onnx"],
         _doc(

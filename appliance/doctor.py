@@ -215,6 +215,14 @@ def _onnx_export(settings: Settings) -> Check:
     path = settings.models_dir / "onnx" / onnx_export_name(spec)
     if path.is_file():
         return Check("embedding onnx export", "ok", str(path))
+    plain = settings.models_dir / "onnx" / onnx_export_name(spec, fused=False)
+    if plain.is_file():
+        return Check(
+            "embedding onnx export",
+            "warn",
+            f"{plain} is the plain export of an older install (same vectors, slower):"
+            " `salesboost models place` replaces it with the fused one",
+        )
     return Check(
         "embedding onnx export",
         "warn",

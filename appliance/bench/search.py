@@ -1,7 +1,9 @@
 """`salesboost bench search`: embedding chunks/s (torch vs ONNX) and hybrid search latency.
 
-Embedding: the same generated child-sized chunks through FlagEmbedding (torch) and the
-ONNX Runtime export, each with an empty cache, in one run; chunks/s and the ratio.
+Embedding: the same generated child-sized chunks through FlagEmbedding (torch), the old
+ONNX path (plain export, 64 texts a batch), the plain export with length-bucketed batches,
+and the new path (fused export, length-bucketed batches), each with an empty cache, in one
+run; chunks/s, the ratios, query p50 and the cosine between old and new vectors.
 
 Search: a synthetic corpus of ``rows`` child chunks in a real LanceDB store. To keep the
 bench in minutes, ``distinct`` texts are embedded with the real model and every row reuses
@@ -162,29 +164,148 @@ def _code(rng: random.Random) -> str:
     return f"{rng.choice(letters)}{rng.choice(letters)}-{rng.randint(1000, 9999)}-{rng.choice(letters)}"
 
 
-def bench_embedding(models_dir: Path, texts: list[str], batch: int) -> dict[str, Any]:
-    """chunks/s of each backend on the same texts, each with its own empty cache."""
-    out: dict[str, Any] = {"chunks": len(texts)}
-    config = KnowledgeConfig(embedding_batch_size=batch, embedding_device="cpu")
-    for backend in ("flagembedding", "onnx"):
-        chosen: Backend = backend
-        with tempfile.TemporaryDirectory() as state:
-            embedder = Embedder(config, models_dir, Path(state), backend=chosen)
-            embedder.embed_passages(sentences(batch, 8, seed=99))  # load + warm up
-            started = time.perf_counter()
-            embedder.embed_passages(texts)
-            elapsed = time.perf_counter() - started
-            tokens = sum(embedder.count_tokens(t) for t in texts[:200]) / min(200, len(texts))
-            embedder.close()
-        out[backend] = {
+BUDGET = KnowledgeConfig().embedding_batch_tokens
+ONNX_PATHS = {  # name: (fused export, tokens per batch); 0 = 64 texts a batch, as before
+    "onnx_old": (False, 0),
+    "onnx_plain_budget": (False, BUDGET),
+    "onnx_new": (True, BUDGET),
+}
+ONNX_LABELS = {
+    "onnx_old": "old: plain export, 64 texts a batch",
+    "onnx_plain_budget": f"plain export, batches of <= {BUDGET} tokens by length",
+    "onnx_new": f"new: fused export, batches of <= {BUDGET} tokens by length",
+}
+
+
+def mixed_chunks(n: int, seed: int) -> list[str]:
+    """n chunks of mixed lengths (8 to 180 words: headings, short answers, long paragraphs)."""
+    rng = random.Random(seed)
+    return [sentences(1, rng.choice([8, 20, 40, 75, 120, 180]), seed=seed + i)[0] for i in range(n)]
+
+
+def _plain_export(models_dir: Path, state: Path) -> Path:
+    """The plain (pre-fusion) export: an older install's file if there, else made now."""
+    from appliance.knowledge.embedding import (
+        export_onnx_in_child,
+        onnx_export_name,
+        resolve_model,
+    )
+
+    spec = resolve_model(models_dir, KnowledgeConfig().embedding_model)
+    name = onnx_export_name(spec, fused=False)
+    placed = models_dir / "onnx" / name
+    return placed if placed.is_file() else export_onnx_in_child(spec, state / name, fused=False)
+
+
+def _time_passages(
+    config: KnowledgeConfig, models_dir: Path, texts: list[str], **kw: Any
+) -> tuple[float, np.ndarray, Embedder]:
+    """Seconds to embed ``texts`` with an empty cache (after a warm-up), the vectors, and the
+    embedder (its cache closed and gone; it still embeds queries)."""
+    with tempfile.TemporaryDirectory() as state:
+        embedder = Embedder(config, models_dir, Path(state), **kw)
+        embedder.embed_passages(sentences(16, 8, seed=99))  # load + warm up
+        started = time.perf_counter()
+        vectors, _ = embedder.embed_passages(texts)
+        elapsed = time.perf_counter() - started
+        embedder.close()
+    return elapsed, vectors, embedder
+
+
+def _query_p50_ms(embedder: Embedder, n: int = 60) -> float:
+    queries = sentences(n, 8, seed=41)
+    for q in queries[:5]:
+        embedder.embed_query(q)
+    times = []
+    for q in queries:
+        t0 = time.perf_counter()
+        embedder.embed_query(q)
+        times.append((time.perf_counter() - t0) * 1000)
+    return round(float(np.median(times)), 2)
+
+
+def bench_embedding(
+    models_dir: Path, texts: list[str], batch: int, rounds: int = 3
+) -> dict[str, Any]:
+    """chunks/s of torch and of the old and new ONNX paths on the same texts (uniform ~85
+    tokens, then mixed lengths), each with an empty cache; the ONNX paths interleaved over
+    ``rounds`` (median kept: other jobs share the cores); cosine old vs new; query p50."""
+    mixed = mixed_chunks(max(len(texts) // 2, 1), seed=500)
+    out: dict[str, Any] = {"chunks": len(texts), "mixed_chunks": len(mixed)}
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = _plain_export(models_dir, Path(scratch))
+        torch_config = KnowledgeConfig(embedding_batch_size=batch, embedding_device="cpu")
+        elapsed, _, probe = _time_passages(torch_config, models_dir, texts, backend="flagembedding")
+        out["flagembedding"] = {
             "seconds": round(elapsed, 2),
             "chunks_per_s": round(len(texts) / elapsed, 1),
         }
-        out["mean_tokens"] = round(tokens, 1)
-    out["onnx_vs_torch"] = round(
-        out["onnx"]["chunks_per_s"] / out["flagembedding"]["chunks_per_s"], 2
-    )
+        runs: dict[str, dict[str, list[float]]] = {
+            n: {"uniform": [], "mixed": []} for n in ONNX_PATHS
+        }
+        vectors: dict[str, np.ndarray] = {}
+        embedders: dict[str, Embedder] = {}
+        for _ in range(rounds):
+            for name, (fused, budget) in ONNX_PATHS.items():
+                config = KnowledgeConfig(
+                    embedding_batch_size=batch,
+                    embedding_batch_tokens=budget,
+                    embedding_device="cpu",
+                )
+                export = None if fused else plain
+                for kind, chunk_texts in (("uniform", texts), ("mixed", mixed)):
+                    elapsed, vecs, embedders[name] = _time_passages(
+                        config, models_dir, chunk_texts, backend="onnx", onnx_export=export
+                    )
+                    runs[name][kind].append(len(chunk_texts) / elapsed)
+                    vectors[f"{name}/{kind}"] = vecs
+        for name in ONNX_PATHS:
+            out[name] = {
+                "chunks_per_s": round(float(np.median(runs[name]["uniform"])), 1),
+                "mixed_chunks_per_s": round(float(np.median(runs[name]["mixed"])), 1),
+                "rounds": {k: [round(x, 1) for x in v] for k, v in runs[name].items()},
+                "query_p50_ms": _query_p50_ms(embedders[name]),
+            }
+        cos = [
+            float(np.min(np.sum(vectors[f"onnx_old/{k}"] * vectors[f"onnx_new/{k}"], axis=1)))
+            for k in ("uniform", "mixed")
+        ]
+        out["min_cosine_old_vs_new"] = round(min(cos), 7)
+        out["mean_tokens"] = round(
+            sum(probe.count_tokens(t) for t in texts[:200]) / min(200, len(texts)), 1
+        )
+        out["mixed_mean_tokens"] = round(sum(probe.count_tokens(t) for t in mixed) / len(mixed), 1)
+    new, old = out["onnx_new"], out["onnx_old"]
+    out["new_vs_old"] = round(new["chunks_per_s"] / old["chunks_per_s"], 2)
+    out["new_vs_old_mixed"] = round(new["mixed_chunks_per_s"] / old["mixed_chunks_per_s"], 2)
+    out["new_vs_torch"] = round(new["chunks_per_s"] / out["flagembedding"]["chunks_per_s"], 2)
     return out
+
+
+def print_embedding(console: Any, emb: dict[str, Any]) -> None:
+    """The embedding table: torch, old and new ONNX paths side by side."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"embedding: {emb['chunks']} chunks of ~{emb['mean_tokens']} tokens, and"
+        f" {emb['mixed_chunks']} of mixed length (~{emb['mixed_mean_tokens']} tokens mean);"
+        " chunks/s, empty cache, ONNX medians of interleaved rounds"
+    )
+    for col in ("path", "chunks/s", "mixed chunks/s", "query p50 ms"):
+        table.add_column(col)
+    table.add_row("FlagEmbedding (torch)", str(emb["flagembedding"]["chunks_per_s"]), "", "")
+    for name, label in ONNX_LABELS.items():
+        row = emb[name]
+        table.add_row(
+            label,
+            str(row["chunks_per_s"]),
+            str(row["mixed_chunks_per_s"]),
+            str(row["query_p50_ms"]),
+        )
+    table.add_row("new / old", f"{emb['new_vs_old']}x", f"{emb['new_vs_old_mixed']}x", "")
+    table.add_row("new / torch", f"{emb['new_vs_torch']}x", "", "")
+    console.print(table)
+    console.print(f"min cosine, old vs new vectors: {emb['min_cosine_old_vs_new']}")
 
 
 def build_corpus(
@@ -496,15 +617,7 @@ def run_search_bench(
             sentences(embed_chunks, embed_words, seed=3),
             batch=Settings().knowledge.embedding_batch_size,
         )
-        table = Table(
-            title=f"embedding ({emb['chunks']} chunks, ~{emb['mean_tokens']} tokens each)"
-        )
-        for col in ("backend", "chunks/s", "seconds"):
-            table.add_column(col)
-        for name in ("flagembedding", "onnx"):
-            table.add_row(name, str(emb[name]["chunks_per_s"]), str(emb[name]["seconds"]))
-        table.add_row("onnx / torch", f"{emb['onnx_vs_torch']}x", "")
-        console.print(table)
+        print_embedding(console, emb)
     result["search"] = {}
     for kind in corpora:
         search = bench_search(models_dir, rows, distinct, queries, backend, kind)

@@ -11,6 +11,13 @@ The ONNX path keeps torch out of the serving process: the export runs in a child
 library on the model's ``tokenizer.json``, and "auto" finds a CUDA device through the driver
 rather than torch. Importing torch and transformers costs the server ~300 MB that never
 comes back (measured in BENCHMARKS.md, fan-out).
+
+The export is "fused": the encoder is traced with eager attention and then rewritten by
+onnxruntime's own transformer optimizer (fused Attention, EmbedLayerNormalization,
+SkipLayerNormalization, BiasGelu with the exact erf Gelu), kept only when its vectors match
+the plain trace (cosine >= 0.9999 on sample texts). Passages are batched by length under a
+padded-token budget (``knowledge.embedding_batch_tokens``): small batches of similar length
+keep activations in cache and padding low (measured in BENCHMARKS.md, embedding).
 """
 
 from __future__ import annotations
@@ -209,13 +216,19 @@ class _FlagBackend:
         return float(self.model.compute_lexical_matching_score(query, doc))
 
 
-def export_onnx(spec: ModelSpec, target: Path) -> Path:
-    """Export a FlagModel-style encoder (pooling + L2 normalisation inside) to ONNX, atomically."""
+EXPORT_FORMAT = "fused1"  # part of the export's file name: a new format is a new file
+FUSED_MIN_COSINE = 0.9999  # the fused graph is kept only when its vectors match the plain one
+
+
+def export_onnx(spec: ModelSpec, target: Path, *, fused: bool = True) -> Path:
+    """Export a FlagModel-style encoder (pooling + L2 normalisation inside) to ONNX, atomically;
+    ``fused``: eager attention, then onnxruntime's transformer fusions (see the module doc)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(spec.path))
-    model = AutoModel.from_pretrained(str(spec.path)).eval()
+    extra = {"attn_implementation": "eager"} if fused else {}  # the pattern the fuser knows
+    model = AutoModel.from_pretrained(str(spec.path), **extra).eval()
 
     class Pooled(torch.nn.Module):
         def __init__(self) -> None:
@@ -242,11 +255,58 @@ def export_onnx(spec: ModelSpec, target: Path) -> Path:
     with warnings.catch_warnings():  # the tracer's notes about this graph are expected noise
         warnings.simplefilter("ignore")
         _export(torch, Pooled(), sample, tmp, axes)
+    if fused:
+        config = model.config
+        _fuse(tmp, tokenizer, int(config.num_attention_heads), int(config.hidden_size))
     tmp.replace(target)
     return target
 
 
-def export_onnx_in_child(spec: ModelSpec, target: Path) -> Path:
+def _fuse(path: Path, tokenizer: Any, heads: int, hidden: int) -> None:
+    """Rewrite an exported BERT-style graph in place with onnxruntime's transformer fusions,
+    unless its vectors would move (then the plain graph stays)."""
+    import onnxruntime as ort
+
+    try:
+        from onnxruntime.transformers.fusion_options import FusionOptions
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        options = FusionOptions("bert")
+        options.enable_gelu_approximation = False  # FastGelu moves the numbers; keep erf Gelu
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fused = optimize_model(
+                str(path),
+                model_type="bert",
+                num_heads=heads,
+                hidden_size=hidden,
+                optimization_options=options,
+                opt_level=0,
+                use_gpu=False,
+            )
+    except Exception as err:  # a graph the fuser does not know: the plain one still works
+        print(f"onnx fusion skipped: {err!r}", file=sys.stderr)
+        return
+    candidate = path.with_suffix(".fused.tmp")
+    fused.save_model_to_file(str(candidate))
+    texts = [
+        "an example",
+        "The annual fee for the Platinum card is 95 dollars, waived in the first year.",
+        "白金卡的年费是九十五美元。",
+        " ".join(["Travel insurance covers lost luggage up to 2,000 euros."] * 12),
+    ]
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="np")
+    feeds = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    cpu = ["CPUExecutionProvider"]
+    plain = ort.InferenceSession(str(path), providers=cpu).run(None, feeds)[0]
+    mine = ort.InferenceSession(str(candidate), providers=cpu).run(None, feeds)[0]
+    if float(np.min(np.sum(plain * mine, axis=1))) >= FUSED_MIN_COSINE:
+        candidate.replace(path)
+    else:
+        candidate.unlink()
+
+
+def export_onnx_in_child(spec: ModelSpec, target: Path, *, fused: bool = True) -> Path:
     """Run `export_onnx` in a child process, so torch never enters the serving process."""
     result = subprocess.run(
         [
@@ -256,6 +316,7 @@ def export_onnx_in_child(spec: ModelSpec, target: Path) -> Path:
             str(spec.path),
             spec.pooling,
             str(target),
+            "fused" if fused else "plain",
         ],
         capture_output=True,
         text=True,
@@ -304,19 +365,17 @@ class _FastTokenizer:
         self._count = Tokenizer.from_file(str(path))
         self._count.no_truncation()
         self._count.no_padding()
-        self._batch = Tokenizer.from_file(str(path))
-        self._batch.enable_truncation(max_length)
-        pad = _pad_token(path.parent)
-        self._batch.enable_padding(pad_id=self._batch.token_to_id(pad) or 0, pad_token=pad)
+        self._ids = Tokenizer.from_file(str(path))
+        self._ids.enable_truncation(max_length)
+        self._ids.no_padding()  # batches are padded after bucketing by length
+        self.pad_id = self._ids.token_to_id(_pad_token(path.parent)) or 0
 
     def count(self, text: str) -> int:
         return len(self._count.encode(text, add_special_tokens=False).ids)
 
-    def batch(self, texts: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        encoded = self._batch.encode_batch(texts)
-        ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in encoded], dtype=np.int64)
-        return ids, mask
+    def ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids with special tokens, truncated to the model's length, unpadded."""
+        return [e.ids for e in self._ids.encode_batch(texts)]
 
 
 class _HFTokenizer:
@@ -326,53 +385,100 @@ class _HFTokenizer:
         from transformers import AutoTokenizer
 
         self._tok = AutoTokenizer.from_pretrained(str(path))
+        self.pad_id = int(self._tok.pad_token_id or 0)
 
     def count(self, text: str) -> int:
         return len(self._tok(text, add_special_tokens=False)["input_ids"])
 
-    def batch(self, texts: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        enc = self._tok(texts, padding=True, truncation=True, max_length=512, return_tensors="np")
-        return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+    def ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids with special tokens, truncated to 512, unpadded."""
+        return [list(i) for i in self._tok(texts, truncation=True, max_length=512)["input_ids"]]
 
 
-def onnx_export_name(spec: ModelSpec) -> str:
-    """The file name of a model's ONNX export: changes when its weights or pooling do."""
+def length_batches(lengths: Sequence[int], max_tokens: int, max_texts: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, shortest first: a batch holds at most
+    ``max_texts`` texts and, padded to its longest, ``max_tokens`` tokens (always >= 1 text);
+    ``max_tokens`` 0 means by count only."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:  # ascending, so lengths[i] is the padded length if i joins
+        full = len(current) >= max_texts or (
+            max_tokens > 0 and (len(current) + 1) * lengths[i] > max_tokens
+        )
+        if current and full:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def onnx_export_name(spec: ModelSpec, *, fused: bool = True) -> str:
+    """The file name of a model's ONNX export: changes when its weights, pooling or the export
+    format do (``fused=False``: the plain export's name, as placed before the fused format)."""
     weights = spec.path / "model.safetensors"
     size = weights.stat().st_size if weights.exists() else 0
-    stamp = hashlib.sha256(f"{spec.name}:{spec.pooling}:{size}".encode()).hexdigest()[:12]
+    tag = f":{EXPORT_FORMAT}" if fused else ""
+    stamp = hashlib.sha256(f"{spec.name}:{spec.pooling}:{size}{tag}".encode()).hexdigest()[:12]
     return f"{spec.name}-{stamp}.onnx"
 
 
 def place_onnx_export(models_dir: Path, name: str) -> Path | None:
     """Export an embedding model to ``models/onnx`` (install time), unless it is there or the
-    model is BGE-M3 (no ONNX path); returns the file written, None when nothing was to do."""
+    model is BGE-M3 (no ONNX path); returns the file written, None when nothing was to do.
+    A plain export left by an older install is removed once the fused one is written."""
     spec = resolve_model(models_dir, name)
     target = models_dir / "onnx" / onnx_export_name(spec)
     if spec.m3 or target.is_file():
         return None
-    return export_onnx_in_child(spec, target)
+    written = export_onnx_in_child(spec, target)
+    (models_dir / "onnx" / onnx_export_name(spec, fused=False)).unlink(missing_ok=True)
+    return written
+
+
+def find_onnx_export(spec: ModelSpec, dirs: Sequence[Path]) -> tuple[Path, bool]:
+    """The export to run and whether it exists: the fused one in the first of ``dirs`` that
+    has it, else a plain one from an older install (same vectors, a little slower), else
+    where the fused one should be made (the last dir)."""
+    fused = [d / onnx_export_name(spec) for d in dirs]
+    plain = [d / onnx_export_name(spec, fused=False) for d in dirs]
+    found = next((p for p in fused + plain if p.is_file()), None)
+    return (found, True) if found is not None else (fused[-1], False)
 
 
 class _OnnxBackend:
     """ONNX Runtime on a locally exported copy of the model (CUDA provider when available)."""
 
     def __init__(
-        self, spec: ModelSpec, device: str, batch_size: int, cache_dirs: Sequence[Path]
+        self,
+        spec: ModelSpec,
+        device: str,
+        batch_size: int,
+        cache_dirs: Sequence[Path],
+        *,
+        batch_tokens: int = 0,
+        export: Path | None = None,
     ) -> None:
-        """Use the first export found in ``cache_dirs`` (models/onnx, placed at install, then
-        the state dir's), else export into the last one."""
+        """Use ``export`` if given, else the first export found in ``cache_dirs`` (models/onnx,
+        placed at install, then the state dir's), else export into the last one."""
         import onnxruntime as ort
 
         if spec.m3:
             raise EmbeddingModelError("the onnx backend does not do BGE-M3 sparse weights")
         self.spec = spec
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         fast = spec.path / "tokenizer.json"
         self.tokenizer = _FastTokenizer(fast) if fast.is_file() else _HFTokenizer(spec.path)
-        found = [d / onnx_export_name(spec) for d in cache_dirs]
-        path = next((p for p in found if p.is_file()), found[-1])
-        if not path.is_file():
-            export_onnx_in_child(spec, path)
+        if export is not None:
+            path = export
+        else:
+            path, exists = find_onnx_export(spec, cache_dirs)
+            if not exists:
+                export_onnx_in_child(spec, path)
+        self.path = path
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
@@ -382,18 +488,23 @@ class _OnnxBackend:
     def encode(self, texts: list[str], *, query: bool) -> tuple[Vectors, list[Sparse] | None]:
         if query and self.spec.query_instruction:
             texts = [self.spec.query_instruction + t for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+        ids = self.tokenizer.ids(texts)
         out = np.zeros((len(texts), 0), dtype=np.float32)
+        batches = length_batches([len(i) for i in ids], self.batch_tokens, self.batch_size)
         parts: list[Vectors] = []
-        for start in range(0, len(order), self.batch_size):
-            batch = [texts[i] for i in order[start : start + self.batch_size]]
-            ids, mask = self.tokenizer.batch(batch)
-            feeds = {"input_ids": ids, "attention_mask": mask}
+        for batch in batches:
+            width = max(len(ids[i]) for i in batch)
+            tokens = np.full((len(batch), width), self.tokenizer.pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                tokens[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1
+            feeds = {"input_ids": tokens, "attention_mask": mask}
             parts.append(np.asarray(self.session.run(None, feeds)[0], dtype=np.float32))
         if parts:
             stacked = np.concatenate(parts)
             out = np.empty_like(stacked)
-            out[np.asarray(order)] = stacked
+            out[np.asarray([i for batch in batches for i in batch])] = stacked
         return out, None
 
     def count_tokens(self, text: str) -> int:
@@ -414,7 +525,10 @@ class Embedder:
         *,
         backend: Backend | None = None,
         model: str | None = None,
+        onnx_export: Path | None = None,
     ) -> None:
+        """``onnx_export``: run this ONNX file instead of finding the model's export (benches,
+        tests)."""
         self.spec = resolve_model(models_dir, model or config.embedding_model)
         self.name = self.spec.name
         self.device = pick_device(config.embedding_device)
@@ -423,6 +537,8 @@ class Embedder:
             chosen = "onnx" if self.device == "cpu" else "flagembedding"
         self.backend_name: Backend = "flagembedding" if self.spec.m3 else chosen
         self.batch_size = config.embedding_batch_size
+        self.batch_tokens = config.embedding_batch_tokens
+        self._onnx_export = onnx_export
         self._state_dir = state_dir
         self._models_dir = models_dir
         self._backend: _FlagBackend | _OnnxBackend | None = None
@@ -446,6 +562,8 @@ class Embedder:
                         self.device,
                         self.batch_size,
                         [self._models_dir / "onnx", self._state_dir / "onnx"],
+                        batch_tokens=self.batch_tokens,
+                        export=self._onnx_export,
                     )
                 else:
                     self._backend = _FlagBackend(self.spec, self.device, self.batch_size)
@@ -472,7 +590,7 @@ class Embedder:
         unique: dict[bytes, int] = {}
         for i in missing:
             unique.setdefault(keys[i], i)
-        todo = list(unique.values())
+        todo = sorted(unique.values(), key=lambda i: len(texts[i]))  # similar lengths together
         done = len(texts) - len(todo)
         step = max(self.batch_size * 4, 1)
         for start in range(0, len(todo), step):
@@ -514,9 +632,10 @@ class Embedder:
         self.cache.close()
 
 
-if __name__ == "__main__":  # the child of export_onnx_in_child: MODEL_DIR POOLING TARGET
+if __name__ == "__main__":  # the child of export_onnx_in_child: MODEL_DIR POOLING TARGET KIND
     _dir, _pooling, _target = sys.argv[1:4]
     export_onnx(
         ModelSpec(Path(_dir).name, Path(_dir), False, "cls" if _pooling == "cls" else "mean", None),
         Path(_target),
+        fused=sys.argv[4:5] != ["plain"],
     )

@@ -116,3 +116,136 @@ def test_models_place_exports_onnx_once_and_the_embedder_uses_it(tmp_path: Path)
     assert vectors.shape == (1, 384)
     assert not (state / "onnx").exists()
     embedder.close()
+
+
+def _varied_texts() -> list[str]:
+    """A few hundred texts: English and Chinese, a word to several hundred tokens (some past
+    the model's 512-token limit, so truncation is exercised too)."""
+    import random
+
+    rng = random.Random(17)
+    words = [
+        *[
+            "the",
+            "annual",
+            "fee",
+            "for",
+            "our",
+            "platinum",
+            "card",
+            "is",
+            "waived",
+            "when",
+            "you",
+            "spend",
+            "over",
+            "two",
+        ],
+        *[
+            "thousand",
+            "euros",
+            "travel",
+            "insurance",
+            "covers",
+            "lost",
+            "luggage",
+            "and",
+            "medical",
+            "costs",
+        ],
+    ]
+    zh = "白金卡的年费是九十五美元。旅行保险涵盖行李丢失、航班延误和境外医疗费用。客户可以通过手机银行办理转账、还款和提高信用额度。积分可兑换机场贵宾室。"
+    texts = [
+        " ".join(rng.choices(words, k=rng.choice([1, 3, 8, 20, 60, 120, 250, 600])))
+        for _ in range(220)
+    ]
+    for _ in range(90):
+        start = rng.randrange(len(zh) - 4)
+        texts.append(zh[start : rng.randint(start + 2, len(zh))] * rng.choice([1, 1, 2, 8]))
+    texts += [f"{a} {b}" for a, b in zip(texts[:40], texts[220:260], strict=True)]  # mixed
+    return [*texts, "ok", "年费", "Product code ZX-4471-Q ships in March."]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(plain export, as placed before the fused format; fused export), both of the real model."""
+    from appliance.knowledge.embedding import export_onnx_in_child, onnx_export_name
+
+    spec = resolve_model(MODELS, "all-minilm-l6-v2")
+    where = tmp_path_factory.mktemp("exports")
+    plain = export_onnx_in_child(spec, where / onnx_export_name(spec, fused=False), fused=False)
+    placed = MODELS / "onnx" / onnx_export_name(spec)
+    fused = placed if placed.is_file() else export_onnx_in_child(spec, where / placed.name)
+    return plain, fused
+
+
+def test_the_fused_export_with_length_batches_gives_the_plain_exports_vectors(
+    exports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The new CPU path (onnxruntime's fused graph, batches bucketed by token length under a
+    token budget) against the old one (plain export, 64 texts a batch): same vectors, in the
+    same order, on a few hundred varied texts."""
+    import collections
+
+    import onnx
+
+    plain, fused = exports
+    ops = collections.Counter(n.op_type for n in onnx.load(str(fused)).graph.node)
+    assert ops["Attention"] == 6 and ops["SkipLayerNormalization"] == 12, ops
+    assert ops["FastGelu"] == 0 and ops["BiasGelu"] == 6, "exact erf Gelu, not the approximation"
+    texts = _varied_texts()
+    old = Embedder(
+        KnowledgeConfig(embedding_batch_tokens=0), MODELS, tmp_path / "old", onnx_export=plain
+    )
+    new = Embedder(KnowledgeConfig(), MODELS, tmp_path / "new", onnx_export=fused)
+    assert new.batch_tokens > 0, "the default batches by a token budget"
+    a, _ = old.embed_passages(texts)
+    b, _ = new.embed_passages(texts)
+    cosine = np.sum(a * b, axis=1)
+    assert a.shape == b.shape == (len(texts), 384)
+    assert float(cosine.min()) >= 0.9999, (float(cosine.min()), texts[int(cosine.argmin())][:80])
+    for text in ("annual fee", "白金卡的年费", texts[5]):
+        qa, _ = old.embed_query(text)
+        qb, _ = new.embed_query(text)
+        assert float(qa @ qb) >= 0.9999
+    old.close()
+    new.close()
+
+
+def test_an_older_installs_plain_export_is_used_until_models_place_replaces_it(
+    exports: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Existing installs keep working without torch in the server: the plain export in
+    models/onnx is used as is (nothing exported into the state dir); doctor warns; `models
+    place` writes the fused export and removes the plain one."""
+    import shutil
+
+    from appliance.config import PathsConfig, Settings
+    from appliance.doctor import _onnx_export
+    from appliance.knowledge.embedding import onnx_export_name, place_onnx_export
+
+    plain, _ = exports
+    models = tmp_path / "models"
+    (models / "onnx").mkdir(parents=True)
+    shutil.copy(MODELS / "manifest.toml", models / "manifest.toml")
+    (models / "all-MiniLM-L6-v2").symlink_to(MODELS / "all-MiniLM-L6-v2")
+    (models / "onnx" / plain.name).symlink_to(plain)
+    settings = Settings(paths=PathsConfig(models_dir=str(models)))
+    state = tmp_path / "state"
+    embedder = Embedder(KnowledgeConfig(), models, state, backend="onnx")
+    vectors, _ = embedder.embed_passages(SENTENCES[:2])
+    assert vectors.shape == (2, 384)
+    assert embedder.load().path == models / "onnx" / plain.name  # type: ignore[union-attr]
+    assert not (state / "onnx").exists()
+    embedder.close()
+    check = _onnx_export(settings)
+    assert check.status == "warn" and "models place" in check.detail, check
+    spec = resolve_model(models, "all-minilm-l6-v2")
+    written = place_onnx_export(models, "all-minilm-l6-v2")
+    assert written == models / "onnx" / onnx_export_name(spec)
+    assert not (models / "onnx" / plain.name).exists(), "the plain export is gone"
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(written)).graph.node]
+    assert ops.count("Attention") == 6, "models place writes the fused graph"
+    assert _onnx_export(settings).status == "ok"
