@@ -13,8 +13,9 @@ renormalised (so dense neighbours are distinct). Queries are real embeddings of 
 sentences and exact product codes. Latency is the in-process hybrid search (query
 embedding, dense top-k, n-gram full-text top-k, RRF, dedupe by parent, parent fetch): the
 service's SQLite liveness check and HTTP are excluded. Flat scan, the ANN index (built by
-the store's background indexer path), and the ANN index with full text run in a second
-thread while the query is embedded and the vectors searched, are measured side by side.
+the store's background indexer path) with the dense and full-text queries one after the
+other, and the same with both queries run together once the query is embedded (the path the
+service takes), are measured side by side.
 """
 
 from __future__ import annotations
@@ -632,8 +633,8 @@ def run_search_bench(
         labels = {
             "flat": "flat scan (no index)",
             "ivf_pq_old_default": "old: IVF_PQ, cand 50, nprobes 32, refine 4",
-            "ann": f"new defaults {search['defaults']}, sequential",
-            "ann_parallel": "new defaults, full text in parallel",
+            "ann": f"new defaults {search['defaults']}, one query after the other",
+            "ann_parallel": "new defaults, dense + full text together (served path)",
         }
         for name, label in labels.items():
             s = search[name]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +21,6 @@ from appliance.models import load_manifest
 
 Mode = Literal["hybrid", "dense", "fulltext"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "fulltext")
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search-fulltext")
 
 
 @dataclass
@@ -107,7 +105,9 @@ class Retriever:
         *,
         parallel: bool = True,
     ) -> None:
-        self.parallel = parallel  # full text in a second thread while the query is embedded
+        # hybrid: the dense and full-text queries run together on LanceDB's threads once the
+        # query is embedded (False: one after the other, for the bench's comparison)
+        self.parallel = parallel
         self.config = config
         self.embedder = embedder
         self.store = store
@@ -139,16 +139,17 @@ class Retriever:
         columns = [*SEARCH_COLUMNS, "sparse"] if self.embedder.sparse else SEARCH_COLUMNS
         lists: dict[str, list[dict[str, Any]]] = {}
         query_sparse = None
-        fulltext: Future[list[dict[str, Any]]] | None = None
-        if mode == "hybrid" and self.parallel:  # LanceDB and onnxruntime release the GIL
-            fulltext = _POOL.submit(self.store.fulltext, query, n, where, columns)
-        if mode in ("hybrid", "dense"):
+        if mode == "hybrid" and self.parallel:  # one LanceDB round trip for both retrievers
             vector, query_sparse = self.embedder.embed_query(query)
-            lists["dense"] = self.store.dense(vector, n, where, columns)
-        if fulltext is not None:
-            lists["fulltext"] = fulltext.result()
-        elif mode in ("hybrid", "fulltext"):
-            lists["fulltext"] = self.store.fulltext(query, n, where, columns)
+            lists["dense"], lists["fulltext"] = self.store.dense_and_fulltext(
+                vector, query, n, where, columns
+            )
+        else:
+            if mode in ("hybrid", "dense"):
+                vector, query_sparse = self.embedder.embed_query(query)
+                lists["dense"] = self.store.dense(vector, n, where, columns)
+            if mode in ("hybrid", "fulltext"):
+                lists["fulltext"] = self.store.fulltext(query, n, where, columns)
         if mode == "hybrid" and query_sparse is not None:
             lists["sparse"] = self._sparse_ranked(query_sparse, lists)
         return rrf(lists, self.config.rrf_k)

@@ -537,82 +537,84 @@ class Store:
         columns: Sequence[str] = SEARCH_COLUMNS,
     ) -> list[dict[str, Any]]:
         """Nearest children by cosine distance."""
-        try:
-            return self._dense(vector, k, where, columns)
-        except (RuntimeError, OSError) as err:
-            if not self._switched_under_us(err):
-                raise
-            return self._dense(vector, k, where, columns)
-
-    def _dense(
-        self, vector: np.ndarray[Any, Any], k: int, where: str | None, columns: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        self.meta  # noqa: B018
-        query = (
-            async_table(self.children)
-            .query()
-            .nearest_to(np.asarray(vector, dtype=np.float32))
-            .column("vector")
-            .distance_type("cosine")
-        )
-        kind = self._vector_index_kind()
-        if kind:
-            query = query.nprobes(self.nprobes)
-            if self.refine_factor > 0 and kind != "IvfFlat":  # IVF_FLAT distances are exact
-                query = query.refine_factor(self.refine_factor)
-        if where:
-            query = query.where(where)  # a filter before the search (prefilter) by default
-        rows: list[dict[str, Any]] = run_async(
-            query.select([*columns, "_distance"]).limit(k).to_arrow()
-        ).to_pylist()
-        return rows
+        return self._read_retrying(
+            lambda: self._dense_and_fulltext(vector, None, k, where, columns)
+        )[0]
 
     def fulltext(
         self, text: str, k: int, where: str | None, columns: Sequence[str] = SEARCH_COLUMNS
     ) -> list[dict[str, Any]]:
         """Best children by BM25: words for the Latin part, n-grams for the CJK part (RRF of both)."""
+        return self._read_retrying(lambda: self._dense_and_fulltext(None, text, k, where, columns))[
+            1
+        ]
+
+    def dense_and_fulltext(
+        self,
+        vector: np.ndarray[Any, Any],
+        text: str,
+        k: int,
+        where: str | None,
+        columns: Sequence[str] = SEARCH_COLUMNS,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Both retrievers' lists, their queries run concurrently on LanceDB's threads."""
+        return self._read_retrying(
+            lambda: self._dense_and_fulltext(vector, text, k, where, columns)
+        )
+
+    def _read_retrying(self, read: Callable[[], T]) -> T:
         try:
-            return self._fulltext(text, k, where, columns)
+            return read()
         except (RuntimeError, OSError) as err:
             if not self._switched_under_us(err):
                 raise
-            return self._fulltext(text, k, where, columns)
+            return read()
 
-    def _fulltext(
-        self, text: str, k: int, where: str | None, columns: Sequence[str]
-    ) -> list[dict[str, Any]]:
+    def _dense_and_fulltext(
+        self,
+        vector: np.ndarray[Any, Any] | None,
+        text: str | None,
+        k: int,
+        where: str | None,
+        columns: Sequence[str],
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         self.meta  # noqa: B018
-        if not self._fts_ready:
-            if self.children.count_rows() == 0:
-                return []
-            with self._write_lock:
-                self._ensure_fts(self.children)
         table = async_table(self.children)
+        dense_kind = self._vector_index_kind() if vector is not None else ""
+        parts: list[tuple[str, str]] = []
+        if text is not None and (self._fts_ready or self.children.count_rows() > 0):
+            if not self._fts_ready:
+                with self._write_lock:
+                    self._ensure_fts(self.children)
+            parts = [(c, p) for c, p in (("text", latin_part(text)), ("cjk", cjk_part(text))) if p]
         queries = []
-        for column, part in (("text", latin_part(text)), ("cjk", cjk_part(text))):
-            if not part:
-                continue
+        if vector is not None:
+            query = (
+                table.query()
+                .nearest_to(np.asarray(vector, dtype=np.float32))
+                .column("vector")
+                .distance_type("cosine")
+            )
+            if dense_kind:
+                query = query.nprobes(self.nprobes)
+                if self.refine_factor > 0 and dense_kind != "IvfFlat":  # IVF_FLAT is exact
+                    query = query.refine_factor(self.refine_factor)
+            if where:
+                query = query.where(where)  # a filter before the search (prefilter) by default
+            queries.append(query.select([*columns, "_distance"]).limit(k).to_arrow())
+        for column, part in parts:
             query = table.query().nearest_to_text(part, columns=column)
             if where:
                 query = query.where(where)
             queries.append(query.select([*columns, "_score"]).limit(k).to_arrow())
-        if not queries:
-            return []
+        tables = run_async(_gather(queries)) if queries else []
+        dense = tables.pop(0).to_pylist() if vector is not None else []
         # LanceDB returns equal BM25 scores in any order: rank ties by id, so that the same
         # query gives the same list every time
         lists = [
-            sorted(t.to_pylist(), key=lambda r: (-float(r["_score"]), str(r["id"])))
-            for t in run_async(_gather(queries))
+            sorted(t.to_pylist(), key=lambda r: (-float(r["_score"]), str(r["id"]))) for t in tables
         ]
-        if len(lists) < 2:
-            return lists[0] if lists else []
-        fused: dict[str, tuple[float, dict[str, Any]]] = {}
-        for rows in lists:
-            for rank, row in enumerate(rows, start=1):
-                score, _ = fused.get(row["id"], (0.0, row))
-                fused[row["id"]] = (score + 1 / (60 + rank), row)
-        ordered = sorted(fused.values(), key=lambda x: x[0], reverse=True)
-        return [row for _, row in ordered[:k]]
+        return dense, _fuse_fulltext(lists, k)
 
     def parents_of(
         self, keys: Sequence[tuple[int, int, int]]
@@ -685,3 +687,16 @@ class Store:
 async def _gather(queries: list[Coroutine[Any, Any, pa.Table]]) -> list[pa.Table]:
     """Await LanceDB queries concurrently (LanceDB runs them on its own thread pool)."""
     return list(await asyncio.gather(*queries))
+
+
+def _fuse_fulltext(lists: list[list[dict[str, Any]]], k: int) -> list[dict[str, Any]]:
+    """The word list and the CJK n-gram list as one (RRF, k=60), or the only one there is."""
+    if len(lists) < 2:
+        return lists[0] if lists else []
+    fused: dict[str, tuple[float, dict[str, Any]]] = {}
+    for rows in lists:
+        for rank, row in enumerate(rows, start=1):
+            score, _ = fused.get(row["id"], (0.0, row))
+            fused[row["id"]] = (score + 1 / (60 + rank), row)
+    ordered = sorted(fused.values(), key=lambda x: x[0], reverse=True)
+    return [row for _, row in ordered[:k]]
