@@ -133,6 +133,7 @@ class OcrPage:
     width: int
     height: int
     seconds: float
+    cjk: bool = False  # its sample lines read as CJK (the other lines were read narrower)
 
     @property
     def text(self) -> str:
@@ -699,14 +700,16 @@ class Ocr:
         bgr = np.ascontiguousarray(np.asarray(narrow)[:, :, ::-1])
         with self._lock:
             engine = self._engine_locked()
+            cjk = False
             if engine.rec is None:
                 segments = self._rapidocr_segments(engine(bgr), squeeze)
             else:
                 full = bgr if narrow is picture else np.asarray(picture)[:, :, ::-1].copy()
-                segments = self._line_segments(engine, bgr, full)
+                segments, cjk = self._line_segments(engine, bgr, full)
             self._touch_locked()
         seconds = time.perf_counter() - started
-        return OcrPage(reading_order(segments, float(width)), int(width), int(height), seconds)
+        lines = reading_order(segments, float(width))
+        return OcrPage(lines, int(width), int(height), seconds, cjk)
 
     @staticmethod
     def _rapidocr_segments(result: Any, squeeze: float) -> list[_Segment]:
@@ -723,7 +726,7 @@ class Ocr:
 
     def _line_segments(
         self, engine: _Engine, narrow: np.ndarray[Any, Any], full: np.ndarray[Any, Any]
-    ) -> list[_Segment]:
+    ) -> tuple[list[_Segment], bool]:
         """Detect on the narrowed page, cut each line from the full page, read it at its width.
 
         A few lines spread over the page are read at the Latin width first; when they are mostly
@@ -738,7 +741,7 @@ class Ocr:
         detected = engine(narrow)
         boxes = getattr(detected, "boxes", None)
         if boxes is None or len(boxes) == 0:
-            return []
+            return [], False
         scale = np.array([1 / settings.squeeze, 1.0], dtype=np.float32)
         quads = [np.asarray(box, dtype=np.float32) * scale for box in boxes]
         crops = [get_rotate_crop_image(full, quad.copy()) for quad in quads]
@@ -772,4 +775,4 @@ class Ocr:
                     text, float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()), score
                 )
             )
-        return segments
+        return segments, cjk
