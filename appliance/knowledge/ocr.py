@@ -1,8 +1,10 @@
 """Local OCR: RapidOCR 3.x (PP-OCR det/rec/cls ONNX models under ``models/ocr``) on onnxruntime.
 
-Chinese and English with one model pair. The engine loads on first use (or :meth:`Ocr.warm`),
-runs on CUDA when onnxruntime offers it, and is serialized by a lock: one page at a time uses
-every core anyway. After ``idle_release_s`` without a page the engine is dropped (its
+Chinese and English with one model pair. RapidOCR detects the text lines; each line is then cut
+from the full page and recognized here at its own width (narrower on a page that reads as CJK;
+see :class:`OcrSettings`). The engine loads on first use (or :meth:`Ocr.warm`), runs on CUDA
+when onnxruntime offers it, and is serialized by a lock: one page at a time uses every core
+anyway. After ``idle_release_s`` without a page the engine is dropped (its
 onnxruntime sessions and their memory go) and it loads again on the next page. Lines come back in reading order (top-to-bottom, then left-to-right, text
 segments on one visual row merged into one line; two columns of running text one after the
 other) with a confidence each.
@@ -70,7 +72,7 @@ class OcrSettings:
     squeeze_cjk: float = 0.4  # every line of a page whose sample reads as CJK
     sample_lines: int = 4  # lines read at the Latin width first to tell a CJK page
     rec_workers: int = 0  # per-line recognition: 0 = a single-threaded worker per core
-    split_head: bool = True  # apply the classifier head in numpy (Latin columns on Latin pages)
+    split_head: bool = True  # run the classifier head apart (its Latin columns on Latin pages)
 
     @classmethod
     def rapidocr_defaults(cls) -> OcrSettings:
@@ -305,9 +307,10 @@ def _split_head(
 ) -> tuple[bytes, np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
     """The recognition model without its classifier head, and the head's weight and bias.
 
-    The head (the last MatMul to ``classes`` outputs, then Add / Identity / Softmax) is applied
-    in numpy instead, so that a Latin page can use only the Latin columns of it (~1,700 of
-    18,710). None when the model does not end that way (it is then run whole).
+    The head (the last MatMul to ``classes`` outputs, then Add / Identity / Softmax) runs as
+    its own small graph (:func:`_head_models`), so that a Latin page can use only the Latin
+    columns of it (~1,700 of 18,710). None when the model does not end that way (it then runs
+    whole).
     """
     import onnx
     from onnx import numpy_helper
@@ -439,8 +442,8 @@ class _Recognizer:
     """PP-OCR line recognition on onnxruntime: width-sorted batches, each line at its own width.
 
     On CPU it runs one single-threaded worker per core, each on its own batches (less idle
-    time than one run spread over the cores), and applies the classifier head in numpy: on a
-    Latin page only its Latin columns (the head over all 18,710 characters is ~12 % of the
+    time than one run spread over the cores), and runs the classifier head as its own graph: on
+    a Latin page only its Latin columns (the head over all 18,710 characters is ~12 % of the
     model's time), checking every third time step against the whole head and decoding the line
     with the whole head when any of them is a character outside the Latin columns.
     """
