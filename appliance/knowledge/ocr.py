@@ -303,9 +303,9 @@ def _rec_input(crop: np.ndarray[Any, Any], width: int) -> np.ndarray[Any, Any]:
 
 
 def _split_head(
-    path: Path, classes: int
-) -> tuple[bytes, np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
-    """The recognition model without its classifier head, and the head's weight and bias.
+    path: Path,
+) -> tuple[bytes, np.ndarray[Any, Any], np.ndarray[Any, Any], list[str]] | None:
+    """The recognition model without its classifier head, the head's weight and bias, its keys.
 
     The head (the last MatMul to ``classes`` outputs, then Add / Identity / Softmax) runs as
     its own small graph (:func:`_head_models`), so that a Latin page can use only the Latin
@@ -316,6 +316,11 @@ def _split_head(
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
+    keys = next((p.value for p in model.metadata_props if p.key == "character"), None)
+    if keys is None:
+        return None
+    characters = _ctc_characters(keys)
+    classes = len(characters)
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
     matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
@@ -355,7 +360,13 @@ def _split_head(
     kept = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    return model.SerializeToString(), np.ascontiguousarray(weight, dtype=np.float32), bias
+    features: bytes = model.SerializeToString()
+    return features, np.ascontiguousarray(weight, dtype=np.float32), bias, characters
+
+
+def _ctc_characters(keys: str) -> list[str]:
+    """The recognizer's classes from its ``character`` metadata: CTC blank first, space last."""
+    return ["", *keys.splitlines(), " "]
 
 
 def _head_models(
@@ -461,16 +472,14 @@ class _Recognizer:
         providers = ["CPUExecutionProvider"]
         if cuda:
             providers.insert(0, "CUDAExecutionProvider")
-        whole = onnxruntime.InferenceSession(str(model), options, providers=providers)
-        keys = whole.get_modelmeta().custom_metadata_map["character"].splitlines()
-        self.characters = ["", *keys, " "]  # CTC blank first, space last (as RapidOCR)
-        split = (
-            None if cuda or not settings.split_head else _split_head(model, len(self.characters))
-        )
+        split = None if cuda or not settings.split_head else _split_head(model)
         self.head: Any = None  # onnxruntime session: features -> logits over every character
-        if split is not None:
-            features, weight, bias = split
-            del whole
+        if split is None:
+            self.session = onnxruntime.InferenceSession(str(model), options, providers=providers)
+            keys = self.session.get_modelmeta().custom_metadata_map["character"]
+            self.characters = _ctc_characters(keys)
+        else:
+            features, weight, bias, self.characters = split
             self.session = onnxruntime.InferenceSession(features, options, providers=providers)
             latin = np.array(
                 [0]
@@ -486,8 +495,6 @@ class _Recognizer:
             whole_head, latin_head = _head_models(weight, bias, latin)
             self.head = onnxruntime.InferenceSession(whole_head, options, providers=providers)
             self.latin_head = onnxruntime.InferenceSession(latin_head, options, providers=providers)
-        else:
-            self.session = whole
         self.input = self.session.get_inputs()[0].name
         self.batch = max(1, settings.rec_batch)
 
