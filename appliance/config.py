@@ -298,12 +298,23 @@ class KnowledgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ocr_squeeze: Annotated[
         float,
         _doc(
-            "Horizontal scale applied before OCR: recognition time grows with line width;"
+            "Horizontal scale of the page for text detection and of Latin text lines (each line"
+            " is cut from the full page and narrowed): recognition time grows with line width;"
             " 1 = none.",
             gt=0.3,
             le=1,
         ),
     ] = 0.6
+    ocr_squeeze_cjk: Annotated[
+        float,
+        _doc(
+            "Horizontal scale of text lines on a page that reads as Chinese/Japanese/Korean"
+            " (square glyphs need about half the width per character of Latin text); lines"
+            " that read as mostly Latin there are read again at the Latin scale.",
+            gt=0.2,
+            le=1,
+        ),
+    ] = 0.4
     ocr_low_confidence: Annotated[
         float, _doc("Pages whose mean OCR line confidence is below this are flagged.", ge=0, le=1)
     ] = 0.75

@@ -316,17 +316,25 @@ def run_ingest_bench(*, models: Path, repeat: int, pdf_pages: int, out: Path) ->
     else:
         pages.append(chinese)
     tuned = OcrSettings()
+    previous = replace(tuned, per_line=False)
     settings = [
         ("rapidocr defaults", OcrSettings.rapidocr_defaults()),
-        ("tuned, no squeeze", OcrSettings(squeeze=1.0)),
         (
-            "tuned, squeeze 0.65, rec batch 6 (previous default)",
-            replace(tuned, squeeze=0.65, rec_batch=6),
+            f"previous default: RapidOCR's pipeline on the page narrowed to {tuned.squeeze},"
+            f" rec batch {tuned.rec_batch}, detection at {tuned.det_limit_side_len} px",
+            previous,
         ),
-        ("tuned, detection at 960 px", replace(tuned, det_limit_side_len=960)),
         (
-            f"tuned (appliance default: squeeze {tuned.squeeze}, rec batch {tuned.rec_batch},"
-            f" detection at {tuned.det_limit_side_len} px)",
+            f"per line from the full page, every line at {tuned.squeeze}, whole head",
+            replace(tuned, squeeze_cjk=tuned.squeeze, split_head=False),
+        ),
+        (
+            f"per line, CJK pages at {tuned.squeeze_cjk}, whole head",
+            replace(tuned, split_head=False),
+        ),
+        (
+            f"appliance default: per line (Latin {tuned.squeeze}, CJK {tuned.squeeze_cjk}),"
+            " Latin head on Latin pages",
             tuned,
         ),
     ]

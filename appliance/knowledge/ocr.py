@@ -1,8 +1,10 @@
 """Local OCR: RapidOCR 3.x (PP-OCR det/rec/cls ONNX models under ``models/ocr``) on onnxruntime.
 
-Chinese and English with one model pair. The engine loads on first use (or :meth:`Ocr.warm`),
-runs on CUDA when onnxruntime offers it, and is serialized by a lock: one page at a time uses
-every core anyway. After ``idle_release_s`` without a page the engine is dropped (its
+Chinese and English with one model pair. RapidOCR detects the text lines; each line is then cut
+from the full page and recognized here at its own width (narrower on a page that reads as CJK;
+see :class:`OcrSettings`). The engine loads on first use (or :meth:`Ocr.warm`), runs on CUDA
+when onnxruntime offers it, and is serialized by a lock: one page at a time uses every core
+anyway. After ``idle_release_s`` without a page the engine is dropped (its
 onnxruntime sessions and their memory go) and it loads again on the next page. Lines come back in reading order (top-to-bottom, then left-to-right, text
 segments on one visual row merged into one line; two columns of running text one after the
 other) with a confidence each.
@@ -13,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import math
 import os
 import threading
 import time
 import unicodedata
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,8 @@ from appliance.config import KnowledgeConfig
 DET_MODEL = "ocr/PP-OCRv6_det_small.onnx"
 REC_MODEL = "ocr/PP-OCRv6_rec_small.onnx"
 CLS_MODEL = "ocr/ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+REC_HEIGHT = 48  # the recognition model's input height
+REC_MIN_WIDTH = 320  # RapidOCR pads every recognition batch to at least the model's 48x320
 
 
 class OcrUnavailable(RuntimeError):
@@ -41,24 +48,31 @@ class OcrUnavailable(RuntimeError):
 class OcrSettings:
     """The knobs that decide OCR speed; :meth:`rapidocr_defaults` is RapidOCR out of the box.
 
-    Measured on a dense A4 page at 150 DPI (``salesboost bench ingest``): recognition is ~90% of
-    the time and costs in proportion to the width of the text lines once scaled to the model's
-    48 px height, so ``squeeze`` narrows the page before OCR (boxes are mapped back; 0.6 keeps
-    >= 0.9986 character accuracy on 10 pt, 7 pt and Chinese pages, 0.5 collapses); recognition
-    batches of 2 pad less than 6 (~4 % faster); detection runs on a 1280 px long side (960 reads
-    10 pt text as well, ~0.26 s faster, but loses 7 pt fine print: 0.9936 vs 0.9986); the
-    direction classifier is off because rendered pages are upright (and on this page it flipped
-    lines that were not).
+    Measured on dense A4 pages at 150 DPI (``salesboost bench ingest``): recognition is ~90% of
+    the time and costs in proportion to the width of each text line once scaled to the model's
+    48 px height (CTC needs time steps per character). Detection runs on the page narrowed by
+    ``squeeze`` and on a 1280 px long side (960 loses 7 pt fine print); each line is then cut
+    from the full-resolution page and narrowed on its own (``per_line``): Latin lines by
+    ``squeeze`` (0.55 already merges doubled letters in some fonts: "fee" -> "fe"), and on a
+    page whose sample lines read as Chinese/Japanese/Korean by ``squeeze_cjk`` (square glyphs
+    need about half the width per character that Latin letters need).
+    The direction classifier is off because rendered pages are upright (on the 7 pt page it
+    flipped lines that were not).
     """
 
-    threads: int = 0  # onnxruntime intra-op threads; 0 = one per core
+    threads: int = 0  # onnxruntime threads; 0 = one per core
     det_limit_side_len: int = 1280
     det_limit_type: str = "max"  # "max": cap the long side; "min": upscale so the short side >= len
     det_box_thresh: float = 0.5
     rec_batch: int = 2  # crops per recognition call: 2 was ~4 % faster than 6 (less padding)
     use_cls: bool = False
     mem_arena: bool = True
-    squeeze: float = 0.6  # horizontal scale applied before OCR (1 = none)
+    squeeze: float = 0.6  # horizontal scale of the page for detection and of Latin lines (1 = none)
+    per_line: bool = True  # False: RapidOCR's own pipeline on the page narrowed by `squeeze`
+    squeeze_cjk: float = 0.4  # every line of a page whose sample reads as CJK
+    sample_lines: int = 4  # lines read at the Latin width first to tell a CJK page
+    rec_workers: int = 0  # per-line recognition: 0 = a single-threaded worker per core
+    split_head: bool = True  # run the classifier head apart (its Latin columns on Latin pages)
 
     @classmethod
     def rapidocr_defaults(cls) -> OcrSettings:
@@ -72,6 +86,7 @@ class OcrSettings:
             use_cls=True,
             mem_arena=False,
             squeeze=1.0,
+            per_line=False,
         )
 
     @classmethod
@@ -82,6 +97,7 @@ class OcrSettings:
             det_limit_side_len=config.ocr_det_limit_side_len,
             use_cls=config.ocr_use_cls,
             squeeze=config.ocr_squeeze,
+            squeeze_cjk=config.ocr_squeeze_cjk,
         )
 
     def params(self) -> dict[str, Any]:
@@ -96,6 +112,10 @@ class OcrSettings:
             "Rec.rec_batch_num": self.rec_batch,
             "Global.use_cls": self.use_cls,
         }
+
+    def line_squeeze(self, cjk: bool) -> float:
+        """The horizontal scale of a cut-out line: Latin, or on a page that reads as CJK."""
+        return min(self.squeeze_cjk, self.squeeze) if cjk else self.squeeze
 
 
 @dataclass(frozen=True)
@@ -115,6 +135,7 @@ class OcrPage:
     width: int
     height: int
     seconds: float
+    cjk: bool = False  # its sample lines read as CJK (the other lines were read narrower)
 
     @property
     def text(self) -> str:
@@ -249,6 +270,294 @@ def _trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _mostly_cjk(texts: Iterable[str]) -> bool:
+    """Whether these lines are mostly CJK characters (at least 8 characters read, 80 % CJK)."""
+    chars = [c for text in texts for c in text if not c.isspace()]
+    return len(chars) >= 8 and sum(_is_cjk(c) for c in chars) >= 0.8 * len(chars)
+
+
+def _needs_latin_width(text: str, confidence: float) -> bool:
+    """A line read at the CJK width that should be read again at the Latin width.
+
+    Latin letters and digits need about twice the width per character that CJK glyphs do; a
+    line with many of them, or one read with low confidence, is read again.
+    """
+    chars = [c for c in text if not c.isspace()]
+    latin = sum(1 for c in chars if c.isascii() and c.isalnum())
+    return confidence < 0.9 or latin > max(3, 0.2 * len(chars))
+
+
+def _rec_width(crop: np.ndarray[Any, Any], squeeze: float) -> int:
+    """The width of a cut-out line once scaled to the model's height and narrowed by ``squeeze``."""
+    height, width = int(crop.shape[0]), int(crop.shape[1])
+    return max(8, math.ceil(REC_HEIGHT * width * squeeze / max(height, 1)))
+
+
+def _rec_input(crop: np.ndarray[Any, Any], width: int) -> np.ndarray[Any, Any]:
+    """One cut-out line resized to the model's height and ``width``, normalized to [-1, 1]."""
+    import cv2
+
+    resized = cv2.resize(crop, (width, REC_HEIGHT))
+    array: np.ndarray[Any, Any] = resized.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+    return array
+
+
+def _split_head(
+    path: Path,
+) -> tuple[bytes, np.ndarray[Any, Any], np.ndarray[Any, Any], list[str]] | None:
+    """The recognition model without its classifier head, the head's weight and bias, its keys.
+
+    The head (the last MatMul to ``classes`` outputs, then Add / Identity / Softmax) runs as
+    its own small graph (:func:`_head_models`), so that a Latin page can use only the Latin
+    columns of it (~1,700 of 18,710). None when the model does not end that way (it then runs
+    whole).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    keys = next((p.value for p in model.metadata_props if p.key == "character"), None)
+    if keys is None:
+        return None
+    characters = _ctc_characters(keys)
+    classes = len(characters)
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    if not matmuls:
+        return None
+    head = matmuls[-1]
+    weight = numpy_helper.to_array(weights[head.input[1]])
+    if weight.ndim != 2 or weight.shape[1] != classes:
+        return None
+    downstream = set(head.output)
+    tail = []
+    keep = []
+    for node in graph.node:
+        if node is head or any(i in downstream for i in node.input):
+            downstream.update(node.output)
+            tail.append(node)
+        else:
+            keep.append(node)
+    if any(n.op_type not in ("MatMul", "Add", "Identity", "Softmax") for n in tail):
+        return None
+    if not all(o.name in downstream for o in graph.output):
+        return None
+    bias = np.zeros(classes, dtype=np.float32)
+    for node in tail:
+        if node.op_type == "Add":
+            bias = bias + np.asarray(
+                numpy_helper.to_array(weights[next(i for i in node.input if i in weights)]),
+                dtype=np.float32,
+            )
+    del graph.node[:]
+    graph.node.extend(keep)
+    del graph.output[:]
+    graph.output.append(
+        onnx.helper.make_tensor_value_info(head.input[0], onnx.TensorProto.FLOAT, None)
+    )
+    used = {i for n in keep for i in n.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    features: bytes = model.SerializeToString()
+    return features, np.ascontiguousarray(weight, dtype=np.float32), bias, characters
+
+
+def _ctc_characters(keys: str) -> list[str]:
+    """The recognizer's classes from its ``character`` metadata: CTC blank first, space last."""
+    return ["", *keys.splitlines(), " "]
+
+
+def _head_models(
+    weight: np.ndarray[Any, Any], bias: np.ndarray[Any, Any], latin: np.ndarray[Any, Any]
+) -> tuple[bytes, bytes]:
+    """Two small ONNX graphs on the recognizer's features: the whole head (logits), and the
+    Latin head (logits over the Latin columns, plus the whole head's best class every third
+    time step, to tell a line that has other characters)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def model(nodes: list[Any], outputs: dict[str, int], arrays: dict[str, Any]) -> bytes:
+        graph = helper.make_graph(
+            nodes,
+            "head",
+            [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, None, None])],
+            [helper.make_tensor_value_info(name, kind, None) for name, kind in outputs.items()],
+            [numpy_helper.from_array(np.asarray(value), name) for name, value in arrays.items()],
+        )
+        built = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        built.ir_version = 8
+        result: bytes = built.SerializeToString()
+        return result
+
+    whole = model(
+        [
+            helper.make_node("MatMul", ["features", "w"], ["m"]),
+            helper.make_node("Add", ["m", "b"], ["logits"]),
+        ],
+        {"logits": TensorProto.FLOAT},
+        {"w": weight, "b": bias},
+    )
+    latin_head = model(
+        [
+            helper.make_node("MatMul", ["features", "wl"], ["ml"]),
+            helper.make_node("Add", ["ml", "bl"], ["latin"]),
+            helper.make_node("Slice", ["features", "start", "end", "axis", "step"], ["sampled"]),
+            helper.make_node("MatMul", ["sampled", "w"], ["ms"]),
+            helper.make_node("Add", ["ms", "b"], ["sl"]),
+            helper.make_node("ArgMax", ["sl"], ["best"], axis=2, keepdims=0),
+        ],
+        {"latin": TensorProto.FLOAT, "best": TensorProto.INT64},
+        {
+            "wl": np.ascontiguousarray(weight[:, latin]),
+            "bl": bias[latin],
+            "w": weight,
+            "b": bias,
+            "start": np.array([0], dtype=np.int64),
+            "end": np.array([2**62], dtype=np.int64),
+            "axis": np.array([1], dtype=np.int64),
+            "step": np.array([3], dtype=np.int64),
+        },
+    )
+    return whole, latin_head
+
+
+def _ctc(
+    logits: np.ndarray[Any, Any], labels: np.ndarray[Any, Any] | None, characters: list[str]
+) -> tuple[str, float]:
+    """Greedy CTC decoding of one line's logits (time x classes): text and mean confidence."""
+    best = logits.argmax(axis=1)
+    keep = best != 0  # 0 is the CTC blank
+    keep[1:] &= best[1:] != best[:-1]
+    if not keep.any():
+        return "", 0.0
+    rows = logits[keep]
+    probs = 1.0 / np.exp(rows - rows.max(axis=1, keepdims=True)).sum(axis=1)
+    picked = best[keep] if labels is None else labels[best[keep]]
+    return "".join(characters[i] for i in picked), float(probs.mean())
+
+
+def _ctc_probs(probs: np.ndarray[Any, Any], characters: list[str]) -> tuple[str, float]:
+    """Greedy CTC decoding of one line's probabilities (time x classes)."""
+    best = probs.argmax(axis=1)
+    keep = best != 0
+    keep[1:] &= best[1:] != best[:-1]
+    if not keep.any():
+        return "", 0.0
+    picked = best[keep]
+    confidence = probs[np.flatnonzero(keep), picked].mean()
+    return "".join(characters[i] for i in picked), float(confidence)
+
+
+class _Recognizer:
+    """PP-OCR line recognition on onnxruntime: width-sorted batches, each line at its own width.
+
+    On CPU it runs one single-threaded worker per core, each on its own batches (less idle
+    time than one run spread over the cores), and runs the classifier head as its own graph: on
+    a Latin page only its Latin columns (the head over all 18,710 characters is ~12 % of the
+    model's time), checking every third time step against the whole head and decoding the line
+    with the whole head when any of them is a character outside the Latin columns.
+    """
+
+    def __init__(self, model: Path, settings: OcrSettings, cuda: bool) -> None:
+        import onnxruntime
+
+        cores = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
+        self.workers = 1 if cuda else min(settings.rec_workers or cores, cores)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4
+        options.enable_cpu_mem_arena = settings.mem_arena
+        options.intra_op_num_threads = max(1, cores // self.workers)
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if cuda:
+            providers.insert(0, "CUDAExecutionProvider")
+        split = None if cuda or not settings.split_head else _split_head(model)
+        self.head: Any = None  # onnxruntime session: features -> logits over every character
+        if split is None:
+            self.session = onnxruntime.InferenceSession(str(model), options, providers=providers)
+            keys = self.session.get_modelmeta().custom_metadata_map["character"]
+            self.characters = _ctc_characters(keys)
+        else:
+            features, weight, bias, self.characters = split
+            self.session = onnxruntime.InferenceSession(features, options, providers=providers)
+            latin = np.array(
+                [0]
+                + [
+                    i
+                    for i, c in enumerate(self.characters)
+                    if len(c) == 1 and ord(c) < 0x3000 and not _is_cjk(c)
+                ]
+            )
+            self.latin_labels = latin
+            self.is_latin = np.zeros(len(self.characters), dtype=bool)
+            self.is_latin[latin] = True
+            whole_head, latin_head = _head_models(weight, bias, latin)
+            self.head = onnxruntime.InferenceSession(whole_head, options, providers=providers)
+            self.latin_head = onnxruntime.InferenceSession(latin_head, options, providers=providers)
+        self.input = self.session.get_inputs()[0].name
+        self.batch = max(1, settings.rec_batch)
+
+    def _decode(self, features: np.ndarray[Any, Any], latin: bool) -> list[tuple[str, float]]:
+        """The lines' text from their features (lines x time x channels) through the head."""
+        if not latin:
+            logits = self.head.run(None, {"features": features})[0]
+            return [_ctc(line, None, self.characters) for line in logits]
+        latin_logits, best = self.latin_head.run(None, {"features": features})
+        results = []
+        for k in range(len(features)):
+            if self.is_latin[best[k]].all():
+                results.append(_ctc(latin_logits[k], self.latin_labels, self.characters))
+            else:  # a character outside the Latin columns: the whole head for this line
+                results.extend(self._decode(features[k : k + 1], False))
+        return results
+
+    def __call__(
+        self, crops: list[np.ndarray[Any, Any]], squeeze: float, latin: bool = False
+    ) -> list[tuple[str, float]]:
+        """Read cut-out lines (BGR) narrowed by ``squeeze``: text and confidence each, in order.
+
+        ``latin``: the page reads as Latin, so the head's Latin columns are tried first.
+        """
+        widths = [_rec_width(crop, squeeze) for crop in crops]
+        order = sorted(range(len(crops)), key=lambda i: widths[i])
+        batches = [order[i : i + self.batch] for i in range(0, len(order), self.batch)]
+        results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+
+        def run(batch: list[int]) -> None:
+            width = max(REC_MIN_WIDTH, *(widths[i] for i in batch))
+            tensor = np.zeros((len(batch), 3, REC_HEIGHT, width), dtype=np.float32)
+            for k, i in enumerate(batch):
+                tensor[k, :, :, : widths[i]] = _rec_input(crops[i], widths[i])
+            output = self.session.run(None, {self.input: tensor})[0]
+            if self.head is None:  # the whole model: probabilities, already softmaxed
+                decoded = [_ctc_probs(line, self.characters) for line in output]
+            else:
+                decoded = self._decode(output, latin)
+            for k, i in enumerate(batch):
+                results[i] = decoded[k]
+
+        if self.workers == 1 or len(batches) == 1:
+            for batch in batches:
+                run(batch)
+        else:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="ocr-rec") as pool:
+                list(pool.map(run, batches))
+        return results
+
+
+@dataclass
+class _Engine:
+    """RapidOCR (detection, and the direction classifier) and, per line, our recognizer."""
+
+    rapid: Any
+    rec: _Recognizer | None
+
+    def __call__(self, image: np.ndarray[Any, Any]) -> Any:
+        """Run RapidOCR's whole pipeline on a BGR image (warming, and the RapidOCR path)."""
+        return self.rapid(image)
+
+
 class Ocr:
     """RapidOCR with the bundled PP-OCR models, loaded lazily, one page at a time.
 
@@ -282,7 +591,7 @@ class Ocr:
         self.idle_release_s = float(idle_release_s)
         self.loads = 0
         self.releases = 0
-        self._engine: Any = None
+        self._engine: _Engine | None = None
         self._lock = threading.Lock()
         self._last_used = 0.0
         self._timer: threading.Timer | None = None
@@ -292,7 +601,7 @@ class Ocr:
         """Whether the models are in memory now."""
         return self._engine is not None
 
-    def _engine_locked(self) -> Any:
+    def _engine_locked(self) -> _Engine:
         """The engine, built if it is not loaded (the caller holds the lock)."""
         if self._engine is None:
             self._engine = self._build()
@@ -355,45 +664,66 @@ class Ocr:
 
         return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
-    def _build(self) -> Any:
+    def _build(self) -> _Engine:
         missing = [str(p) for p in self.model_paths.values() if not p.is_file()]
         if missing:
             raise OcrUnavailable(f"OCR model files missing: {', '.join(missing)}")
         from rapidocr import RapidOCR
 
         paths = self.model_paths
+        cuda = self.uses_cuda
         params: dict[str, Any] = {
             "Global.log_level": "error",  # not "text detection result is empty" per blank page
             "Det.model_path": str(paths["det"]),
             "Rec.model_path": str(paths["rec"]),
             "Cls.model_path": str(paths["cls"]),
-            "EngineConfig.onnxruntime.use_cuda": self.uses_cuda,
+            "EngineConfig.onnxruntime.use_cuda": cuda,
             **self.settings.params(),
         }
-        return RapidOCR(params=params)
+        if not self.settings.per_line:
+            return _Engine(RapidOCR(params=params), None)
+        # RapidOCR detects (and classifies direction); lines are recognized here, each at its width
+        params.update({"Global.use_rec": False, "Global.use_cls": False})
+        return _Engine(RapidOCR(params=params), _Recognizer(paths["rec"], self.settings, cuda))
 
     def warm(self) -> None:
         """Load the models now (and run them once) instead of on the first page."""
         with self._lock:
             blank = np.full((64, 256, 3), 255, dtype=np.uint8)
-            self._engine_locked()(blank)
+            engine = self._engine_locked()
+            engine(blank)
+            if engine.rec is not None:
+                engine.rec([blank[:48]], 1.0)
             self._touch_locked()
 
     def recognize(self, image: Image.Image | np.ndarray[Any, Any]) -> OcrPage:
         """OCR one image; lines in reading order with their confidence."""
+        started = time.perf_counter()
         picture = image if isinstance(image, Image.Image) else Image.fromarray(image)
         picture = picture.convert("RGB")
         width, height = picture.size
         squeeze = self.settings.squeeze
+        narrow = picture
         if squeeze != 1.0:
-            picture = picture.resize((max(1, round(width * squeeze)), height), Image.Resampling.BOX)
+            narrow = picture.resize((max(1, round(width * squeeze)), height), Image.Resampling.BOX)
         # RapidOCR expects OpenCV's BGR order for arrays
-        bgr = np.ascontiguousarray(np.asarray(picture)[:, :, ::-1])
-        started = time.perf_counter()
+        bgr = np.ascontiguousarray(np.asarray(narrow)[:, :, ::-1])
         with self._lock:
-            result = self._engine_locked()(bgr)
+            engine = self._engine_locked()
+            cjk = False
+            if engine.rec is None:
+                segments = self._rapidocr_segments(engine(bgr), squeeze)
+            else:
+                full = bgr if narrow is picture else np.asarray(picture)[:, :, ::-1].copy()
+                segments, cjk = self._line_segments(engine, bgr, full)
             self._touch_locked()
         seconds = time.perf_counter() - started
+        lines = reading_order(segments, float(width))
+        return OcrPage(lines, int(width), int(height), seconds, cjk)
+
+    @staticmethod
+    def _rapidocr_segments(result: Any, squeeze: float) -> list[_Segment]:
+        """Segments from RapidOCR's own result on the narrowed page (boxes mapped back)."""
         segments = []
         if result is not None and getattr(result, "txts", None) and result.boxes is not None:
             for box, text, score in zip(result.boxes, result.txts, result.scores, strict=False):
@@ -402,4 +732,57 @@ class Ocr:
                 segments.append(
                     _Segment(str(text), min(xs), min(ys), max(xs), max(ys), float(score))
                 )
-        return OcrPage(reading_order(segments, float(width)), int(width), int(height), seconds)
+        return segments
+
+    def _line_segments(
+        self, engine: _Engine, narrow: np.ndarray[Any, Any], full: np.ndarray[Any, Any]
+    ) -> tuple[list[_Segment], bool]:
+        """Detect on the narrowed page, cut each line from the full page, read it at its width.
+
+        A few lines spread over the page are read at the Latin width first; when they are mostly
+        CJK the other lines are read at ``squeeze_cjk`` and any of them that reads as mostly
+        Latin, or with low confidence, is read again at the Latin width.
+        """
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        settings = self.settings
+        rec = engine.rec
+        assert rec is not None
+        detected = engine(narrow)
+        boxes = getattr(detected, "boxes", None)
+        if boxes is None or len(boxes) == 0:
+            return [], False
+        scale = np.array([1 / settings.squeeze, 1.0], dtype=np.float32)
+        quads = [np.asarray(box, dtype=np.float32) * scale for box in boxes]
+        crops = [get_rotate_crop_image(full, quad.copy()) for quad in quads]
+        if settings.use_cls:
+            crops = list(engine.rapid._load_cls_model()(crops).img_list)
+
+        def read(indices: list[int], cjk: bool, latin: bool = False) -> list[tuple[str, float]]:
+            return rec([crops[i] for i in indices], settings.line_squeeze(cjk), latin)
+
+        count = len(crops)
+        sample = sorted(
+            {round(x) for x in np.linspace(0, count - 1, min(count, settings.sample_lines))}
+        )
+        results: dict[int, tuple[str, float]] = dict(zip(sample, read(sample, False), strict=True))
+        cjk = _mostly_cjk(text for text, _ in results.values())
+        rest = [i for i in range(count) if i not in results]
+        results.update(zip(rest, read(rest, cjk, latin=not cjk), strict=True))
+        if cjk and settings.squeeze_cjk < settings.squeeze:
+            again = [i for i in rest if _needs_latin_width(*results[i])]
+            if again:
+                results.update(zip(again, read(again, False), strict=True))
+        min_score = float(engine.rapid.text_score)
+        segments = []
+        for i, quad in enumerate(quads):
+            text, score = results[i]
+            if not text.strip() or score < min_score:
+                continue
+            xs, ys = quad[:, 0], quad[:, 1]
+            segments.append(
+                _Segment(
+                    text, float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()), score
+                )
+            )
+        return segments, cjk
