@@ -17,13 +17,10 @@ from appliance.auth.guards import access, principal_of
 from appliance.db.documents import Document
 from appliance.db.jobs import Job
 from appliance.errors import InvalidInput
+from appliance.knowledge.answer import answer
 from appliance.knowledge.errors import UnsupportedType
 from appliance.knowledge.service import KnowledgeService, SearchResponse, SearchResult
-
-ASK_MESSAGE = (
-    "The language model is not wired into /ask yet: these are the passages an answer would be "
-    "grounded in, best first, with their citations."
-)
+from appliance.llm.base import LLMBackend
 
 
 class UploadItem(msgspec.Struct, kw_only=True):
@@ -76,7 +73,7 @@ class AskIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class AskOut(msgspec.Struct, kw_only=True):
-    """A retrieval-only answer: the passages and their citations."""
+    """An answer (``mode`` llm) or the passages (``retrieval_only``), with the citations."""
 
     question: str
     mode: str
@@ -263,19 +260,19 @@ class KnowledgeController(Controller):
 
     @post("/ask", status_code=200, opt=access("user"))
     async def ask(self, state: State, data: JSONBody[AskIn]) -> AskOut:
-        """Retrieval-only until the LLM runtime is wired in: the passages with citations."""
+        """An answer from the local LLM grounded in the best passages, with their citations.
+
+        ``mode`` is ``llm`` for a written answer, ``retrieval_only`` when the passages are
+        returned instead (no match, or the LLM busy, down or unusable; ``message`` says which).
+        """
         found = await _service(state).search(data.question, k=data.k, collection=data.collection)
-        answer = "\n\n".join(
-            f"[{n}] {r.citation.title} v{r.citation.version}"
-            + (f" p.{r.citation.page}" if r.citation.page else "")
-            + f": {r.citation.snippet}"
-            for n, r in enumerate(found.results, start=1)
-        )
+        llm: LLMBackend = state.llm
+        result = await answer(llm, data.question, found.results)
         return AskOut(
             question=data.question,
-            mode="retrieval_only",
-            message=ASK_MESSAGE,
-            answer=answer or "Nothing in the knowledge base matches this question.",
+            mode=result.mode,
+            message=result.message,
+            answer=result.text,
             citations=found.results,
         )
 

@@ -267,20 +267,28 @@ def test_trainee_searches_but_cannot_upload(clients: dict[str, httpx.Client]) ->
     assert trainee.get("/api/knowledge/search", params={"q": "anything"}).status_code == 200
 
 
-def test_ask_is_retrieval_only(manager: httpx.Client, clients: dict[str, httpx.Client]) -> None:
+def test_ask_answers_through_the_llm_with_citations(
+    manager: httpx.Client, clients: dict[str, httpx.Client]
+) -> None:
     collection = f"ask-{uuid.uuid4().hex[:8]}"
     ingest(manager, {"faq.md": "# FAQ\n\nRefunds are paid within 14 days."}, collection=collection)
-    answer = (
-        clients["trainee"]
-        .post(
-            "/api/knowledge/ask",
-            json={"question": "how fast are refunds paid", "collection": collection},
-        )
-        .json()
-    )
-    assert answer["mode"] == "retrieval_only"
-    assert "not wired" in answer["message"]
+    trainee = clients["trainee"]
+    answer = trainee.post(
+        "/api/knowledge/ask",
+        json={"question": "How fast are refunds paid?", "collection": collection},
+    ).json()
+    assert answer["mode"] == "llm", answer
+    assert "language model" in answer["message"]
+    assert "14" in answer["answer"]  # the bundled model, greedy: "14 days."
     assert answer["citations"][0]["citation"]["title"] == "faq"
+    # nothing matches in an empty collection: no LLM call, and it says so
+    empty = trainee.post(
+        "/api/knowledge/ask",
+        json={"question": "How fast are refunds paid?", "collection": f"none-{collection}"},
+    ).json()
+    assert empty["mode"] == "retrieval_only"
+    assert empty["citations"] == []
+    assert "Nothing in the knowledge base" in empty["answer"]
 
 
 def test_collections_and_listing(manager: httpx.Client) -> None:

@@ -1,0 +1,119 @@
+"""Answers for ``POST /api/knowledge/ask``: search first, then the LLM writes from the passages.
+
+The best few parents go into a transcript-style prompt (the bundled model is a base model)
+as numbered passages, with the instruction to answer only from them and to cite them by
+number. The reply is kept only when it is usable (some words or figures, not the question
+again); otherwise, or when the LLM is busy, down or too slow, the caller gets the
+passages themselves (``retrieval_only``) and a message that says why. The citations are
+the search results either way, best first.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from appliance.knowledge.service import SearchResult
+from appliance.llm.base import GenerateRequest, LLMBackend, Message
+from appliance.llm.errors import LLMError
+
+log = logging.getLogger(__name__)
+
+PASSAGES = 3  # parents given to the model: three ~512-token parents fill a 2k-token sequence
+PASSAGE_CHARS = 900  # each passage is cut to this many characters (about 220 tokens)
+ANSWER_TOKENS = 160
+ANSWER_TIMEOUT_S = 30.0
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+@dataclass
+class Answer:
+    """The answer text, how it was made, and a sentence for the reader about it."""
+
+    text: str
+    mode: Literal["llm", "retrieval_only"]
+    message: str
+
+
+def passages_text(results: list[SearchResult]) -> str:
+    """The passages as a numbered list, ``[n] title vN p.P: text``."""
+    return "\n\n".join(
+        f"[{n}] {r.citation.title} v{r.citation.version}"
+        + (f" p.{r.citation.page}" if r.citation.page else "")
+        + f": {r.citation.snippet}"
+        for n, r in enumerate(results, start=1)
+    )
+
+
+def _prompt(question: str, results: list[SearchResult], zh: bool) -> list[Message]:
+    blocks = []
+    for n, r in enumerate(results[:PASSAGES], start=1):
+        text = " ".join(r.text.split())
+        if len(text) > PASSAGE_CHARS:
+            text = text[:PASSAGE_CHARS].rsplit(" ", 1)[0] + " …"
+        blocks.append(f"[{n}] {r.citation.title}: {text}")
+    if zh:
+        head = (  # Chinese punctuation on purpose
+            "以下是公司知识库中的资料，然后是一个问题和一个只根据这些资料写出的回答，"  # noqa: RUF001
+            "回答用方括号注明资料编号，例如[1]。\n\n"  # noqa: RUF001
+        )
+    else:
+        head = (
+            "Below are passages from the company's knowledge base, then a question and an "
+            "answer written only from these passages, citing them by number, like [1].\n\n"
+        )
+    return [
+        Message(role="system", content=head + "\n\n".join(blocks)),
+        Message(role="user", content=question, name="问题" if zh else "Question"),
+    ]
+
+
+def _usable(text: str, question: str) -> bool:
+    """Some words or figures ("14 days." is an answer), and not the question again."""
+    words = re.findall(r"\w+", text.lower())
+    return bool(words) and words != re.findall(r"\w+", question.lower())
+
+
+async def answer(llm: LLMBackend, question: str, results: list[SearchResult]) -> Answer:
+    """An answer grounded in ``results`` (best first), or the passages when the LLM cannot."""
+    if not results:
+        return Answer(
+            "Nothing in the knowledge base matches this question.",
+            "retrieval_only",
+            "No passage matched, so there is nothing to answer from.",
+        )
+    zh = bool(_CJK.search(question))
+    request = GenerateRequest(
+        messages=_prompt(question, results, zh),
+        max_tokens=ANSWER_TOKENS,
+        temperature=0.0,
+        priority="interactive",
+        reply_name="回答" if zh else "Answer",
+        timeout_s=ANSWER_TIMEOUT_S,
+    )
+    try:
+        completion = await llm.generate(request)
+    except LLMError as err:
+        log.info("ask: LLM %s (%s); passages returned", err.code, err.message)
+        return Answer(
+            passages_text(results),
+            "retrieval_only",
+            f"The language model could not answer ({err.code}): these are the passages an "
+            "answer would be grounded in, best first, with their citations.",
+        )
+    text = " ".join(completion.text.split())
+    if not _usable(text, question):
+        return Answer(
+            passages_text(results),
+            "retrieval_only",
+            "The language model gave no usable answer: these are the passages, best first, "
+            "with their citations.",
+        )
+    return Answer(
+        text,
+        "llm",
+        f"Written by the local language model from the first {min(PASSAGES, len(results))} "
+        "passages below; check it against the citations.",
+    )
