@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
 from appliance.knowledge.chunking import MAX_CHARS_PER_TOKEN, Parent, chunk
 from appliance.knowledge.extract.base import Block, ExtractedDocument
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
@@ -28,6 +29,14 @@ def words(text: str) -> int:
 
 def non_space(text: str) -> str:
     return re.sub(r"\s+", "", text)
+
+
+def _one_character(text: str) -> bool:
+    """One user-perceived character: a base plus combining marks / joined parts (indivisible)."""
+    return bool(text) and all(
+        unicodedata.combining(c) or c in "\u200d\ufe0f" or text[i] == "\u200d"
+        for i, c in enumerate(text[1:])
+    )
 
 
 def check(
@@ -52,7 +61,7 @@ def check(
             assert parent.text[child.start : child.end] == child.text  # inside the parent
             assert child.text and child.start > previous_start
             previous_start = child.start
-            single_char = len(child.text) == 1 or len(child.text.strip()) == 1
+            single_char = _one_character(child.text.strip())
             assert count(child.text) <= child_limit or single_char
             assert len(child.text) <= child_limit * MAX_CHARS_PER_TOKEN
             for i in range(child.start, child.end):
@@ -83,6 +92,12 @@ BLOCK = st.builds(
     parent_tokens=st.integers(8, 200),
     child_tokens=st.integers(2, 60),
     overlap=st.integers(0, 30),
+)
+@example(  # one character of 3 code points over a 2-token child limit: kept whole
+    blocks=[Block(text="0\u0300\u0300", kind="heading", level=0, page=None)],
+    parent_tokens=8,
+    child_tokens=2,
+    overlap=0,
 )
 def test_properties_with_a_character_counter(
     blocks: list[Block], parent_tokens: int, child_tokens: int, overlap: int
