@@ -404,7 +404,7 @@ def _run(
     for query in queries:
         started = time.perf_counter()
         picked = best_per_parent(retriever.candidates(query, mode="hybrid"))[:k]
-        store.parents_of([c.parent_key for c in picked])
+        store.cite([c.row for c in picked])
         times.append((time.perf_counter() - started) * 1000)
         tops.append([c.parent_key for c in picked])
     return _pct(times), tops
@@ -471,7 +471,7 @@ def _stages(
         lists = {"dense": rows, "fulltext": found}
         picked = best_per_parent(rrf(lists, retriever.config.rrf_k))[: retriever.config.search_k]
         t4 = time.perf_counter()
-        store.parents_of([c.parent_key for c in picked])
+        store.cite([c.row for c in picked])
         t5 = time.perf_counter()
         embed.append((t1 - t0) * 1000)
         dense.append((t2 - t1) * 1000)
@@ -482,7 +482,7 @@ def _stages(
         "dense": _pct(dense),
         "fulltext_sentence": _pct(ft_text),
         "fulltext_code": _pct(ft_code),
-        "parent_fetch": _pct(fetch),
+        "cite": _pct(fetch),  # parents + the winners' page, section and text
     }
 
 
@@ -509,6 +509,7 @@ def bench_search(
             refine_factor=config.search_refine_factor,
         )
         corpus, vectors, ids = build_corpus(store, embedder, rows, distinct, vocab)
+        store.load_row_keys()
         retriever = Retriever(config, embedder, store)
         rng = random.Random(11)
         texts = sentences(queries // 2, 10, seed=5, vocab=vocab)
@@ -534,6 +535,7 @@ def bench_search(
         store.build_vector_index("IVF_PQ")
         pq_build_s = time.perf_counter() - started
         store.optimize()
+        store.load_row_keys()
         retriever.parallel = True
         store.nprobes, store.refine_factor = 32, 4
         retriever.config = msgspec.structs.replace(config, search_candidates=50)
@@ -546,15 +548,17 @@ def bench_search(
         index_s = time.perf_counter() - started
         built = store.has_vector_index()
         store.optimize()
+        store.load_row_keys()
         for q in mixed[:5]:
             retriever.candidates(q)
         sweep = []
         for candidates, nprobes in SWEEP:
             retriever.config = msgspec.structs.replace(config, search_candidates=candidates)
             store.nprobes = nprobes
+            unindexed = store.children.index_stats("vector_idx").num_unindexed_rows
             figures, tops = _run(retriever, store, mixed, k)
             sweep.append(
-                {"candidates": candidates, "nprobes": nprobes}
+                {"candidates": candidates, "nprobes": nprobes, "unindexed_rows": unindexed}
                 | figures
                 | {"recall": _recall(tops, reference)}
             )
@@ -564,8 +568,14 @@ def bench_search(
         ann, tops = _run(retriever, store, mixed, k)
         ann["recall"] = _recall(tops, reference)
         retriever.parallel = True
+        store.load_row_keys()  # as a running server has them (optimize compacted the table)
         ann_parallel, tops = _run(retriever, store, mixed, k)
         ann_parallel["recall"] = _recall(tops, reference)
+        store.use_row_keys = False
+        no_row_keys, tops = _run(retriever, store, mixed, k)
+        no_row_keys["recall"] = _recall(tops, reference)
+        store.use_row_keys = True
+        ann_parallel_again, _ = _run(retriever, store, mixed, k)
         stages = _stages(retriever, store, texts, codes)
         store.close()
         embedder.close()
@@ -583,12 +593,15 @@ def bench_search(
         "ivf_pq_old_default": ivf_pq,
         "ann": ann | {"index_build_s": round(index_s, 1), "built": built},
         "ann_parallel": ann_parallel,
+        "no_row_keys": no_row_keys,
+        "ann_parallel_again": ann_parallel_again,
         "stages": stages,
         "sweep": sweep,
         "ann_vs_flat_p50": round(flat["p50_ms"] / max(ann["p50_ms"], 0.01), 2),
         "new_vs_old_p50": round(ivf_pq["p50_ms"] / max(ann_parallel["p50_ms"], 0.01), 2),
         "new_vs_old_p99": round(ivf_pq["p99_ms"] / max(ann_parallel["p99_ms"], 0.01), 2),
         "parallel_vs_sequential_p50": round(ann["p50_ms"] / max(ann_parallel["p50_ms"], 0.01), 2),
+        "row_keys_p50": round(no_row_keys["p50_ms"] / max(ann_parallel["p50_ms"], 0.01), 2),
     }
 
 
@@ -635,6 +648,8 @@ def run_search_bench(
             "ivf_pq_old_default": "old: IVF_PQ, cand 50, nprobes 32, refine 4",
             "ann": f"new defaults {search['defaults']}, one query after the other",
             "ann_parallel": "new defaults, dense + full text together (served path)",
+            "no_row_keys": "served path, but every hit's keys read from the table",
+            "ann_parallel_again": "served path again",
         }
         for name, label in labels.items():
             s = search[name]

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from appliance.config import KnowledgeConfig
 from appliance.knowledge.embedding import Embedder, EmbeddingModelError
-from appliance.knowledge.store import SEARCH_COLUMNS, Store, build_filter
+from appliance.knowledge.store import Store, build_filter
 from appliance.models import load_manifest
 
 Mode = Literal["hybrid", "dense", "fulltext"]
@@ -136,7 +136,7 @@ class Retriever:
         self.store.check_model()
         where = build_filter(collection, tag, document_id)
         n = self.config.search_candidates
-        columns = [*SEARCH_COLUMNS, "sparse"] if self.embedder.sparse else SEARCH_COLUMNS
+        columns = ["sparse"] if self.embedder.sparse else []
         lists: dict[str, list[dict[str, Any]]] = {}
         query_sparse = None
         if mode == "hybrid" and self.parallel:  # one LanceDB round trip for both retrievers

@@ -526,11 +526,11 @@ class KnowledgeService:
             and d.version == c.parent_key[1]
         ]
         picked = best_per_parent(candidates)[: max(k * 3, k) if retriever.reranker else k]
-        parents = await asyncio.to_thread(store.parents_of, [c.parent_key for c in picked])
+        parents = await asyncio.to_thread(store.cite, [c.row for c in picked])
         results = []
         for cand in picked:
             parent = parents.get(cand.parent_key)
-            if parent is None:
+            if parent is None or "text" not in cand.row:  # replaced or deleted meanwhile
                 continue
             doc = live[cand.parent_key[0]]
             page = int(cand.row["page"])

@@ -13,7 +13,9 @@ Reads (dense, full text, parent lookups) go to LanceDB's async query API, run as
 coroutine on LanceDB's own background loop, the one its sync API already uses: the sync
 query builder makes about six round trips to that loop per query (schema lookups, blob
 checks), ~0.4 ms each on two cores; one coroutine per search is one round trip (dense
-7.0 -> 5.6 ms, full text 6.1 -> 4.8 ms at 100k children; see BENCHMARKS.md).
+7.0 -> 5.6 ms, full text 6.1 -> 4.8 ms at 100k children; see BENCHMARKS.md). The queries
+return row ids and scores only: each hit's keys come from an in-memory map (``RowKeys``),
+and only the winners' text is read, beside their parents (``Store.cite``).
 """
 
 from __future__ import annotations
@@ -121,10 +123,11 @@ CHILD_COLUMNS = [
 ]
 
 
-# What search reads back per candidate: fusion and dedupe need the ids, a citation the page,
-# section and text. Each column more is another random read per row (~0.3 ms at 50 rows);
-# "sparse" is added only for BGE-M3.
-SEARCH_COLUMNS = ["id", "document_id", "version", "parent_index", "page", "section", "text"]
+# A search asks LanceDB for row ids and scores only and gets each hit's keys (all that fusion,
+# dedupe and the parent lookup need) from RowKeys; the winners' page, section and text are
+# read beside their parents (Store.cite). "sparse" is read for every hit, for BGE-M3 only.
+KEY_COLUMNS = ["document_id", "version", "parent_index", "child_index"]
+CITE_COLUMNS = ["page", "section", "text"]
 
 
 def children_schema(dim: int) -> pa.Schema:
@@ -206,6 +209,44 @@ class Meta:
     dim: int
 
 
+class RowKeys:
+    """A children table's row keys (KEY_COLUMNS) by LanceDB row id, in memory (24 bytes a child).
+
+    Reading the key columns of 50 hits per retriever is a random read per row: ~4 of the ~9 ms
+    that dense + full text took at 100k children. A row id is the row's address (fragment,
+    offset); Lance never rewrites a fragment in place and never reuses a fragment id, so an id
+    names the same row for the table's life, and a deleted row is never a hit. Rows written
+    after the load are read from the table, and the map is reloaded in the background.
+    """
+
+    def __init__(self, table: Any, rowids: np.ndarray[Any, Any], keys: np.ndarray[Any, Any]):
+        self.table = table  # the table object it was read from (a new generation: a new map)
+        self.rowids = rowids  # sorted
+        self.keys = keys  # one row of KEY_COLUMNS per row id
+
+    @classmethod
+    def load(cls, table: Any) -> RowKeys:
+        """Read every row's keys (~25 ms at 100k children)."""
+        data = run_async(async_table(table).query().select(KEY_COLUMNS).with_row_id().to_arrow())
+        rowids = data["_rowid"].to_numpy()
+        order = np.argsort(rowids)
+        keys = np.stack([data[c].to_numpy().astype(np.int32) for c in KEY_COLUMNS], axis=1)
+        return cls(table, rowids[order], keys[order])
+
+    def find(self, rowids: Sequence[int]) -> tuple[dict[int, tuple[int, ...]], list[int]]:
+        """The keys of the row ids it has, and the row ids it has not."""
+        if not len(self.rowids):
+            return {}, list(rowids)
+        wanted = np.asarray(rowids, dtype=np.uint64)
+        pos = np.minimum(np.searchsorted(self.rowids, wanted), len(self.rowids) - 1)
+        found = self.rowids[pos] == wanted
+        keys = {
+            int(r): tuple(k)
+            for r, k in zip(wanted[found].tolist(), self.keys[pos[found]].tolist(), strict=True)
+        }
+        return keys, wanted[~found].tolist()
+
+
 class StoreMismatchError(AppError):
     """The index on disk was built with another embedding model."""
 
@@ -256,7 +297,11 @@ class Store:
         self._optimized_version = self.children.version
         self._vector_indexed: tuple[int, str] = (-1, "")  # (table version, index type)
         self.vector_index_builds = 0
+        self.use_row_keys = True  # False: every hit's keys read from the table (bench)
+        self._row_keys: RowKeys | None = None
+        self._row_keys_stale = True  # (re)loaded by the background thread
         self._thread = threading.Thread(target=self._maintain, name="lancedb-indexer", daemon=True)
+        self._wake.set()  # load the row keys now
         self._thread.start()
 
     # --- tables and generations ---------------------------------------------------------
@@ -445,6 +490,8 @@ class Store:
                 return
             time.sleep(2)  # let a burst of writes finish first
             try:
+                if self._row_keys_stale:
+                    self.load_row_keys()
                 self.build_vector_index_if_due()
                 # own writes, or another process's (the table moved past the last optimize)
                 changed = self._dirty or self.children.version != self._optimized_version
@@ -453,6 +500,11 @@ class Store:
                     last_optimize = time.monotonic()
             except Exception:  # the indexer must never die; the next wake-up retries
                 log.exception("background index maintenance failed")
+
+    def load_row_keys(self) -> None:
+        """(Re)load the in-memory row keys of the live children table."""
+        self._row_keys_stale = False
+        self._row_keys = RowKeys.load(self.children)
 
     def has_vector_index(self, table: Any | None = None) -> bool:
         """Whether the live children table has an ANN index on its vectors."""
@@ -534,15 +586,15 @@ class Store:
         vector: np.ndarray[Any, Any],
         k: int,
         where: str | None,
-        columns: Sequence[str] = SEARCH_COLUMNS,
+        columns: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """Nearest children by cosine distance."""
+        """Nearest children by cosine distance: their keys, ``_distance`` and ``columns``."""
         return self._read_retrying(
             lambda: self._dense_and_fulltext(vector, None, k, where, columns)
         )[0]
 
     def fulltext(
-        self, text: str, k: int, where: str | None, columns: Sequence[str] = SEARCH_COLUMNS
+        self, text: str, k: int, where: str | None, columns: Sequence[str] = ()
     ) -> list[dict[str, Any]]:
         """Best children by BM25: words for the Latin part, n-grams for the CJK part (RRF of both)."""
         return self._read_retrying(lambda: self._dense_and_fulltext(None, text, k, where, columns))[
@@ -555,7 +607,7 @@ class Store:
         text: str,
         k: int,
         where: str | None,
-        columns: Sequence[str] = SEARCH_COLUMNS,
+        columns: Sequence[str] = (),
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Both retrievers' lists, their queries run concurrently on LanceDB's threads."""
         return self._read_retrying(
@@ -579,13 +631,14 @@ class Store:
         columns: Sequence[str],
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         self.meta  # noqa: B018
-        table = async_table(self.children)
+        children = self.children
+        table = async_table(children)
         dense_kind = self._vector_index_kind() if vector is not None else ""
         parts: list[tuple[str, str]] = []
-        if text is not None and (self._fts_ready or self.children.count_rows() > 0):
+        if text is not None and (self._fts_ready or children.count_rows() > 0):
             if not self._fts_ready:
                 with self._write_lock:
-                    self._ensure_fts(self.children)
+                    self._ensure_fts(children)
             parts = [(c, p) for c, p in (("text", latin_part(text)), ("cjk", cjk_part(text))) if p]
         queries = []
         if vector is not None:
@@ -601,20 +654,56 @@ class Store:
                     query = query.refine_factor(self.refine_factor)
             if where:
                 query = query.where(where)  # a filter before the search (prefilter) by default
-            queries.append(query.select([*columns, "_distance"]).limit(k).to_arrow())
+            queries.append(query.with_row_id().select(["_distance"]).limit(k).to_arrow())
         for column, part in parts:
             query = table.query().nearest_to_text(part, columns=column)
             if where:
                 query = query.where(where)
-            queries.append(query.select([*columns, "_score"]).limit(k).to_arrow())
-        tables = run_async(_gather(queries)) if queries else []
-        dense = tables.pop(0).to_pylist() if vector is not None else []
+            queries.append(query.with_row_id().select(["_score"]).limit(k).to_arrow())
+        hits = [t.to_pylist() for t in run_async(_gather(queries))] if queries else []
+        self._add_keys(children, [row for rows in hits for row in rows], columns)
+        hits = [[row for row in rows if "id" in row] for rows in hits]
+        dense = hits.pop(0) if vector is not None else []
         # LanceDB returns equal BM25 scores in any order: rank ties by id, so that the same
         # query gives the same list every time
-        lists = [
-            sorted(t.to_pylist(), key=lambda r: (-float(r["_score"]), str(r["id"]))) for t in tables
-        ]
+        lists = [sorted(rows, key=lambda r: (-float(r["_score"]), str(r["id"]))) for rows in hits]
         return dense, _fuse_fulltext(lists, k)
+
+    def _add_keys(self, children: Any, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+        """Give each hit (``_rowid``) its keys and id from RowKeys, and ``columns`` if asked.
+
+        A hit whose row was deleted since the query (its document replaced) gets no "id".
+        """
+        wanted = list({int(r["_rowid"]) for r in rows})
+        cache = self._row_keys
+        keys: dict[int, tuple[int, ...]] = {}
+        missing = wanted
+        if cache is not None and cache.table is children and self.use_row_keys:
+            keys, missing = cache.find(wanted)
+        extra: dict[int, dict[str, Any]] = {}
+        read = wanted if columns else missing
+        if read:  # rows written since the map was loaded (or BGE-M3's "sparse" column)
+            if missing and self.use_row_keys:
+                self._row_keys_stale = True
+                self._wake.set()
+            take = async_table(children).take_row_ids(read).select([*KEY_COLUMNS, *columns])
+            for row in run_async(take.with_row_id().to_arrow()).to_pylist():
+                rowid = int(row.pop("_rowid"))
+                keys[rowid] = tuple(int(row.pop(c)) for c in KEY_COLUMNS)
+                extra[rowid] = row
+        for row in rows:
+            rowid = int(row["_rowid"])
+            if rowid not in keys:
+                continue
+            document_id, version, parent_index, child_index = keys[rowid]
+            row.update(
+                id=child_id(document_id, version, child_index),
+                document_id=document_id,
+                version=version,
+                parent_index=parent_index,
+                child_index=child_index,
+                **extra.get(rowid, {}),
+            )
 
     def parents_of(
         self, keys: Sequence[tuple[int, int, int]]
@@ -622,8 +711,11 @@ class Store:
         """Parent rows by (document id, version, parent index)."""
         if not keys:
             return {}
+        return _by_key(run_async(self._parents_query(keys)))
+
+    def _parents_query(self, keys: Sequence[tuple[int, int, int]]) -> Coroutine[Any, Any, pa.Table]:
         ids = ",".join(quote(parent_id(d, v, p)) for d, v, p in keys)
-        rows = run_async(  # the BTREE index on id makes this a lookup (8 ms -> ~1 ms at 25k)
+        query: Coroutine[Any, Any, pa.Table] = (  # the BTREE index on id: a lookup, not a scan
             async_table(self.parents)
             .query()
             .where(f"id IN ({ids})")
@@ -631,7 +723,49 @@ class Store:
             .limit(len(keys))
             .to_arrow()
         )
-        return {(r["document_id"], r["version"], r["parent_index"]): r for r in rows.to_pylist()}
+        return query
+
+    def cite(self, hits: Sequence[dict[str, Any]]) -> dict[tuple[int, int, int], dict[str, Any]]:
+        """The parents of these hits, and each hit's page, section and text (one round trip).
+
+        A hit whose row is gone (its document was replaced or deleted meanwhile) gets no text.
+        """
+        if not hits:
+            return {}
+        keys = list(
+            dict.fromkeys(
+                (int(h["document_id"]), int(h["version"]), int(h["parent_index"])) for h in hits
+            )
+        )
+        rowids = [int(h["_rowid"]) for h in hits]
+        take = (
+            async_table(self.children)
+            .take_row_ids(rowids)
+            .select(CITE_COLUMNS)
+            .with_row_id()
+            .to_arrow()
+        )
+        parents, cited = run_async(_gather([self._parents_query(keys), take]))
+        by_rowid = {int(r.pop("_rowid")): r for r in cited.to_pylist()}
+        lost = [h for h in hits if int(h["_rowid"]) not in by_rowid]
+        if lost:  # a compaction moved them (or a new generation went live): look up by id
+            ids = ",".join(quote(str(h["id"])) for h in lost)
+            by_id = {
+                str(r.pop("id")): r
+                for r in self.children.search()
+                .where(f"id IN ({ids})")
+                .select(["id", *CITE_COLUMNS])
+                .limit(len(lost))
+                .to_arrow()
+                .to_pylist()
+            }
+            for hit in lost:
+                if (row := by_id.get(str(hit["id"]))) is not None:
+                    hit.update(row)
+        for hit in hits:
+            if (row := by_rowid.get(int(hit["_rowid"]))) is not None:
+                hit.update(row)
+        return _by_key(parents)
 
     def passages_on_page(self, document_id: int, version: int, page: int) -> list[dict[str, Any]]:
         """The parents of one document version that cover ``page``, in document order."""
@@ -687,6 +821,10 @@ class Store:
 async def _gather(queries: list[Coroutine[Any, Any, pa.Table]]) -> list[pa.Table]:
     """Await LanceDB queries concurrently (LanceDB runs them on its own thread pool)."""
     return list(await asyncio.gather(*queries))
+
+
+def _by_key(parents: pa.Table) -> dict[tuple[int, int, int], dict[str, Any]]:
+    return {(r["document_id"], r["version"], r["parent_index"]): r for r in parents.to_pylist()}
 
 
 def _fuse_fulltext(lists: list[list[dict[str, Any]]], k: int) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from appliance.knowledge.store import SEARCH_COLUMNS, Store, child_id, parent_id
+from appliance.knowledge.store import KEY_COLUMNS, Store, child_id, parent_id
 
 DIM = 16
 
@@ -63,7 +63,7 @@ def test_ivf_flat_index_ranks_like_an_exact_scan(tmp_path: Path) -> None:
             query = vectors[q * 97] + rng.normal(scale=0.3, size=DIM).astype(np.float32)
             exact = np.argsort(-(vectors @ (query / np.linalg.norm(query))))[:10]
             rows = store.dense(query, 10, None)
-            assert set(rows[0]) == {*SEARCH_COLUMNS, "_distance"}
+            assert set(rows[0]) == {"id", "_rowid", *KEY_COLUMNS, "_distance"}
             expected = [child_id(int(i) // 500 + 1, 1, int(i) % 500) for i in exact]
             assert [r["id"] for r in rows] == expected  # every partition probed: exact
         parents = store.parents_of([(2, 1, 0), (4, 1, 124), (9, 1, 0)])
@@ -87,5 +87,88 @@ def test_full_text_ranks_equal_scores_by_id_every_time(tmp_path: Path) -> None:
         assert len(runs[0]) == 60
         assert runs[0] == sorted(runs[0])
         assert all(run == runs[0] for run in runs)
+    finally:
+        store.close()
+
+
+def _hits(store: Store, query: np.ndarray[Any, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (r["id"], r["document_id"], r["version"], r["parent_index"], r["child_index"])
+        for r in store.dense(query, 20, None)
+    ]
+
+
+def test_row_keys_in_memory_give_what_the_table_gives_across_writes_and_compaction(
+    tmp_path: Path,
+) -> None:
+    # hits come back as row ids; their keys come from the in-memory map, or from the table for
+    # rows the map has not seen (written, or moved by a compaction, since it was loaded)
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(300, DIM)).astype(np.float32)
+    store = Store(tmp_path, model="m", dim=DIM, vector_index_min_rows=10**9)
+    try:
+        for doc in range(3):
+            store.write_document(doc + 1, *_document(doc + 1, vectors[doc * 100 : doc * 100 + 100]))
+        queries = [
+            vectors[i] + rng.normal(scale=0.2, size=DIM).astype(np.float32)
+            for i in range(0, 300, 37)
+        ]
+
+        def from_table() -> list[list[tuple[Any, ...]]]:
+            store.use_row_keys = False
+            try:
+                return [_hits(store, q) for q in queries]
+            finally:
+                store.use_row_keys = True
+
+        store.load_row_keys()
+        expected = from_table()
+        assert [_hits(store, q) for q in queries] == expected
+        # exact: child i of document d is vectors[(d - 1) * 100 + i]
+        for q, hits in zip(queries, expected, strict=True):
+            best = int(np.argmax(vectors @ q / np.linalg.norm(vectors, axis=1)))
+            assert hits[0][0] == child_id(best // 100 + 1, 1, best % 100)
+            assert all(parent == child // 4 for _, _, _, parent, child in hits)
+
+        store.delete_documents([1])  # the map is now stale: rows of document 1 are gone
+        store.write_document(4, *_document(4, vectors[:100]))  # new rows, unknown to the map
+        assert [_hits(store, q) for q in queries] == from_table()
+        assert any(h[1] == 4 for hits in from_table() for h in hits)
+        before = {r["_rowid"] for q in queries for r in store.dense(q, 20, None)}
+        store.optimize()  # compaction moves rows: new row ids, unknown to the map
+        assert before != {r["_rowid"] for q in queries for r in store.dense(q, 20, None)}
+        assert [_hits(store, q) for q in queries] == from_table()
+        store.load_row_keys()
+        assert [_hits(store, q) for q in queries] == from_table()
+    finally:
+        store.close()
+
+
+def test_cite_reads_the_winners_text_beside_their_parents(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(40, DIM)).astype(np.float32)
+    store = Store(tmp_path, model="m", dim=DIM, vector_index_min_rows=10**9)
+    try:
+        store.write_document(1, *_document(1, vectors[:20]))
+        store.write_document(2, *_document(2, vectors[20:]))
+        store.load_row_keys()
+        hits = store.dense(vectors[5], 3, None)
+        assert "text" not in hits[0]
+        parents = store.cite(hits)
+        assert hits[0]["id"] == child_id(1, 1, 5)
+        assert (hits[0]["text"], hits[0]["page"], hits[0]["section"]) == (
+            "document 1 passage 5",
+            5,
+            "Part 1",
+        )
+        assert parents[(1, 1, 1)]["text"] == "parent 1 of document 1"
+        # a hit whose document was deleted meanwhile gets no text and no parent
+        hits = store.dense(vectors[25], 2, None)
+        store.delete_documents([2])
+        store.optimize()
+        parents = store.cite(hits)
+        assert hits[0]["document_id"] == 2
+        assert "text" not in hits[0]
+        assert (2, 1, 1) not in parents
     finally:
         store.close()
