@@ -575,7 +575,8 @@ def bench_search(
         no_row_keys, tops = _run(retriever, store, mixed, k)
         no_row_keys["recall"] = _recall(tops, reference)
         store.use_row_keys = True
-        ann_parallel_again, _ = _run(retriever, store, mixed, k)
+        ann_parallel_again, tops = _run(retriever, store, mixed, k)
+        ann_parallel_again["recall"] = _recall(tops, reference)
         stages = _stages(retriever, store, texts, codes)
         store.close()
         embedder.close()
