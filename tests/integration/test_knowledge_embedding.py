@@ -249,3 +249,37 @@ def test_an_older_installs_plain_export_is_used_until_models_place_replaces_it(
     ops = [n.op_type for n in onnx.load(str(written)).graph.node]
     assert ops.count("Attention") == 6, "models place writes the fused graph"
     assert _onnx_export(settings).status == "ok"
+
+
+def test_a_query_waits_for_one_batch_not_for_the_whole_ingestion(tmp_path: Path) -> None:
+    # search during a big upload: the query's turn comes after the batch that is running
+    import threading
+    import time
+
+    embedder = Embedder(KnowledgeConfig(), MODELS, tmp_path, backend="onnx")
+    embedder.embed_query("warm up")
+    passages = [
+        f"Passage {i}: the premier card's annual fee of {i} dollars is waived for clients "
+        f"who spend {i * 7} dollars in the first {i % 12 + 1} months; travel cover applies."
+        for i in range(240)  # one step of embed_passages (fewer than 4 x the batch size)
+    ]
+    finished: dict[str, float] = {}
+
+    def ingest() -> None:
+        embedder.embed_passages(passages)
+        finished["passages"] = time.perf_counter()
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not embedder.turns.busy and time.monotonic() < deadline:
+        time.sleep(0.001)
+    vector, _ = embedder.embed_query("annual fee waiver")
+    finished["query"] = time.perf_counter()
+    thread.join()
+    assert vector.shape == (384,)
+    assert embedder.embedded == 240
+    # the query came back in the first half of the ingestion, not after it
+    assert finished["query"] - started < (finished["passages"] - started) / 2, finished
+    embedder.close()
