@@ -445,9 +445,14 @@ class Store:
             self.parents.create_index("id", config=BTree())
         self._parents_indexed = True
 
-    def optimize(self) -> None:
-        """Compact small fragments, fold new rows into the indexes, drop old versions."""
+    def optimize(self, *, if_changed: bool = False) -> None:
+        """Compact small fragments, fold new rows into the indexes, drop old versions.
+
+        ``if_changed``: only if nothing optimized the table while this call waited its turn.
+        """
         with self._indexing:  # never alongside an index build
+            if if_changed and not self._changed():
+                return
             before = self._vector_index_uuid()
             with self._write_lock:  # nor a write
                 self._dirty = False
@@ -493,13 +498,17 @@ class Store:
                 if self._row_keys_stale:
                     self.load_row_keys()
                 self.build_vector_index_if_due()
-                # own writes, or another process's (the table moved past the last optimize)
-                changed = self._dirty or self.children.version != self._optimized_version
-                if changed and time.monotonic() - last_optimize > 60:
-                    self.optimize()
+                if self._changed() and time.monotonic() - last_optimize > 60:
+                    # a redundant optimize is not free: LanceDB rewrites an IVF_FLAT index even
+                    # with no new rows, which means a rebuild (above)
+                    self.optimize(if_changed=True)
                     last_optimize = time.monotonic()
             except Exception:  # the indexer must never die; the next wake-up retries
                 log.exception("background index maintenance failed")
+
+    def _changed(self) -> bool:
+        """Written since the last optimize: by us, or by another process (a newer version)."""
+        return self._dirty or self.children.version != self._optimized_version
 
     def load_row_keys(self) -> None:
         """(Re)load the in-memory row keys of the live children table."""
@@ -549,6 +558,7 @@ class Store:
         """
         table = self.children
         rows = table.count_rows()
+        version = table.version
         started = time.monotonic()
         partitions = max(1, min(4096, int(rows**0.5)))
         config: IvfFlat | IvfPq
@@ -560,6 +570,8 @@ class Store:
         else:
             config = IvfFlat(distance_type="cosine", num_partitions=partitions)
         self._retrying(lambda: table.create_index("vector", config=config, replace=True))
+        if self._optimized_version == version:  # a new index is not a reason to optimize
+            self._optimized_version = table.version
         self.vector_index_builds += 1
         log.info(
             "%s vector index built on %d rows in %.1f s",

@@ -172,3 +172,24 @@ def test_cite_reads_the_winners_text_beside_their_parents(tmp_path: Path) -> Non
         assert (2, 1, 1) not in parents
     finally:
         store.close()
+
+
+def test_an_index_build_alone_does_not_make_the_indexer_optimize_again(tmp_path: Path) -> None:
+    # LanceDB's optimize rewrites an IVF_FLAT index even with no new rows, so the store
+    # rebuilds it after every optimize: an optimize that nothing asked for costs a rebuild
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(400, DIM)).astype(np.float32)
+    store = Store(tmp_path, model="m", dim=DIM, vector_index_min_rows=10**9)
+    try:
+        store.write_document(1, *_document(1, vectors[:200]))
+        store.optimize(if_changed=True)  # the write asked for it
+        store.build_vector_index("IVF_FLAT")
+        builds = store.vector_index_builds
+        store.optimize(if_changed=True)  # what the background indexer runs: nothing to do
+        assert store.vector_index_builds == builds
+        store.write_document(2, *_document(2, vectors[200:]))
+        store.optimize(if_changed=True)  # new rows: compacted, folded in, the index rebuilt
+        assert store.vector_index_builds == builds + 1
+        assert store.children.index_stats("vector_idx").num_unindexed_rows == 0
+    finally:
+        store.close()
