@@ -1003,6 +1003,11 @@ def bench_llm(obj: Ctx, sessions: int, turns: int, repeat: int, fast: bool, out:
     " Zipf law; degenerate = the old 43 words, uniform (every posting list is long).",
 )
 @click.option("--no-search", is_flag=True, help="Embedding part only (skip hybrid search).")
+@click.option(
+    "--served-only",
+    is_flag=True,
+    help="Search: the default setting only, no flat scan, old IVF_PQ setting or sweep (1M rows).",
+)
 @out_option("search")
 @pass_ctx
 def bench_search(
@@ -1015,6 +1020,7 @@ def bench_search(
     backend: str | None,
     corpora: tuple[str, ...],
     no_search: bool,
+    served_only: bool,
     out: Path,
 ) -> None:
     """Embedding chunks/s (torch vs ONNX) and hybrid search p50/p99 on a synthetic corpus."""
@@ -1030,6 +1036,7 @@ def bench_search(
         embed_words=embed_words,
         backend=backend or settings.knowledge.embedding_backend,
         corpora=() if no_search else corpora or ("zipf", "degenerate"),
+        served_only=served_only,
         out=out,
     )
 
