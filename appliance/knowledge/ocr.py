@@ -729,8 +729,8 @@ class Ocr:
         full = cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2BGR)
         bgr = full
         if squeeze != 1.0:
-            narrow_size = (max(1, round(width * squeeze)), height)
-            bgr = cv2.resize(full, narrow_size, interpolation=cv2.INTER_AREA)
+            narrow = picture.resize((max(1, round(width * squeeze)), height), Image.Resampling.BOX)
+            bgr = cv2.cvtColor(np.asarray(narrow), cv2.COLOR_RGB2BGR)
         with self._lock:
             engine = self._engine_locked()
             cjk = False
