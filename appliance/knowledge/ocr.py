@@ -651,9 +651,9 @@ class Ocr:
     def _drop_locked(self) -> None:
         if self._engine is not None and self._engine.rec is not None:
             self._engine.rec.close()
-        self._engine = None
+        self.releases += 1  # before `loaded` turns False: a watcher sees both at once
         self._timer = None
-        self.releases += 1
+        self._engine = None
         gc.collect()  # the sessions go now, not at some later collection
         _trim_heap()
 
