@@ -316,12 +316,12 @@ def run_ingest_bench(*, models: Path, repeat: int, pdf_pages: int, out: Path) ->
     else:
         pages.append(chinese)
     tuned = OcrSettings()
-    previous = replace(tuned, per_line=False)
+    previous = replace(tuned, per_line=False, rec_batch=2)
     settings = [
         ("rapidocr defaults", OcrSettings.rapidocr_defaults()),
         (
             f"previous default: RapidOCR's pipeline on the page narrowed to {tuned.squeeze},"
-            f" rec batch {tuned.rec_batch}, detection at {tuned.det_limit_side_len} px",
+            f" rec batch {previous.rec_batch}, detection at {tuned.det_limit_side_len} px",
             previous,
         ),
         (
@@ -331,6 +331,11 @@ def run_ingest_bench(*, models: Path, repeat: int, pdf_pages: int, out: Path) ->
         (
             f"per line, CJK pages at {tuned.squeeze_cjk}, whole head",
             replace(tuned, split_head=False),
+        ),
+        (
+            f"per line (Latin {tuned.squeeze}, CJK {tuned.squeeze_cjk}), Latin head,"
+            " recognition batches of 2 lines",
+            replace(tuned, rec_batch=2),
         ),
         (
             f"appliance default: per line (Latin {tuned.squeeze}, CJK {tuned.squeeze_cjk}),"

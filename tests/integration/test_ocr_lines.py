@@ -97,3 +97,28 @@ def test_chinese_page_is_read_narrower_and_its_latin_line_again(models: Path) ->
     # the same page at the Latin width everywhere reads the same, only slower
     same = Ocr(models, OcrSettings(squeeze_cjk=0.6)).recognize(render(lines))
     assert similarity(same.text, narrow.text) >= 0.99
+
+
+def test_cjk_words_in_english_lines_are_read_like_the_whole_head(models: Path) -> None:
+    """Glyphs 3 time steps apart once fell between the Latin head's checked steps and were lost."""
+    font = cjk_font(30)
+    filler = "Customers can freeze a lost card in the mobile app within minutes."
+    mixed = [
+        "每消费一美元可获得两个积分 and more.",
+        "Call 客服 now.",
+        "The Gold card 金卡 has an annual fee of 95 dollars.",
+        "Foreign fees 货币转换费 are not charged abroad.",
+    ]
+    lines = [filler]
+    for line in mixed:
+        lines += [line, filler]
+    image = Image.new("RGB", (1300, 60 + 54 * len(lines)), "white")
+    draw = ImageDraw.Draw(image)
+    for number, text in enumerate(lines):
+        draw.text((40, 30 + 54 * number), text, fill="black", font=font)
+    split = Ocr(models, OcrSettings()).recognize(image)
+    whole = Ocr(models, OcrSettings(split_head=False)).recognize(image)
+    assert not split.cjk
+    assert [line.text for line in split.lines] == [line.text for line in whole.lines]
+    for word in ("每消费一美元", "客服", "金卡", "货币转换费"):
+        assert word in split.text, split.text
