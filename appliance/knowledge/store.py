@@ -52,6 +52,8 @@ DEFAULT_REFINE_FACTOR = 4
 # `salesboost ingest` in one data dir) is retried this many times, with a doubling backoff.
 WRITE_RETRIES = 8
 READ_CONSISTENCY = timedelta(seconds=2)
+# a search whose hits moved between its query and the read of their keys runs again
+READ_ATTEMPTS = 3
 WRITE_BACKOFF_S = 0.05
 _CONFLICT = re.compile(r"commit conflict|too many concurrent writers", re.IGNORECASE)
 T = TypeVar("T")
@@ -666,14 +668,22 @@ class Store:
                     query = query.refine_factor(self.refine_factor)
             if where:
                 query = query.where(where)  # a filter before the search (prefilter) by default
-            queries.append(query.with_row_id().select(["_distance"]).limit(k).to_arrow())
+            queries.append(query.with_row_id().select(["_distance"]).limit(k))
         for column, part in parts:
             query = table.query().nearest_to_text(part, columns=column)
             if where:
                 query = query.where(where)
-            queries.append(query.with_row_id().select(["_score"]).limit(k).to_arrow())
-        hits = [t.to_pylist() for t in run_async(_gather(queries))] if queries else []
-        self._add_keys(children, [row for rows in hits for row in rows], columns)
+            queries.append(query.with_row_id().select(["_score"]).limit(k))
+        hits: list[list[dict[str, Any]]] = []
+        for attempt in range(READ_ATTEMPTS):
+            found = run_async(_gather([q.to_arrow() for q in queries])) if queries else []
+            hits = [t.to_pylist() for t in found]
+            self._add_keys(children, [row for rows in hits for row in rows], columns)
+            if all("id" in row for rows in hits for row in rows):
+                break
+            # a hit's row was gone when its keys were read: a commit (a compaction, here or
+            # in another process) came between the query and the read; the next query sees it
+            log.info("search hits moved by a concurrent commit, reading again (%d)", attempt + 1)
         hits = [[row for row in rows if "id" in row] for rows in hits]
         dense = hits.pop(0) if vector is not None else []
         # LanceDB returns equal BM25 scores in any order: rank ties by id, so that the same
