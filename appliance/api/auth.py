@@ -7,9 +7,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from appliance.api.params import PathId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Actor, AuthService, Principal
 from appliance.db.tokens import ApiToken
@@ -166,9 +167,7 @@ class TokenController(Controller):
         return await auth.list_tokens(require_principal(request))
 
     @delete("/{token_id:int}", status_code=HTTP_204_NO_CONTENT)
-    async def revoke(
-        self, request: Request[Any, Any, Any], state: State, token_id: FromPath[int]
-    ) -> None:
+    async def revoke(self, request: Request[Any, Any, Any], state: State, token_id: PathId) -> None:
         """Revoke a token at once."""
         auth: AuthService = state.auth
         await auth.revoke_token(require_principal(request), token_id, actor_of(request))

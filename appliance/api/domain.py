@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
 from appliance.api.auth import actor_of
+from appliance.api.params import PathId, QueryId, RowId
 from appliance.auth.guards import access, principal_of
 from appliance.db.domain import DomainRepository, Kind, RowMeta
 from appliance.errors import NotFound
@@ -164,10 +165,10 @@ class ScenarioIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Name
     description: Text = ""
     objective: Text = ""
-    course_id: int | None = None
+    course_id: RowId | None = None
     kind: ScenarioKind = "other"
-    product_id: int | None = None
-    rubric_id: int | None = None
+    product_id: RowId | None = None
+    rubric_id: RowId | None = None
     language: Language = "en"
     persona_ids: list[int] = []
     knowledge_collection: Name = "default"
@@ -179,10 +180,10 @@ class ScenarioPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
     description: Text | UnsetType = UNSET
     objective: Text | UnsetType = UNSET
-    course_id: int | UnsetType | None = UNSET
+    course_id: RowId | UnsetType | None = UNSET
     kind: ScenarioKind | UnsetType = UNSET
-    product_id: int | UnsetType | None = UNSET
-    rubric_id: int | UnsetType | None = UNSET
+    product_id: RowId | UnsetType | None = UNSET
+    rubric_id: RowId | UnsetType | None = UNSET
     language: Language | UnsetType = UNSET
     persona_ids: list[int] | UnsetType = UNSET
     knowledge_collection: Name | UnsetType = UNSET
@@ -357,7 +358,7 @@ class CourseController(Controller):
         return _out(CourseOut, made, await _repo(state).meta("course", made.id))
 
     @get("/{course_id:int}", opt=READ_ALL)
-    async def detail(self, state: State, course_id: FromPath[int]) -> CourseOut:
+    async def detail(self, state: State, course_id: PathId) -> CourseOut:
         """One course (archived too)."""
         found = await _repo(state).get_course(course_id)
         if found is None:
@@ -369,7 +370,7 @@ class CourseController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        course_id: FromPath[int],
+        course_id: PathId,
         data: JSONBody[CoursePatch],
     ) -> CourseOut:
         """Change some fields."""
@@ -378,7 +379,7 @@ class CourseController(Controller):
 
     @delete("/{course_id:int}", status_code=204, opt=MANAGE)
     async def archive(
-        self, request: Request[Any, Any, Any], state: State, course_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, course_id: PathId
     ) -> None:
         """Archive (hidden from the list; GET by id still works)."""
         await _catalog(state).archive(_actor(request), "course", course_id)
@@ -394,7 +395,7 @@ class ScenarioController(Controller):
         self,
         state: State,
         include_archived: FromQuery[bool] = False,
-        course_id: FromQuery[int | None] = None,
+        course_id: QueryId = None,
         language: FromQuery[Language | None] = None,
     ) -> list[ScenarioOut]:
         """Scenarios, optionally of one course or language."""
@@ -415,7 +416,7 @@ class ScenarioController(Controller):
         return _out(ScenarioOut, made, await _repo(state).meta("scenario", made.id))
 
     @get("/{scenario_id:int}", opt=READ_ALL)
-    async def detail(self, state: State, scenario_id: FromPath[int]) -> ScenarioOut:
+    async def detail(self, state: State, scenario_id: PathId) -> ScenarioOut:
         """One scenario (archived too)."""
         found = await _repo(state).get_scenario(scenario_id)
         if found is None:
@@ -427,7 +428,7 @@ class ScenarioController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        scenario_id: FromPath[int],
+        scenario_id: PathId,
         data: JSONBody[ScenarioPatch],
     ) -> ScenarioOut:
         """Change some fields."""
@@ -436,7 +437,7 @@ class ScenarioController(Controller):
 
     @delete("/{scenario_id:int}", status_code=204, opt=MANAGE)
     async def archive(
-        self, request: Request[Any, Any, Any], state: State, scenario_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, scenario_id: PathId
     ) -> None:
         """Archive (hidden from the list; sessions that use it keep working)."""
         await _catalog(state).archive(_actor(request), "scenario", scenario_id)
@@ -474,7 +475,7 @@ class PersonaController(Controller):
 
     @get("/{persona_id:int}", opt=READ_ALL)
     async def detail(
-        self, request: Request[Any, Any, Any], state: State, persona_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, persona_id: PathId
     ) -> PersonaOut | PersonaBrief:
         """One persona (archived too; a trainee gets its brief)."""
         found = await _repo(state).get_persona(persona_id)
@@ -488,7 +489,7 @@ class PersonaController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        persona_id: FromPath[int],
+        persona_id: PathId,
         data: JSONBody[PersonaPatch],
     ) -> PersonaOut:
         """Change some fields."""
@@ -497,7 +498,7 @@ class PersonaController(Controller):
 
     @delete("/{persona_id:int}", status_code=204, opt=MANAGE)
     async def archive(
-        self, request: Request[Any, Any, Any], state: State, persona_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, persona_id: PathId
     ) -> None:
         """Archive (hidden from the list; sessions with it keep working)."""
         await _catalog(state).archive(_actor(request), "persona", persona_id)
@@ -540,9 +541,7 @@ class RubricController(Controller):
         return await _rubric_out(state, made)
 
     @get("/{rubric_id:int}")
-    async def detail(
-        self, state: State, rubric_id: FromPath[int], version: FromQuery[int | None] = None
-    ) -> RubricOut:
+    async def detail(self, state: State, rubric_id: PathId, version: QueryId = None) -> RubricOut:
         """A rubric at its latest version, or at ``?version=N`` (every version stays readable)."""
         found = await _repo(state).get_rubric(rubric_id, version)
         if found is None:
@@ -555,7 +554,7 @@ class RubricController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        rubric_id: FromPath[int],
+        rubric_id: PathId,
         data: JSONBody[RubricPatch],
     ) -> RubricOut:
         """Rename and/or change dimensions (new dimensions -> a new version)."""
@@ -571,7 +570,7 @@ class RubricController(Controller):
 
     @delete("/{rubric_id:int}", status_code=204)
     async def archive(
-        self, request: Request[Any, Any, Any], state: State, rubric_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, rubric_id: PathId
     ) -> None:
         """Archive (hidden from the list; every version stays readable)."""
         await _catalog(state).archive(_actor(request), "rubric", rubric_id)
@@ -603,7 +602,7 @@ class ProductController(Controller):
         return _out(ProductOut, made, await _repo(state).meta("product", made.id))
 
     @get("/{product_id:int}")
-    async def detail(self, state: State, product_id: FromPath[int]) -> ProductOut:
+    async def detail(self, state: State, product_id: PathId) -> ProductOut:
         """One product (archived too)."""
         found = await _repo(state).get_product(product_id)
         if found is None:
@@ -615,7 +614,7 @@ class ProductController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        product_id: FromPath[int],
+        product_id: PathId,
         data: JSONBody[ProductPatch],
     ) -> ProductOut:
         """Change some fields."""
@@ -624,7 +623,7 @@ class ProductController(Controller):
 
     @delete("/{product_id:int}", status_code=204)
     async def archive(
-        self, request: Request[Any, Any, Any], state: State, product_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, product_id: PathId
     ) -> None:
         """Archive (hidden from the list; scenarios and sessions keep reading it)."""
         await _catalog(state).archive(_actor(request), "product", product_id)
@@ -656,7 +655,7 @@ class ComplianceRuleController(Controller):
         return _out(ComplianceRuleOut, made, await _repo(state).meta("compliance_rule", made.id))
 
     @get("/{rule_id:int}")
-    async def detail(self, state: State, rule_id: FromPath[int]) -> ComplianceRuleOut:
+    async def detail(self, state: State, rule_id: PathId) -> ComplianceRuleOut:
         """One rule (archived too)."""
         found = await _repo(state).get_rule(rule_id)
         if found is None:
@@ -668,7 +667,7 @@ class ComplianceRuleController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        rule_id: FromPath[int],
+        rule_id: PathId,
         data: JSONBody[ComplianceRulePatch],
     ) -> ComplianceRuleOut:
         """Change some fields."""
@@ -676,9 +675,7 @@ class ComplianceRuleController(Controller):
         return _out(ComplianceRuleOut, made, await _repo(state).meta("compliance_rule", rule_id))
 
     @delete("/{rule_id:int}", status_code=204)
-    async def archive(
-        self, request: Request[Any, Any, Any], state: State, rule_id: FromPath[int]
-    ) -> None:
+    async def archive(self, request: Request[Any, Any, Any], state: State, rule_id: PathId) -> None:
         """Archive (no longer checked; old reports keep its name)."""
         await _catalog(state).archive(_actor(request), "compliance_rule", rule_id)
 

@@ -11,8 +11,9 @@ from litestar.channels import ChannelsPlugin
 from litestar.datastructures import State, UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
+from appliance.api.params import PathId, QueryId
 from appliance.auth.guards import access, principal_of
 from appliance.db.documents import Document
 from appliance.db.jobs import Job
@@ -201,7 +202,7 @@ class KnowledgeController(Controller):
         )
 
     @get("/documents/{document_id:int}", opt=access("user"))
-    async def detail(self, state: State, document_id: FromPath[int]) -> DocumentDetail:
+    async def detail(self, state: State, document_id: PathId) -> DocumentDetail:
         """One document version: routes per page, chunk count, latest job, other versions."""
         service = _service(state)
         document = await service.get_document(document_id)
@@ -215,19 +216,19 @@ class KnowledgeController(Controller):
         )
 
     @delete("/documents/{document_id:int}", status_code=204, opt=access("manager"))
-    async def remove(self, state: State, document_id: FromPath[int]) -> None:
+    async def remove(self, state: State, document_id: PathId) -> None:
         """Delete a document version: LanceDB rows, stored file and database rows."""
         await _service(state).delete_document(document_id)
 
     @post("/documents/{document_id:int}/reingest", status_code=202, opt=access("manager"))
     async def reingest(
-        self, request: Request[Any, Any, Any], state: State, document_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, document_id: PathId
     ) -> Job:
         """Queue the document again (e.g. after a failure)."""
         return await _service(state).reingest(document_id, _user_id(request))
 
     @get("/jobs/{job_id:int}", opt=access("user"))
-    async def job(self, state: State, job_id: FromPath[int]) -> Job:
+    async def job(self, state: State, job_id: PathId) -> Job:
         """A job's state, stage, progress and error."""
         return await _service(state).get_job(job_id)
 
@@ -246,7 +247,7 @@ class KnowledgeController(Controller):
         mode: FromQuery[str] = "hybrid",
         collection: FromQuery[str | None] = None,
         tag: FromQuery[str | None] = None,
-        document: FromQuery[int | None] = None,
+        document: QueryId = None,
     ) -> SearchResponse:
         """Hybrid search (mode=dense or fulltext for one retriever alone)."""
         return await _service(state).search(

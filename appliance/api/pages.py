@@ -25,6 +25,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from appliance.api.errors import app_error_handler
+from appliance.api.params import PathId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import AuthService
 from appliance.db.practice import SessionRow
@@ -214,7 +215,7 @@ class UserPages(Controller):
 
     @get("/practice/{session_id:int}")
     async def practice(
-        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, session_id: PathId
     ) -> Response[str]:
         """The live practice page (the script connects to /ws/practice/{id})."""
         user = _principal_user(request)
@@ -235,7 +236,7 @@ class UserPages(Controller):
 
     @get("/knowledge/documents/{document_id:int}")
     async def document(
-        self, request: Request[Any, Any, Any], state: State, document_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, document_id: PathId
     ) -> Response[str]:
         """One document: its routes per page (a citation links to #page-N here)."""
         service = state.knowledge
@@ -316,7 +317,7 @@ class ManagerPages(Controller):
 
     @get("/observe/{session_id:int}")
     async def observe(
-        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, session_id: PathId
     ) -> Response[str]:
         """A read-only live view (the script connects to /ws/observe/{id})."""
         coordinator = _coordinator(state)

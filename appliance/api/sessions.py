@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
+from appliance.api.params import PathId, RowId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Principal
 from appliance.db.practice import SessionRow, TurnRow
@@ -26,8 +27,8 @@ Scope = Literal["mine", "team", "all"]
 class SessionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Start practising a scenario with a persona."""
 
-    scenario_id: int
-    persona_id: int
+    scenario_id: RowId
+    persona_id: RowId
 
 
 class SessionOut(msgspec.Struct, kw_only=True):
@@ -181,7 +182,7 @@ class SessionController(Controller):
         session_state: Annotated[
             Literal["active", "ended"] | None, QueryParameter(name="state")
         ] = None,
-        limit: FromQuery[Annotated[int, msgspec.Meta(ge=1, le=500)]] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> list[SessionOut]:
         """Mine (default); a manager's team (``scope=team``); everyone's for admins (``scope=all``)."""
         user = _principal(request).user
@@ -204,7 +205,7 @@ class SessionController(Controller):
 
     @get("/{session_id:int}")
     async def detail(
-        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, session_id: PathId
     ) -> SessionDetail:
         """A session with its transcript."""
         coordinator: Coordinator = state.coordinator
@@ -219,7 +220,7 @@ class SessionController(Controller):
 
     @post("/{session_id:int}/end", status_code=202)
     async def end(
-        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, session_id: PathId
     ) -> SessionOut:
         """End a session (its trainee, or an admin); the report is written in the background."""
         coordinator: Coordinator = state.coordinator
@@ -232,7 +233,7 @@ class SessionController(Controller):
 
     @get("/{session_id:int}/report")
     async def report(
-        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, session_id: PathId
     ) -> Report:
         """The end-of-session report (404 ``report_pending`` until it is written)."""
         coordinator: Coordinator = state.coordinator
@@ -241,7 +242,7 @@ class SessionController(Controller):
 
     @get("/{session_id:int}/report.html")
     async def report_html(
-        self, request: Request[Any, Any, Any], state: State, session_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, session_id: PathId
     ) -> Response[str]:
         """The report as a printable page."""
         coordinator: Coordinator = state.coordinator
@@ -260,7 +261,7 @@ class TrendController(Controller):
 
     @get("/{user_id:int}")
     async def trends(
-        self, request: Request[Any, Any, Any], state: State, user_id: FromPath[int]
+        self, request: Request[Any, Any, Any], state: State, user_id: PathId
     ) -> Trends:
         """Overall and per-dimension scores of a trainee's reports, oldest first.
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from appliance.api.auth import UserOut, actor_of, user_out
+from appliance.api.params import PathId
 from appliance.auth.guards import access
 from appliance.auth.service import AuthService
 from appliance.db.audit import AuditEntry
@@ -86,7 +87,7 @@ class UserController(Controller):
         return UserCreatedOut(user=user_out(user), password=generated)
 
     @get("/{user_id:int}")
-    async def detail(self, state: State, user_id: FromPath[int]) -> UserOut:
+    async def detail(self, state: State, user_id: PathId) -> UserOut:
         """One user."""
         auth: AuthService = state.auth
         return user_out(await auth.get_user(user_id))
@@ -96,7 +97,7 @@ class UserController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        user_id: FromPath[int],
+        user_id: PathId,
         data: JSONBody[UserPatch],
     ) -> UserOut:
         """Change role, team, display name or disabled; disabling ends their sessions at once."""
@@ -116,7 +117,7 @@ class UserController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        user_id: FromPath[int],
+        user_id: PathId,
         data: JSONBody[PasswordResetIn],
     ) -> PasswordResetOut:
         """Set a new password (generated unless given); the user's sessions end."""

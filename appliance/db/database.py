@@ -6,9 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import aiosqlite
+import msgspec
+
+SQLITE_INT_MAX = 2**63 - 1
+"""The largest integer SQLite stores; Python ints past it cannot be bound (OverflowError)."""
+
+RowId = Annotated[int, msgspec.Meta(ge=1, le=SQLITE_INT_MAX)]
+"""A row id or version number as a request may carry it (in a JSON body or a frame)."""
 
 Row = aiosqlite.Row
 Params = Iterable[Any] | dict[str, Any]

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import msgspec
+from appliance.api.params import PathId
 from appliance.auth.guards import access, principal_of
 from appliance.config import RealtimeConfig
 from appliance.practice.access import may_practice, may_view
@@ -27,14 +28,13 @@ from appliance.realtime.protocol import client_decoder
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
-from litestar.params import FromPath
 
 log = logging.getLogger(__name__)
 
 
 @websocket("/ws/practice/{session_id:int}", opt=access("user"))
 async def practice_socket(
-    socket: WebSocket[Any, Any, Any], session_id: FromPath[int], state: State
+    socket: WebSocket[Any, Any, Any], session_id: PathId, state: State
 ) -> None:
     """The trainee's live session."""
     await _serve(socket, session_id, state, role="trainee")
@@ -42,7 +42,7 @@ async def practice_socket(
 
 @websocket("/ws/observe/{session_id:int}", opt=access("manager"))
 async def observe_socket(
-    socket: WebSocket[Any, Any, Any], session_id: FromPath[int], state: State
+    socket: WebSocket[Any, Any, Any], session_id: PathId, state: State
 ) -> None:
     """A read-only live view of a session, for its trainee's manager or an admin."""
     await _serve(socket, session_id, state, role="observer")

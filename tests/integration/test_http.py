@@ -116,3 +116,56 @@ def test_cookieless_requests_store_no_session(
     assert after == before
     # a logged-in browser's unchanged session is not rewritten or re-sent on every request
     assert "set-cookie" not in clients["manager"].get("/api/auth/me").headers
+
+
+def test_ids_past_sqlite_integers_are_400_naming_the_parameter_on_every_route(
+    clients: dict[str, httpx.Client],
+) -> None:
+    """Every route with an integer in its path, in its query or in its JSON body: a value
+    SQLite cannot bind (a fuzzer's first find) is refused as invalid, never a 500."""
+    admin = clients["admin"]
+    schema = admin.get("/schema/openapi.json").json()
+    huge = 2**64 + 1
+    tried = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            params = [
+                p
+                for p in operation.get("parameters", [])
+                if p["in"] in ("path", "query") and _is_integer(p.get("schema", {}))
+            ]
+            for param in params:
+                url = path
+                query: dict[str, object] = {}
+                for other in operation.get("parameters", []):
+                    if other["in"] == "path":
+                        value = huge if other is param else 1
+                        url = url.replace("{" + other["name"] + "}", str(value))
+                if param["in"] == "query":
+                    query[param["name"]] = huge
+                for bad in (huge, 0) if param["in"] == "path" else (huge,):
+                    target = url.replace(str(huge), str(bad)) if param["in"] == "path" else url
+                    body = {} if method in ("post", "patch", "put") else None
+                    r = admin.request(method.upper(), target, params=query, json=body)
+                    tried += 1
+                    if param["in"] == "query":  # an id is refused; a limit or k is clamped
+                        assert r.status_code in (200, 400), (method, target, query, r.text)
+                        continue
+                    assert r.status_code == 400, (method, target, query, r.status_code, r.text)
+                    assert r.json()["code"] in ("invalid_request", "invalid_input"), r.text
+                    assert param["name"] in r.text, (method, target, query, r.text)
+    assert tried >= 40  # the id routes of users, tokens, catalogue, knowledge, sessions
+    for path, body in (
+        ("/api/sessions", {"scenario_id": huge, "persona_id": 1}),
+        ("/api/scenarios", {"name": "s", "objective": "o", "course_id": huge}),
+    ):
+        r = admin.post(path, json=body)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_request", r.text
+    assert admin.get("/api/auth/me").status_code == 200
+
+
+def _is_integer(schema: dict[str, object]) -> bool:
+    if schema.get("type") == "integer":
+        return True
+    options = schema.get("oneOf") or schema.get("anyOf") or []
+    return any(isinstance(o, dict) and o.get("type") == "integer" for o in options)  # type: ignore[union-attr]

@@ -67,6 +67,9 @@ def test_token_bucket_burst_then_rate() -> None:
         (b'{"type": "dance"}', "unknown_type"),
         (b'{"type": "say", "text": "hi"}', "invalid_message"),
         (b'{"type": "hello", "last_seq": "x"}', "invalid_message"),
+        # past what SQLite can bind: refused here, not an OverflowError in the replay query
+        (b'{"type": "hello", "last_seq": 100000000000000000000}', "invalid_message"),
+        (b'{"type": "hello", "last_seq": -1}', "invalid_message"),
     ],
 )
 def test_bad_frames_map_to_codes(frame: bytes, code: str) -> None:
