@@ -15,7 +15,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from appliance.errors import AppError
+from appliance.errors import AppError, OutOfRange
 
 log = logging.getLogger("appliance.api")
 
@@ -82,6 +82,15 @@ def http_error_handler(
     return Response(_body(code, message, detail), status_code=status, headers=exc.headers)
 
 
+def overflow_handler(
+    request: Request[Any, Any, Any], exc: OverflowError
+) -> Response[dict[str, Any]]:
+    """A number past SQLite's 64-bit integers (an id like 99999999999999999999) is bad input."""
+    if "SQLite INTEGER" not in str(exc):
+        return internal_error_handler(request, exc)
+    return app_error_handler(request, OutOfRange())
+
+
 def internal_error_handler(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[dict[str, Any]]:
@@ -99,5 +108,6 @@ def internal_error_handler(
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: app_error_handler,
     HTTPException: http_error_handler,
+    OverflowError: overflow_handler,
     Exception: internal_error_handler,
 }

@@ -24,7 +24,7 @@ from appliance.config import Settings
 from appliance.db.database import Database
 from appliance.db.documents import Document, DocumentRepository
 from appliance.db.jobs import Job, JobRepository
-from appliance.errors import AppError, InvalidInput, NotFound
+from appliance.errors import SQLITE_INT_MAX, AppError, InvalidInput, NotFound, OutOfRange
 from appliance.knowledge.embedding import Embedder
 from appliance.knowledge.errors import KnowledgeError, TooLarge
 from appliance.knowledge.jobs import WorkerPool
@@ -505,6 +505,8 @@ class KnowledgeService:
             raise InvalidInput("the query is empty")
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
+        if document_id is not None and abs(document_id) > SQLITE_INT_MAX:
+            raise OutOfRange("document")
         k = max(1, min(k or self.config.search_k, 100))
         _, store, retriever = await self.parts()
         chosen: Mode = mode

@@ -123,6 +123,10 @@ async def on_say(coordinator: Coordinator, conn: Connection, msg: Say) -> None:
         except AppError as err:
             app_error(conn, err, msg.client_turn_id)
             return
+        except Exception:
+            log.exception("practice: turn failed in session %s", conn.session.id)
+            error_frame(conn, "internal_error", "internal error", client_turn_id=msg.client_turn_id)
+            return
         if outcome.duplicate:  # a resend: this client gets the stored result, no second reply
             for data in outcome.events:
                 conn.send_direct(data)
@@ -158,6 +162,9 @@ async def dispatch(coordinator: Coordinator, conn: Connection, msg: ClientFrame)
         await HANDLERS[type(msg)](coordinator, conn, msg)
     except AppError as err:
         app_error(conn, err)
+    except Exception:  # logged with its traceback; the connection stays
+        log.exception("practice: %s failed in session %s", type(msg).__name__, conn.session.id)
+        error_frame(conn, "internal_error", "internal error")
 
 
 def decode_error(err: msgspec.MsgspecError) -> tuple[str, str]:

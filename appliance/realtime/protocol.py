@@ -9,7 +9,10 @@ protocol version ``v`` and the session's ``seq`` (see that module for how ``seq`
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+from appliance.errors import SQLITE_INT_MAX
 from appliance.practice.events import PROTOCOL_VERSION, AnyServerEvent
 
 
@@ -22,7 +25,7 @@ class ClientMessage(msgspec.Struct, tag_field="type", kw_only=True, forbid_unkno
 class Hello(ClientMessage, tag="hello"):
     """Start (or resume) receiving: events after ``last_seq`` are replayed first."""
 
-    last_seq: int | None = None
+    last_seq: Annotated[int, msgspec.Meta(le=SQLITE_INT_MAX)] | None = None
 
 
 class Say(ClientMessage, tag="say"):

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from appliance.auth.guards import access, principal_of
 from appliance.config import RealtimeConfig
+from appliance.errors import SQLITE_INT_MAX
 from appliance.practice.access import may_practice, may_view
 from appliance.practice.coordinator import Coordinator
 from appliance.realtime import connection as c
@@ -59,7 +60,8 @@ async def _serve(
     if principal is None:
         await socket.close(code=c.CLOSE_NOT_AUTHENTICATED, reason="not authenticated")
         return
-    session = await coordinator.repo.get_session(session_id)
+    too_big = abs(session_id) > SQLITE_INT_MAX  # no such row, and SQLite cannot even look
+    session = None if too_big else await coordinator.repo.get_session(session_id)
     if session is None:
         await socket.close(code=c.CLOSE_NOT_FOUND, reason="no such session")
         return

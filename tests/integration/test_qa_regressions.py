@@ -1,0 +1,95 @@
+"""Rough edges found by exploratory QA against a running appliance, each pinned by a test.
+
+One real server (demo pack loaded), real users, real WebSockets; every test is quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from appliance.testing import ServerProcess
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import Account, add_user, login
+from tests.integration.practice_helpers import WS, new_session
+
+pytestmark = pytest.mark.timeout(300)
+
+PEOPLE = {
+    "admin": Account("qa-admin", "admin", "hq"),
+    "manager": Account("qa-manager", "manager", "alpha"),
+    "manager_b": Account("qa-manager-b", "manager", "beta"),
+    "trainee": Account("qa-trainee", "trainee", "alpha"),
+}
+HUGE = 99999999999999999999  # past SQLite's 64-bit integers
+
+
+@pytest.fixture(scope="module")
+def qa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """An appliance with the demo pack (its documents ingest in the background)."""
+    state = tmp_path_factory.mktemp("qa-state")
+    for account in PEOPLE.values():
+        add_user(state, account)
+    with ServerProcess(
+        state,
+        SALESBOOST__DEMO__LOAD_ON_EMPTY="true",
+        SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
+    ) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def qa(qa_server: ServerProcess) -> Iterator[dict[str, httpx.Client]]:
+    """Logged-in clients by role name."""
+    made = {name: login(qa_server, account) for name, account in PEOPLE.items()}
+    yield made
+    for client in made.values():
+        client.close()
+
+
+def test_ids_past_64_bits_are_400_out_of_range_not_500(
+    qa_server: ServerProcess, qa: dict[str, httpx.Client]
+) -> None:
+    manager, trainee = qa["manager"], qa["trainee"]
+    answers = [
+        manager.get(f"/api/personas/{HUGE}"),
+        manager.get(f"/api/scenarios/{HUGE}"),
+        manager.patch(f"/api/rubrics/{HUGE}", json={"name": "x"}),
+        manager.get("/api/rubrics/1", params={"version": HUGE}),
+        manager.get(f"/api/knowledge/jobs/{HUGE}"),
+        manager.get("/api/knowledge/search", params={"q": "fee", "document": HUGE}),
+        trainee.get(f"/api/sessions/{HUGE}"),
+        trainee.get(f"/api/trends/{HUGE}"),
+        trainee.post("/api/sessions", json={"scenario_id": HUGE, "persona_id": 1}),
+        trainee.get(f"/practice/{HUGE}"),
+    ]
+    for answer in answers:
+        assert answer.status_code == 400, (answer.request.url, answer.text)
+        assert answer.json()["code"] == "out_of_range", answer.text
+    assert "unhandled error" not in qa_server.log()
+
+
+def test_hello_with_a_huge_last_seq_is_an_error_event_and_the_socket_stays(
+    qa_server: ServerProcess, qa: dict[str, httpx.Client]
+) -> None:
+    trainee = qa["trainee"]
+    session = new_session(trainee)
+    ws = WS.open(qa_server.url, session["id"], trainee)
+    try:
+        ws.send(type="hello", last_seq=HUGE)
+        error = ws.until("error", timeout=15)[-1]
+        assert error["code"] == "invalid_message"
+        assert ws.hello()["type"] == "welcome"  # still connected and usable
+        ws.send(type="ping")
+        assert ws.until("pong", timeout=15)[-1]["type"] == "pong"
+    finally:
+        ws.close()
+    # a socket to a session id SQLite cannot hold is "no such session", not an internal error
+    with pytest.raises(ConnectionClosed) as closed:
+        huge = WS.open(qa_server.url, HUGE, trainee)
+        huge.send(type="hello")
+        huge.recv(timeout=15)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+    assert "Traceback" not in qa_server.log()
