@@ -28,6 +28,7 @@ from appliance.api.intent import IntentController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
 from appliance.api.pages import page_router, static_router
+from appliance.api.schema_page import schema_render_plugins
 from appliance.api.sessions import SessionController, TrendController
 from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
@@ -182,6 +183,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
             version=__version__,
             path="/schema",
             openapi_router=Router("/schema", route_handlers=[], opt=access("public")),
+            render_plugins=schema_render_plugins(),  # no CDN: the default pages load from one
         ),
         debug=False,
         logging_config=None,  # appliance.logs configures logging for the whole process

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,7 +27,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "credential")
+SECRET_WORDS = (
+    "password",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "credential",
+    "credentials",
+    "passphrase",
+)
 
 
 class Ctx:
@@ -187,7 +197,20 @@ def config() -> None:
 
 
 def _redact(key: str, value: Any) -> Any:
-    return "********" if any(w in key.lower() for w in SECRET_WORDS) and value else value
+    """A value as `config show` prints it: a string under a secret-sounding key is masked.
+
+    Only the key's own name counts, word by word (not its section: `secrets.keyring` is a backend name), only
+    strings can hold a secret (`llm.context_tokens` is a count), and a `*_secret` key names a
+    keyring entry rather than holding one. Credentials inside a URL are masked too.
+    """
+    if not isinstance(value, str) or not value:
+        return value
+    name = key.rpartition(".")[2].lower()
+    words = set(name.split("_"))  # whole words: `remote_tokenizer` is not a token
+    secret = bool(words & set(SECRET_WORDS)) or "api_key" in name or "apikey" in name
+    if secret and not name.endswith("_secret"):
+        return "********"
+    return re.sub(r"(?<=://)[^/@\s]+@", "********@", value)
 
 
 @config.command("show")

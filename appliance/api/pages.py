@@ -40,7 +40,7 @@ from appliance.web.editors import RESOURCES
 from appliance.web.i18n import STRINGS, UiLanguage, choose_language
 from appliance.web.render import STATIC_DIR, render_page
 
-HTML = "text/html; charset=utf-8"
+HTML = "text/html"  # Litestar appends "; charset=utf-8" to text/* itself
 LANG_COOKIE_AGE = 365 * 24 * 3600
 
 

@@ -249,7 +249,7 @@ class SessionController(Controller):
         report = await coordinator.report(session_id)
         ctx = await coordinator.context(session)
         html = render_report_html(report, ctx, session.username)
-        return Response(html, media_type="text/html; charset=utf-8")
+        return Response(html, media_type="text/html")
 
 
 class TrendController(Controller):

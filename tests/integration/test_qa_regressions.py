@@ -5,6 +5,7 @@ One real server (demo pack loaded), real users, real WebSockets; every test is q
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -93,3 +94,30 @@ def test_hello_with_a_huge_last_seq_is_an_error_event_and_the_socket_stays(
         huge.recv(timeout=15)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
     assert "Traceback" not in qa_server.log()
+
+
+def test_schema_page_loads_nothing_from_elsewhere(qa_server: ServerProcess) -> None:
+    page = httpx.get(qa_server.url + "/schema", timeout=30)
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", page.text), "an off-box asset"
+    assert "/api/sessions/{session_id}/report" in page.text  # every operation is listed
+    for link in re.findall(r'(?:href|src)="(/[^"]*)"', page.text):
+        assert httpx.get(qa_server.url + link, timeout=30).status_code == 200, link
+    # the CDN-backed viewers are gone rather than blank
+    assert httpx.get(qa_server.url + "/schema/swagger", timeout=30).status_code == 404
+
+
+def test_pages_say_their_charset_once(
+    qa_server: ServerProcess, qa: dict[str, httpx.Client]
+) -> None:
+    pages = [
+        httpx.get(qa_server.url + "/login", timeout=30),
+        qa["trainee"].get("/home"),
+        qa["trainee"].get("/history"),
+        qa["manager"].get("/knowledge"),
+    ]
+    for page in pages:
+        assert page.status_code == 200, page.request.url
+        assert page.headers["content-type"] == "text/html; charset=utf-8", page.request.url
