@@ -618,9 +618,26 @@ def _files_under(paths: tuple[Path, ...]) -> list[Path]:
     return found
 
 
+def _collection_name(value: str) -> str:
+    """--collection checked like the API checks it (exit 2 naming the rule)."""
+    from appliance.knowledge.errors import KnowledgeError
+    from appliance.knowledge.service import check_collection
+
+    try:
+        return check_collection(value)
+    except KnowledgeError as err:
+        raise click.BadParameter(f"{err.code}: {err.message}") from err
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--collection", default="default", show_default=True, help="Collection to add to.")
+@click.option(
+    "--collection",
+    default="default",
+    show_default=True,
+    help="Collection to add to (letters, digits, '_', '-', '.').",
+    callback=lambda _ctx, _param, value: _collection_name(value),
+)
 @click.option("--tags", default="", help="Comma-separated tags for every file.")
 @pass_ctx
 def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from appliance.db.documents import Document, DocumentRepository
 from appliance.db.jobs import Job, JobRepository
 from appliance.errors import SQLITE_INT_MAX, AppError, InvalidInput, NotFound, OutOfRange
 from appliance.knowledge.embedding import Embedder
-from appliance.knowledge.errors import KnowledgeError, TooLarge
+from appliance.knowledge.errors import InvalidCollection, KnowledgeError, TooLarge
 from appliance.knowledge.jobs import WorkerPool
 from appliance.knowledge.search import MODES, Mode, Retriever, best_per_parent, load_reranker
 from appliance.knowledge.store import Store, child_id, parent_id, tags_field
@@ -76,6 +77,24 @@ class Upload:
     document: Document
     job: Job | None
     duplicate: bool
+
+
+COLLECTION_NAME = re.compile(r"^[\w.\-]{1,100}$")
+
+
+def check_collection(name: str | None) -> str:
+    """The collection name to store (blank: ``default``); one a scenario could not name is refused.
+
+    Scenarios name their collection with the same rule (letters, digits, '_', '-', '.'), so a
+    document filed under "Product Docs!" would be unreachable by any scenario.
+    """
+    collection = (name or "default").strip() or "default"
+    if not COLLECTION_NAME.match(collection):
+        raise InvalidCollection(
+            f"collection {collection[:100]!r}: use 1-100 letters, digits, '_', '-' or '.'",
+            detail={"field": "collection"},
+        )
+    return collection
 
 
 class KnowledgeService:
@@ -174,7 +193,7 @@ class KnowledgeService:
 
         Raises ``UnsupportedType`` (415, ``unsupported_type``) for a type no extractor reads.
         """
-        collection = (collection or "default").strip() or "default"
+        collection = check_collection(collection)
         tags = sorted({t.strip() for t in (tags or []) if t.strip()})
         name = Path(filename or "upload").name or "upload"
         sha, size = await asyncio.to_thread(self._store_file, data, name)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from appliance.testing import ServerProcess
+from appliance.testing import ServerProcess, cli
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import Account, add_user, login
@@ -121,3 +122,45 @@ def test_pages_say_their_charset_once(
     for page in pages:
         assert page.status_code == 200, page.request.url
         assert page.headers["content-type"] == "text/html; charset=utf-8", page.request.url
+
+
+def test_observe_page_of_another_team_is_not_found(qa: dict[str, httpx.Client]) -> None:
+    session = new_session(qa["trainee"])  # team alpha
+    own = qa["manager"].get(f"/observe/{session['id']}")
+    assert own.status_code == 200
+    other = qa["manager_b"].get(f"/observe/{session['id']}")  # team beta
+    missing = qa["manager_b"].get("/observe/987654")
+    assert other.status_code == missing.status_code == 404
+    assert other.json()["code"] == missing.json()["code"] == "not_found"
+    assert qa["admin"].get(f"/observe/{session['id']}").status_code == 200
+
+
+def test_a_collection_no_scenario_could_name_is_refused_at_upload(
+    qa: dict[str, httpx.Client], tmp_path: Path
+) -> None:
+    manager = qa["manager"]
+    files = [("files", ("lounge.txt", b"Lounge access is free for cardholders.", "text/plain"))]
+    bad = manager.post(
+        "/api/knowledge/documents", files=files, data={"collection": "Product Docs!"}
+    )
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["code"] == "invalid_field"
+    assert bad.json()["detail"] == {"field": "collection"}
+    listed = manager.get("/api/knowledge/documents").json()
+    assert not [d for d in listed if d["collection"] == "Product Docs!"]
+    good = manager.post("/api/knowledge/documents", files=files, data={"collection": "产品.v2"})
+    assert good.status_code == 202, good.text
+    scenario = manager.post(
+        "/api/scenarios",
+        json={
+            "name": "Lounge questions",
+            "description": "A cardholder asks about lounges.",
+            "objective": "Explain lounge access.",
+            "knowledge_collection": "产品.v2",
+        },
+    )
+    assert scenario.status_code == 201, scenario.text
+    (tmp_path / "doc.txt").write_text("Some product text.", encoding="utf-8")
+    ingest = cli(tmp_path, "ingest", str(tmp_path / "doc.txt"), "--collection", "Product Docs!")
+    assert ingest.returncode == 2
+    assert "invalid_field" in ingest.stderr
