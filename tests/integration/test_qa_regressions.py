@@ -6,6 +6,7 @@ One real server (demo pack loaded), real users, real WebSockets; every test is q
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +165,38 @@ def test_a_collection_no_scenario_could_name_is_refused_at_upload(
     ingest = cli(tmp_path, "ingest", str(tmp_path / "doc.txt"), "--collection", "Product Docs!")
     assert ingest.returncode == 2
     assert "invalid_field" in ingest.stderr
+
+
+def test_a_catastrophic_compliance_regex_does_not_freeze_the_server(
+    qa_server: ServerProcess, qa: dict[str, httpx.Client]
+) -> None:
+    manager, trainee = qa["manager"], qa["trainee"]
+    rule = manager.post(
+        "/api/compliance-rules",
+        json={
+            "name": "QA nested repeats",
+            "kind": "regex",
+            "pattern": "(a+)+$",
+            "severity": "warn",
+            "applies_to": "both",
+            "message": "a manager's slip",
+        },
+    )
+    assert rule.status_code == 201, rule.text
+    session = new_session(trainee)
+    ws = WS.open(qa_server.url, session["id"], trainee)
+    try:
+        ws.hello()
+        ws.send(type="say", client_turn_id="redos", text="a" * 1900 + "!")
+        # with Python's re the trainee-line check alone would hold the event loop for ages;
+        # the server keeps answering while the rule is cut off (and says so in its log)
+        deadline = time.monotonic() + 20
+        while "QA nested repeats" not in qa_server.log():
+            assert time.monotonic() < deadline, "the skipped rule was never logged"
+            probe_started = time.monotonic()
+            assert httpx.get(qa_server.url + "/healthz", timeout=10).status_code == 200
+            assert time.monotonic() - probe_started < 2
+            time.sleep(0.2)
+    finally:
+        ws.close()
+        manager.delete(f"/api/compliance-rules/{rule.json()['id']}")
