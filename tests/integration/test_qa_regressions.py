@@ -200,3 +200,31 @@ def test_a_catastrophic_compliance_regex_does_not_freeze_the_server(
     finally:
         ws.close()
         manager.delete(f"/api/compliance-rules/{rule.json()['id']}")
+
+
+def test_messages_say_what_is_wrong_in_the_callers_terms(qa: dict[str, httpx.Client]) -> None:
+    manager = qa["manager"]
+    heavy = manager.post(
+        "/api/rubrics",
+        content=b'{"name": "r", "dimensions": [{"key": "a", "name": "A", "weight": 1e308, '
+        b'"description": "d"}]}',
+        headers={"content-type": "application/json"},
+    )
+    assert heavy.status_code == 400
+    assert heavy.json()["code"] == "invalid_weight"
+    assert "at most" in heavy.json()["message"], heavy.text  # not "must be > 0, got 1e+308"
+    broken = manager.post(
+        "/api/knowledge/documents",
+        files=[("files", ("scan.png", b"\x89PNG\r\n\x1a\nnot really", "image/png"))],
+        data={"collection": "qa-broken"},
+    )
+    assert broken.status_code == 202, broken.text
+    job_id = broken.json()["items"][0]["job"]["id"]
+    deadline = time.monotonic() + 15
+    job = manager.get(f"/api/knowledge/jobs/{job_id}").json()
+    while job["state"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+        job = manager.get(f"/api/knowledge/jobs/{job_id}").json()
+    assert job["error_code"] == "corrupt_file"
+    assert "documents/" not in job["error_message"], job  # no server path in the message
