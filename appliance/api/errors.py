@@ -39,6 +39,20 @@ def _body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return body
 
 
+def _missing_body(extra: Any) -> list[dict[str, str]] | None:
+    """Litestar's detail for an absent body is the bare KeyError text "'data'": say it plainly."""
+    if not isinstance(extra, list):
+        return None
+    missing = [
+        e
+        for e in extra
+        if isinstance(e, dict) and e.get("key") == "data" and e.get("message") == "'data'"
+    ]
+    if not missing or len(missing) != len(extra):
+        return None
+    return [{"message": "the JSON body is missing", "key": "data", "source": "body"}]
+
+
 def app_error_handler(_: Request[Any, Any, Any], exc: AppError) -> Response[dict[str, Any]]:
     """An AppError as its status and code."""
     return Response(
@@ -57,8 +71,13 @@ def http_error_handler(
     message = exc.detail
     if isinstance(exc, ValidationException):
         code = "invalid_request"
-        detail = exc.extra or None
-        message = "the request body or parameters are invalid"
+        missing = _missing_body(exc.extra)
+        detail = missing or exc.extra or None
+        message = (
+            "the request has no body: send a JSON object"
+            if missing
+            else "the request body or parameters are invalid"
+        )
     elif isinstance(exc, NotFoundException):
         code = "not_found"
         message = f"no route {request.method} {request.url.path}"

@@ -228,3 +228,22 @@ def test_messages_say_what_is_wrong_in_the_callers_terms(qa: dict[str, httpx.Cli
         job = manager.get(f"/api/knowledge/jobs/{job_id}").json()
     assert job["error_code"] == "corrupt_file"
     assert "documents/" not in job["error_message"], job  # no server path in the message
+
+
+def test_a_missing_body_is_named_and_reset_password_needs_none(
+    qa: dict[str, httpx.Client],
+) -> None:
+    empty = qa["manager"].post("/api/personas")
+    assert empty.status_code == 400
+    assert empty.json()["code"] == "invalid_request"
+    assert empty.json()["message"] == "the request has no body: send a JSON object"
+    assert "'data'" not in empty.text  # Litestar's bare KeyError text
+    admin = qa["admin"]
+    made = admin.post(
+        "/api/users", json={"username": "qa-reset-me", "role": "trainee", "team": "alpha"}
+    )
+    assert made.status_code == 201, made.text
+    reset = admin.post(f"/api/users/{made.json()['user']['id']}/reset-password")  # no body
+    assert reset.status_code == 200, reset.text
+    assert len(reset.json()["password"]) >= 10
+    assert admin.post("/api/users/987654/reset-password").status_code == 404
