@@ -247,3 +247,35 @@ def test_a_missing_body_is_named_and_reset_password_needs_none(
     assert reset.status_code == 200, reset.text
     assert len(reset.json()["password"]) >= 10
     assert admin.post("/api/users/987654/reset-password").status_code == 404
+
+
+def test_no_new_session_on_an_archived_scenario_or_persona(qa: dict[str, httpx.Client]) -> None:
+    manager, trainee = qa["manager"], qa["trainee"]
+    persona = manager.post(
+        "/api/personas",
+        json={"name": "QA Ms. Lin", "description": "A careful saver.", "language": "en"},
+    ).json()
+    rubric_id = manager.get("/api/rubrics").json()[0]["id"]
+    scenario = manager.post(
+        "/api/scenarios",
+        json={
+            "name": "QA archive check",
+            "description": "A short call.",
+            "objective": "Be clear.",
+            "rubric_id": rubric_id,
+            "persona_ids": [persona["id"]],
+        },
+    ).json()
+    pair = {"scenario_id": scenario["id"], "persona_id": persona["id"]}
+    before = trainee.post("/api/sessions", json=pair)
+    assert before.status_code == 201, before.text
+    assert manager.delete(f"/api/personas/{persona['id']}").status_code == 204
+    refused = trainee.post("/api/sessions", json=pair)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "unknown_reference"
+    assert "archived" in refused.json()["message"]
+    assert manager.delete(f"/api/scenarios/{scenario['id']}").status_code == 204
+    refused = trainee.post("/api/sessions", json=pair)
+    assert refused.status_code == 422 and "archived" in refused.json()["message"]
+    # the session started before the archive keeps working
+    assert trainee.get(f"/api/sessions/{before.json()['id']}").status_code == 200
