@@ -134,6 +134,19 @@ class AuthService:
             await self.tokens.touch(token_id)
         return Principal(user=user, via="token", token_id=token_id)
 
+    async def revalidate(
+        self, principal: Principal, session: dict[str, Any] | None
+    ) -> Principal | None:
+        """The caller as they stand now, or None when their login is void since (disabled,
+        password reset, token revoked): a long-lived WebSocket asks before each frame."""
+        if principal.via == "session":
+            return await self.from_session(session or {})
+        token = await self.tokens.get(principal.token_id) if principal.token_id else None
+        user = await self.users.get(principal.user.id)
+        if token is None or token.revoked_at is not None or user is None or user.disabled:
+            return None
+        return Principal(user=user, via="token", token_id=token.id)
+
     async def logout(self, user: User, ip: str) -> None:
         """Record a logout (the caller clears the session)."""
         await self.audit.record("logout", actor=user.username, actor_id=user.id, ip=ip)

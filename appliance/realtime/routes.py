@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from appliance.auth.guards import access, principal_of
+from appliance.auth.service import AuthService
 from appliance.config import RealtimeConfig
 from appliance.errors import SQLITE_INT_MAX
 from appliance.practice.access import may_practice, may_view
@@ -24,7 +26,7 @@ from appliance.practice.coordinator import Coordinator
 from appliance.realtime import connection as c
 from appliance.realtime.handlers import decode_error, dispatch, error_frame
 from appliance.realtime.hub import Hub
-from appliance.realtime.protocol import client_decoder
+from appliance.realtime.protocol import Ping, client_decoder
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
@@ -82,11 +84,27 @@ async def _serve(
         outbox=c.Outbox(config.backlog),
         bucket=c.TokenBucket(config.rate_per_s, config.rate_burst),
     )
+    auth: AuthService = state.auth
+    cookie_session = socket.scope.get("session")
+
+    async def still_allowed() -> int | None:
+        """None while the caller may go on, else the close code (disabled, signed out...)."""
+        now = await auth.revalidate(
+            principal, cookie_session if isinstance(cookie_session, dict) else None
+        )
+        if now is None:
+            return c.CLOSE_NOT_AUTHENTICATED
+        if role == "observer" and not may_view(
+            session, user_id=now.user.id, role=now.user.role, team_id=now.user.team_id
+        ):
+            return c.CLOSE_FORBIDDEN
+        return None
+
     async with hub.subscribe(session_id) as subscriber:
         pump = asyncio.ensure_future(_pump(subscriber.iter_events(), conn))
         writer = asyncio.ensure_future(_write(socket, conn))
         try:
-            await _read(socket, coordinator, conn, config)
+            await _read(socket, coordinator, conn, config, still_allowed)
         finally:
             pump.cancel()
             writer.cancel()
@@ -117,6 +135,7 @@ async def _read(
     coordinator: Coordinator,
     conn: c.Connection,
     config: RealtimeConfig,
+    still_allowed: Callable[[], Awaitable[int | None]],
 ) -> None:
     while True:
         try:
@@ -140,6 +159,12 @@ async def _read(
             code, message = decode_error(err)
             error_frame(conn, code, message)
             continue
+        if not isinstance(msg, Ping) and (close := await still_allowed()) is not None:
+            # disabled, password reset, token revoked or no longer the team's manager since
+            # the socket opened: HTTP refuses them at once, so does this socket
+            with contextlib.suppress(Exception):
+                await socket.close(code=close, reason="your login is no longer valid")
+            return
         await dispatch(coordinator, conn, msg)
 
 

@@ -279,3 +279,34 @@ def test_no_new_session_on_an_archived_scenario_or_persona(qa: dict[str, httpx.C
     assert refused.status_code == 422 and "archived" in refused.json()["message"]
     # the session started before the archive keeps working
     assert trainee.get(f"/api/sessions/{before.json()['id']}").status_code == 200
+
+
+def test_a_disabled_trainees_open_socket_stops_at_once(
+    qa_server: ServerProcess, qa: dict[str, httpx.Client]
+) -> None:
+    admin = qa["admin"]
+    made = admin.post(
+        "/api/users",
+        json={
+            "username": "qa-leaver",
+            "role": "trainee",
+            "team": "alpha",
+            "password": "leaver-pass-123",
+        },
+    )
+    assert made.status_code == 201, made.text
+    leaver = login(qa_server, Account("qa-leaver", "trainee", "alpha", "leaver-pass-123"))
+    session = new_session(leaver)
+    ws = WS.open(qa_server.url, session["id"], leaver)
+    try:
+        ws.hello()
+        user_id = made.json()["user"]["id"]
+        assert admin.patch(f"/api/users/{user_id}", json={"disabled": True}).status_code == 200
+        ws.send(type="say", client_turn_id="after-disable", text="Hello, anyone there?")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.until("npc_done", timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    finally:
+        ws.close()
+    detail = admin.get(f"/api/sessions/{session['id']}").json()
+    assert detail["session"]["turns"] == 0  # the line after the disable never became a turn
