@@ -202,30 +202,61 @@ class KnowledgeService:
             return Upload(existing, await self.jobs.latest_for(existing.id), duplicate=True)
         title = (title or Path(name).stem or name).strip()[:300]
         async with self.db.transaction() as conn:
-            row = await (
+            # again under the write lock: the same file uploaded twice at once (a double drop,
+            # or the CLI and the API together) must still become one document
+            same = await (
                 await conn.execute(
-                    "SELECT COALESCE(MAX(version), 0) FROM documents "
-                    "WHERE collection = ? AND title = ?",
-                    (collection, title),
+                    "SELECT id FROM documents WHERE collection = ? AND sha256 = ? "
+                    "ORDER BY version DESC LIMIT 1",
+                    (collection, sha),
                 )
             ).fetchone()
-            version = int(row[0]) + 1 if row else 1
-            cur = await conn.execute(
-                "INSERT INTO documents (title, filename, sha256, size, version, collection, "
-                "tags, uploader_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (title, name, sha, size, version, collection, json.dumps(tags), uploader_id),
-            )
-            doc_id = int(cur.lastrowid or 0)
-            cur = await conn.execute(
-                "INSERT INTO jobs (document_id, user_id) VALUES (?, ?)", (doc_id, uploader_id)
-            )
-            job_id = int(cur.lastrowid or 0)
+            if same is not None:
+                doc_id, job_id = int(same[0]), 0
+            else:
+                doc_id, job_id = await self._insert_version(
+                    conn, title, name, sha, size, collection, tags, uploader_id
+                )
+        if not job_id:
+            existing = await self.documents.get(doc_id)
+            assert existing is not None
+            return Upload(existing, await self.jobs.latest_for(doc_id), duplicate=True)
         self.pool.submit(job_id)
         document = await self.documents.get(doc_id)
         assert document is not None
         job = await self.jobs.get(job_id)
         self._announce(job)
         return Upload(document, job, duplicate=False)
+
+    @staticmethod
+    async def _insert_version(
+        conn: Any,
+        title: str,
+        name: str,
+        sha: str,
+        size: int,
+        collection: str,
+        tags: list[str],
+        uploader_id: int | None,
+    ) -> tuple[int, int]:
+        """Insert the next version of ``title`` and its job (inside the caller's transaction)."""
+        row = await (
+            await conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM documents WHERE collection = ? AND title = ?",
+                (collection, title),
+            )
+        ).fetchone()
+        version = int(row[0]) + 1 if row else 1
+        cur = await conn.execute(
+            "INSERT INTO documents (title, filename, sha256, size, version, collection, "
+            "tags, uploader_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (title, name, sha, size, version, collection, json.dumps(tags), uploader_id),
+        )
+        doc_id = int(cur.lastrowid or 0)
+        cur = await conn.execute(
+            "INSERT INTO jobs (document_id, user_id) VALUES (?, ?)", (doc_id, uploader_id)
+        )
+        return doc_id, int(cur.lastrowid or 0)
 
     async def check_type(self, filename: str, data: bytes | Path) -> None:
         """Raise ``UnsupportedType`` when no extractor reads this file (nothing is stored)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -310,3 +311,27 @@ def test_a_disabled_trainees_open_socket_stops_at_once(
         ws.close()
     detail = admin.get(f"/api/sessions/{session['id']}").json()
     assert detail["session"]["turns"] == 0  # the line after the disable never became a turn
+
+
+def test_the_same_file_dropped_twice_at_once_is_one_document(
+    qa_server: ServerProcess, qa: dict[str, httpx.Client]
+) -> None:
+    manager = qa["manager"]
+    content = f"Race {time.time_ns()}: lounge access is unlimited for the cardholder.".encode()
+
+    def upload(i: int) -> httpx.Response:
+        with httpx.Client(base_url=qa_server.url, cookies=manager.cookies, timeout=60) as c:
+            return c.post(
+                "/api/knowledge/documents",
+                files=[("files", (f"race{i}.txt", content, "text/plain"))],
+                data={"collection": "qa-race"},
+            )
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(upload, range(6)))
+    assert all(a.status_code == 202 for a in answers), [a.text for a in answers]
+    ids = {a.json()["items"][0]["document"]["id"] for a in answers}
+    assert len(ids) == 1, ids
+    assert sum(not a.json()["items"][0]["duplicate"] for a in answers) == 1
+    listed = manager.get("/api/knowledge/documents").json()
+    assert [d["id"] for d in listed if d["collection"] == "qa-race"] == list(ids)
