@@ -114,7 +114,12 @@ async def on_hello(coordinator: Coordinator, conn: Connection, msg: Hello) -> No
 async def on_say(coordinator: Coordinator, conn: Connection, msg: Say) -> None:
     """Run a turn in its own task; the reply reaches every connection through the hub."""
     if conn.role != "trainee":
-        error_frame(conn, "read_only", "observers cannot speak in a session")
+        error_frame(
+            conn,
+            "read_only",
+            "observers cannot speak in a session",
+            client_turn_id=msg.client_turn_id,
+        )
         return
 
     async def run() -> None:
@@ -156,7 +161,8 @@ HANDLERS: dict[type[Any], Handler] = {Hello: on_hello, Say: on_say, End: on_end,
 async def dispatch(coordinator: Coordinator, conn: Connection, msg: ClientFrame) -> None:
     """Route a decoded frame to its handler; typed errors become ``error`` events."""
     if not conn.ready and not isinstance(msg, Hello | Ping):
-        error_frame(conn, "not_ready", "send hello first")
+        cid = msg.client_turn_id if isinstance(msg, Say) else None  # so a client can match it
+        error_frame(conn, "not_ready", "send hello first", client_turn_id=cid)
         return
     try:
         await HANDLERS[type(msg)](coordinator, conn, msg)

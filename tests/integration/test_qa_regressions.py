@@ -335,3 +335,22 @@ def test_the_same_file_dropped_twice_at_once_is_one_document(
     assert sum(not a.json()["items"][0]["duplicate"] for a in answers) == 1
     listed = manager.get("/api/knowledge/documents").json()
     assert [d["id"] for d in listed if d["collection"] == "qa-race"] == list(ids)
+
+
+def test_refused_says_carry_their_client_turn_id(
+    qa_server: ServerProcess, qa: dict[str, httpx.Client]
+) -> None:
+    session = new_session(qa["trainee"])
+    early = WS.open(qa_server.url, session["id"], qa["trainee"])
+    watcher = WS.open(qa_server.url, session["id"], qa["manager"], kind="observe")
+    try:
+        early.send(type="say", client_turn_id="too-early", text="Hello?")
+        error = early.until("error", timeout=15)[-1]
+        assert (error["code"], error["client_turn_id"]) == ("not_ready", "too-early")
+        watcher.hello()
+        watcher.send(type="say", client_turn_id="observer-line", text="Hello?")
+        error = watcher.until("error", timeout=15)[-1]
+        assert (error["code"], error["client_turn_id"]) == ("read_only", "observer-line")
+    finally:
+        early.close()
+        watcher.close()
