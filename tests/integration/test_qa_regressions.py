@@ -354,3 +354,24 @@ def test_refused_says_carry_their_client_turn_id(
     finally:
         early.close()
         watcher.close()
+
+
+def test_a_chinese_sessions_report_page_is_in_chinese(qa: dict[str, httpx.Client]) -> None:
+    trainee = qa["trainee"]
+    pages = {}
+    for language in ("zh", "en"):
+        session = new_session(trainee, language)
+        ended = trainee.post(f"/api/sessions/{session['id']}/end")  # no turns: a quick report
+        assert ended.status_code == 202, ended.text
+        deadline = time.monotonic() + 30
+        page = trainee.get(f"/api/sessions/{session['id']}/report.html")
+        while page.status_code == 404 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            page = trainee.get(f"/api/sessions/{session['id']}/report.html")
+        assert page.status_code == 200, page.text
+        pages[language] = page.text
+    for word in ("各维度", "亮点", "待改进", "对话阶段", "合规", "对话记录"):
+        assert word in pages["zh"], word
+    for word in ("Dimensions", "Strengths", "To improve", "Transcript"):
+        assert word not in pages["zh"], word
+        assert word in pages["en"], word
