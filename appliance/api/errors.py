@@ -93,6 +93,15 @@ def http_error_handler(
         )
     elif isinstance(exc, PermissionDeniedException):
         code = "forbidden"
+    elif status == 413:
+        code = "too_large"
+        settings = request.app.state.get("settings")
+        limit = settings.server.max_body_bytes if settings is not None else None
+        message = (
+            f"the request body is over the {limit}-byte limit (server.max_body_bytes)"
+            if limit
+            else "the request body is too large"
+        )
     elif status == 400:
         code = "invalid_request"
         message = f"malformed request: {exc.detail}"
