@@ -167,7 +167,15 @@ def serve(obj: Ctx, host: str | None, port: int | None, serve_state_dir: str | N
         server_header=False,
     )
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit as stop:  # uvicorn exits 3 when it cannot start (a port in use...)
+        if stop.code in (0, None):
+            raise
+        fail(
+            f"could not serve on {settings.server.host}:{settings.server.port}: "
+            "see the error above (a port in use, a bad TLS file...)"
+        )
     if not server.started:
         sys.exit(EXIT_FAILED)
 

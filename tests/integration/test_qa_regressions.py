@@ -375,3 +375,11 @@ def test_a_chinese_sessions_report_page_is_in_chinese(qa: dict[str, httpx.Client
     for word in ("Dimensions", "Strengths", "To improve", "Transcript"):
         assert word not in pages["zh"], word
         assert word in pages["en"], word
+
+
+def test_serve_on_a_port_in_use_exits_1_as_documented(
+    qa_server: ServerProcess, tmp_path: Path
+) -> None:
+    taken = cli(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(qa_server.port))
+    assert taken.returncode == 1, (taken.returncode, taken.stderr[-2000:])  # not uvicorn's 3
+    assert f"could not serve on 127.0.0.1:{qa_server.port}" in taken.stderr
