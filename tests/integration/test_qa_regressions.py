@@ -126,7 +126,7 @@ def test_pages_say_their_charset_once(
         assert page.headers["content-type"] == "text/html; charset=utf-8", page.request.url
 
 
-def test_observe_page_of_another_team_is_not_found(qa: dict[str, httpx.Client]) -> None:
+def test_another_teams_observe_page_and_trends_are_not_found(qa: dict[str, httpx.Client]) -> None:
     session = new_session(qa["trainee"])  # team alpha
     own = qa["manager"].get(f"/observe/{session['id']}")
     assert own.status_code == 200
@@ -135,6 +135,11 @@ def test_observe_page_of_another_team_is_not_found(qa: dict[str, httpx.Client]) 
     assert other.status_code == missing.status_code == 404
     assert other.json()["code"] == missing.json()["code"] == "not_found"
     assert qa["admin"].get(f"/observe/{session['id']}").status_code == 200
+    # another team's trainee's trends: not found, with a code about users, not sessions
+    hidden = qa["manager_b"].get(f"/api/trends/{session['user_id']}")
+    nobody = qa["manager_b"].get("/api/trends/987654")
+    assert hidden.status_code == nobody.status_code == 404
+    assert hidden.json()["code"] == nobody.json()["code"] == "not_found"
 
 
 def test_a_collection_no_scenario_could_name_is_refused_at_upload(
