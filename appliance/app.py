@@ -32,6 +32,7 @@ from appliance.api.schema_page import schema_render_plugins
 from appliance.api.sessions import SessionController, TrendController
 from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
+from appliance.auth.key_watch import SessionKeyWatcher
 from appliance.auth.middleware import AuthMiddleware
 from appliance.auth.service import AuthService
 from appliance.auth.sessions import LazySessionConfig
@@ -93,9 +94,13 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         initial_slots=lambda: dict.fromkeys(ALL_SLOTS, False),
     )
 
+    def read_key() -> bytes | None:
+        value = secrets.get(SESSION_KEY)
+        return None if value is None else value.reveal().encode()
+
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        async with db:
+        async with db, SessionKeyWatcher(auth, read_key):
             await readiness.start()
             await knowledge.start()
             demo = _start_demo_load(settings, db, knowledge)

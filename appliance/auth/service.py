@@ -64,6 +64,16 @@ class AuthService:
         self.key_fingerprint = tokens.key_fingerprint(session_key)
         self._token_touched: dict[int, float] = {}
 
+    def set_key(self, session_key: bytes) -> bool:
+        """Use a rotated session key: every session and token minted under the old one is void.
+        Returns False when it is the key already in use."""
+        if session_key == self._key:
+            return False
+        self._key = session_key
+        self.key_fingerprint = tokens.key_fingerprint(session_key)
+        self._token_touched.clear()
+        return True
+
     # --- logins -----------------------------------------------------------------------
     async def login(self, username: str, password: str, ip: str) -> User:
         """Check a password; LockedOut or InvalidCredentials (which never says which part was wrong)."""

@@ -388,3 +388,25 @@ def test_serve_on_a_port_in_use_exits_1_as_documented(
     taken = cli(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(qa_server.port))
     assert taken.returncode == 1, (taken.returncode, taken.stderr[-2000:])  # not uvicorn's 3
     assert f"could not serve on 127.0.0.1:{qa_server.port}" in taken.stderr
+
+
+def test_rotating_the_session_key_signs_everyone_out_of_a_running_server(tmp_path: Path) -> None:
+    person = Account("qa-rotate", "trainee", "alpha")
+    add_user(tmp_path, person)
+    with ServerProcess(tmp_path) as server:
+        browser = login(server, person)
+        token = browser.post("/api/tokens", json={"name": "script"}).json()["token"]
+        script = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        assert browser.get("/api/auth/me").status_code == 200
+        assert script.get("/api/auth/me").status_code == 200
+        rotated = cli(tmp_path, "secrets", "rotate", "session_key")
+        assert rotated.returncode == 0, rotated.stderr
+        deadline = time.monotonic() + 15  # the server re-reads the key every 2 s
+        while browser.get("/api/auth/me").status_code == 200:
+            assert time.monotonic() < deadline, "the old session still works"
+            time.sleep(0.3)
+        assert script.get("/api/auth/me").status_code == 401
+        again = login(server, person)  # a fresh login works under the new key
+        assert again.get("/api/auth/me").status_code == 200
