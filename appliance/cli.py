@@ -541,12 +541,21 @@ def models_place(obj: Ctx) -> None:
 
 
 @models.command("add")
-@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--role", type=click.Choice(["chat"]), required=True, help="What the model is for.")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--role",
+    type=click.Choice(["chat", "embedding", "reranker"]),
+    required=True,
+    help="What the model is for: chat (a GGUF file), embedding or reranker (a model directory).",
+)
 @click.option("--name", default="", help="Name in the manifest (default: from the file name).")
 @pass_ctx
 def models_add(obj: Ctx, path: Path, role: str, name: str) -> None:
-    """Register a GGUF copied under models/: reads its metadata, hashes it, updates manifest.toml."""
+    """Register a model copied under models/: reads its metadata, hashes it, updates manifest.toml.
+
+    A chat model is one GGUF file; an embedding model (BGE-M3, a sentence-transformers model)
+    or a reranker (a cross-encoder such as bge-reranker) is a Hugging Face model directory.
+    """
     from appliance.models import ModelError, add_model
 
     settings = obj.settings()
@@ -554,12 +563,25 @@ def models_add(obj: Ctx, path: Path, role: str, name: str) -> None:
         entry = add_model(settings.models_dir, path, role=role, name=name)
     except ModelError as err:
         fail(str(err))
+    if entry.role == "chat":
+        click.echo(
+            f"added {entry.name}: {entry.arch or 'unknown arch'}, context {entry.context_length}, "
+            f"chat template {'yes' if entry.chat_template else 'no (transcript prompts)'}, "
+            f"sha256 {entry.files[0].sha256[:12]}…"
+        )
+        click.echo(f"use it with: [llm] model = {json.dumps(entry.name)}")
+        return
     click.echo(
-        f"added {entry.name}: {entry.arch or 'unknown arch'}, context {entry.context_length}, "
-        f"chat template {'yes' if entry.chat_template else 'no (transcript prompts)'}, "
-        f"sha256 {entry.files[0].sha256[:12]}…"
+        f"added {entry.name}: {entry.arch or 'unknown arch'} ({entry.format}), "
+        f"{len(entry.files)} files hashed"
     )
-    click.echo(f"use it with: [llm] model = {json.dumps(entry.name)}")
+    if entry.role == "embedding":
+        click.echo(
+            f"use it with: [knowledge] embedding_model = {json.dumps(entry.name)}, "
+            "then `salesboost reindex` and restart the server"
+        )
+    else:
+        click.echo(f"use it with: [knowledge] reranker_model = {json.dumps(entry.name)}")
 
 
 @models.command("list")

@@ -220,24 +220,39 @@ def gguf_metadata(path: Path) -> dict[str, str]:
 
 
 def add_model(models_dir: Path, file: Path, *, role: str, name: str = "") -> ModelEntry:
-    """Register an operator-copied GGUF under models/ in manifest.toml (metadata + sha256)."""
+    """Register an operator-copied model under models/ in manifest.toml (metadata + sha256).
+
+    ``chat``: a GGUF file. ``embedding`` / ``reranker``: a Hugging Face model directory
+    (``config.json``, weights, tokenizer), every file hashed.
+    """
     file = file.absolute()  # not resolve(): a symlink placed under models/ is fine
     root = models_dir.absolute()
-    if not file.is_file():
+    if not file.exists():
         raise ModelError(f"{file} does not exist")
     if not file.is_relative_to(root):
         raise ModelError(f"{file} is not under {root}: copy it there first")
     manifest = load_manifest(models_dir)
     rel = file.relative_to(root).as_posix()
-    name = name or file.stem.lower().replace("_", "-").replace(".", "-")
+    name = name or file.name.removesuffix(".gguf").lower().replace("_", "-").replace(".", "-")
     for entry in manifest.model:
         if entry.name == name or entry.path == rel:
             raise ModelError(f"{entry.path} is already in the manifest as {entry.name}")
+    if role == "chat":
+        entry = _gguf_entry(file, rel, name)
+    else:
+        entry = _directory_entry(root, file, rel, name, role)
+    _append_entry(models_dir, entry)
+    return entry
+
+
+def _gguf_entry(file: Path, rel: str, name: str) -> ModelEntry:
+    if not file.is_file():
+        raise ModelError(f"{file} is not a file: a chat model is one GGUF file")
     meta = gguf_metadata(file)
     arch = meta.get("general.architecture", "")
-    entry = ModelEntry(
+    return ModelEntry(
         name=name,
-        role=role,  # type: ignore[arg-type]
+        role="chat",
         path=rel,
         files=[ModelFile(path=rel, sha256=sha256_file(file))],
         source="operator",
@@ -247,25 +262,84 @@ def add_model(models_dir: Path, file: Path, *, role: str, name: str = "") -> Mod
         chat_template=bool(meta.get("tokenizer.chat_template")),
         arch=arch,
     )
-    block = "\n".join(
-        [
-            "",
-            "[[model]]",
-            f"name = {json.dumps(entry.name)}",
-            f"role = {json.dumps(entry.role)}",
-            'format = "gguf"',
-            f"arch = {json.dumps(entry.arch)}",
-            f"path = {json.dumps(entry.path)}",
-            "files = [",
-            f"  {{ path = {json.dumps(rel)}, sha256 = {json.dumps(entry.files[0].sha256)} }},",
-            "]",
-            f"context_length = {entry.context_length}",
-            f"chat_template = {'true' if entry.chat_template else 'false'}",
-            'source = "operator"',
-            f"license = {json.dumps(entry.license)}",
-            "",
-        ]
+
+
+def _directory_entry(root: Path, folder: Path, rel: str, name: str, role: str) -> ModelEntry:
+    """An embedding or reranker model: a Hugging Face directory, checked against its role."""
+    if not folder.is_dir():
+        raise ModelError(f"{folder} is not a directory: an {role} model is a model directory")
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(
+            f"{folder} has no config.json: not a Hugging Face model directory"
+        ) from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"{folder / 'config.json'} cannot be read: {err}") from None
+    architectures = [str(a) for a in config.get("architectures") or []]
+    arch = architectures[0] if architectures else str(config.get("model_type", ""))
+    classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
+    if role == "reranker" and not classifier:
+        raise ModelError(
+            f"{folder} is a {arch or 'model of unknown architecture'}, not a cross-encoder "
+            "(a reranker's config.json names a ...ForSequenceClassification architecture)"
+        )
+    if role == "embedding" and classifier:
+        raise ModelError(f"{folder} is a cross-encoder ({arch}): add it with --role reranker")
+    weights = [p for p in ("model.safetensors", "pytorch_model.bin") if (folder / p).is_file()]
+    if not weights and not any(folder.glob("*.safetensors")):
+        raise ModelError(f"{folder} has no weights (model.safetensors or pytorch_model.bin)")
+    if not any((folder / t).is_file() for t in ("tokenizer.json", "tokenizer_config.json")):
+        raise ModelError(f"{folder} has no tokenizer (tokenizer.json)")
+    files = [
+        ModelFile(path=p.relative_to(root).as_posix(), sha256=sha256_file(p))
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    if (folder / "sparse_linear.pt").is_file():
+        fmt = "bge-m3"  # dense + sparse lexical weights (appliance.knowledge.embedding)
+    elif (folder / "modules.json").is_file():
+        fmt = "sentence-transformers"
+    else:
+        fmt = "transformers"
+    return ModelEntry(
+        name=name,
+        role=role,  # type: ignore[arg-type]
+        path=rel,
+        files=files,
+        source="operator",
+        format=fmt,
+        context_length=int(config.get("max_position_embeddings", 0) or 0),
+        arch=arch,
     )
+
+
+def _toml_entry(entry: ModelEntry) -> str:
+    lines = [
+        "",
+        "[[model]]",
+        f"name = {json.dumps(entry.name)}",
+        f"role = {json.dumps(entry.role)}",
+        f"format = {json.dumps(entry.format)}",
+        f"arch = {json.dumps(entry.arch)}",
+        f"path = {json.dumps(entry.path)}",
+        "files = [",
+        *(
+            f"  {{ path = {json.dumps(f.path)}, sha256 = {json.dumps(f.sha256)} }},"
+            for f in entry.files
+        ),
+        "]",
+        f"context_length = {entry.context_length}",
+    ]
+    if entry.role == "chat":
+        lines.append(f"chat_template = {'true' if entry.chat_template else 'false'}")
+    lines += [f"source = {json.dumps(entry.source)}", f"license = {json.dumps(entry.license)}", ""]
+    return "\n".join(lines)
+
+
+def _append_entry(models_dir: Path, entry: ModelEntry) -> None:
+    """Append one entry to manifest.toml; the file is left as it was if the result is invalid."""
+    block = _toml_entry(entry)
     path = models_dir / MANIFEST
     before = path.read_text(encoding="utf-8")
     path.write_text(before.rstrip("\n") + "\n" + block, encoding="utf-8")
@@ -274,4 +348,3 @@ def add_model(models_dir: Path, file: Path, *, role: str, name: str = "") -> Mod
     except ModelError:
         path.write_text(before, encoding="utf-8")
         raise
-    return entry

@@ -88,7 +88,9 @@ def resolve_model(models_dir: Path, name: str) -> ModelSpec:
     if not (path / "config.json").is_file():
         raise EmbeddingModelError(f"embedding model {name!r}: {path} has no config.json")
     lowered = name.lower()
-    m3 = "m3" in lowered and "bge" in lowered
+    # BGE-M3 ships its sparse head beside the encoder; the name is the fallback for a copy
+    # placed without it (FlagEmbedding then starts that head untrained and says so)
+    m3 = (path / "sparse_linear.pt").is_file() or ("m3" in lowered and "bge" in lowered)
     pooling: Literal["cls", "mean"] = "cls"
     pooling_config = path / "1_Pooling" / "config.json"
     if pooling_config.is_file():  # a sentence-transformers layout says how it was trained

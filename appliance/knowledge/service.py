@@ -560,25 +560,33 @@ class KnowledgeService:
         k = max(1, min(k or self.config.search_k, 100))
         _, store, retriever = await self.parts()
         chosen: Mode = mode
-        candidates = await asyncio.to_thread(
-            retriever.candidates,
-            query,
-            mode=chosen,
-            collection=collection,
-            tag=tag,
-            document_id=document_id,
-        )
-        live = await self.documents.by_ids(sorted({c.parent_key[0] for c in candidates}))
-        candidates = [
-            c
-            for c in candidates
-            if (d := live.get(c.parent_key[0])) is not None
-            and d.state == "done"
-            and not d.retired
-            and d.version == c.parent_key[1]
-        ]
-        picked = best_per_parent(candidates)[: max(k * 3, k) if retriever.reranker else k]
-        parents = await asyncio.to_thread(store.cite, [c.row for c in picked])
+        for attempt in range(2):
+            candidates = await asyncio.to_thread(
+                retriever.candidates,
+                query,
+                mode=chosen,
+                collection=collection,
+                tag=tag,
+                document_id=document_id,
+            )
+            live = await self.documents.by_ids(sorted({c.parent_key[0] for c in candidates}))
+            candidates = [
+                c
+                for c in candidates
+                if (d := live.get(c.parent_key[0])) is not None
+                and d.state == "done"
+                and not d.retired
+                and d.version == c.parent_key[1]
+            ]
+            picked = best_per_parent(candidates)[: max(k * 3, k) if retriever.reranker else k]
+            try:
+                parents = await asyncio.to_thread(store.cite, [c.row for c in picked])
+                break
+            except (RuntimeError, OSError) as err:
+                # `salesboost reindex` made a new generation live and dropped the table these
+                # hits came from: search again, in the new one
+                if attempt or not store.switched_under_us(err):
+                    raise
         results = []
         for cand in picked:
             parent = parents.get(cand.parent_key)

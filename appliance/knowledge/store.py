@@ -354,8 +354,9 @@ class Store:
         meta = self.meta
         if meta.model != self.model and self.children.count_rows() > 0:
             raise StoreMismatchError(
-                f"the index was built with {meta.model!r} but knowledge.embedding_model is "
-                f"{self.model!r}: run `salesboost reindex`"
+                f"the index was built with {meta.model!r} but this process embeds with "
+                f"{self.model!r} (knowledge.embedding_model): set it to {meta.model!r} and "
+                f"restart, or run `salesboost reindex` to rebuild the index with {self.model!r}"
             )
         if meta.model != self.model:  # empty index: adopt the configured model
             self._switch(Meta(meta.generation + 1, self.model, self.dim))
@@ -583,7 +584,7 @@ class Store:
         )
 
     # --- reads ----------------------------------------------------------------------------
-    def _switched_under_us(self, err: Exception) -> bool:
+    def switched_under_us(self, err: Exception) -> bool:
         """Whether a read failed because `salesboost reindex` switched and dropped the table.
 
         The other process writes index.json before it drops the old generation, so a read
@@ -632,7 +633,7 @@ class Store:
         try:
             return read()
         except (RuntimeError, OSError) as err:
-            if not self._switched_under_us(err):
+            if not self.switched_under_us(err):
                 raise
             return read()
 
@@ -763,12 +764,19 @@ class Store:
         take = (
             async_table(self.children)
             .take_row_ids(rowids)
-            .select(CITE_COLUMNS)
+            .select(["id", *CITE_COLUMNS])
             .with_row_id()
             .to_arrow()
         )
         parents, cited = run_async(_gather([self._parents_query(keys), take]))
         by_rowid = {int(r.pop("_rowid")): r for r in cited.to_pylist()}
+        # a row id is an address in one generation's table: after `salesboost reindex` went
+        # live the same address holds another child, so a row counts only if its id matches
+        by_rowid = {
+            int(h["_rowid"]): row
+            for h in hits
+            if (row := by_rowid.get(int(h["_rowid"]))) is not None and row.pop("id") == h["id"]
+        }
         lost = [h for h in hits if int(h["_rowid"]) not in by_rowid]
         if lost:  # a compaction moved them (or a new generation went live): look up by id
             ids = ",".join(quote(str(h["id"])) for h in lost)

@@ -40,6 +40,7 @@ from appliance.llm.prompts.render import (
     PromptFormat,
     Rendered,
     TranscriptFormat,
+    alternate_roles,
     build_prompt,
 )
 from appliance.llm.structured import CompiledSchema
@@ -241,7 +242,9 @@ class RemoteBackend(LLMBackend):
             body["prompt"] = prompt.text
             body["stop"] = [*prompt.stops, *request.stop]
             return "/completions", body
-        body["messages"] = [{"role": m.role, "content": m.content} for m in prompt.messages]
+        body["messages"] = [
+            {"role": m.role, "content": m.content} for m in alternate_roles(prompt.messages)
+        ]
         if request.stop:
             body["stop"] = list(request.stop)
         if schema is not None:

@@ -174,6 +174,45 @@ def test_cite_reads_the_winners_text_beside_their_parents(tmp_path: Path) -> Non
         store.close()
 
 
+def test_a_reindex_going_live_between_query_and_cite_never_cites_another_childs_text(
+    tmp_path: Path,
+) -> None:
+    """`salesboost reindex` (another process) switches generations while a search is between
+    its query and its cite: the old table's files are gone, and in the new table the hits'
+    row ids address other children (here written in reverse order)."""
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(20, DIM)).astype(np.float32)
+    reader = Store(tmp_path, model="m", dim=DIM, vector_index_min_rows=10**9)
+    writer = None
+    try:
+        reader.write_document(1, *_document(1, vectors))
+        reader.load_row_keys()
+        hits = reader.dense(vectors[3], 2, None)
+        assert hits[0]["id"] == child_id(1, 1, 3)
+        writer = Store(tmp_path, model="m", dim=DIM, vector_index_min_rows=10**9)
+        meta, table = writer.new_generation("m", DIM)
+        rows = [r for batch in writer.iter_children() for r in batch]
+        writer.add_to(table, sorted(rows, key=lambda r: -int(r["child_index"])), DIM)
+        writer.go_live(meta, table)
+
+        # on the table it queried, the read fails, and says it was a switch: search again
+        try:
+            reader.cite([dict(h) for h in hits])
+        except (RuntimeError, OSError) as err:
+            assert reader.switched_under_us(err)
+        # on the new table, the old row ids are other children's: found by id instead
+        assert reader.meta.generation == meta.generation
+        reader.cite(hits)
+        assert [(h["id"], h["text"], h["page"]) for h in hits] == [
+            (child_id(1, 1, i), f"document 1 passage {i}", i % 7)
+            for i in (int(h["child_index"]) for h in hits)
+        ]
+    finally:
+        reader.close()
+        if writer is not None:
+            writer.close()
+
+
 def test_an_index_build_alone_does_not_make_the_indexer_optimize_again(tmp_path: Path) -> None:
     # LanceDB's optimize rewrites an IVF_FLAT index even with no new rows, so the store
     # rebuilds it after every optimize: an optimize that nothing asked for costs a rebuild

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -10,12 +11,20 @@ import pytest
 from appliance.llm.base import Message
 from appliance.llm.engine import Job
 from appliance.llm.errors import SchemaError
-from appliance.llm.prompts.render import ChatTemplateFormat, TranscriptFormat, build_prompt
+from appliance.llm.prompts.render import (
+    ChatTemplateFormat,
+    PromptTemplateError,
+    TranscriptFormat,
+    alternate_roles,
+    build_prompt,
+)
 from appliance.llm.samples import StageUpdate, TurnScore, conversation
 from appliance.llm.structured import compile_schema
 from llama_cpp import Llama
 
 from tests.llm.conftest import MODEL
+
+GEMMA3_TEMPLATE = (Path(__file__).parent / "data" / "gemma3_chat_template.jinja").read_text()
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
@@ -54,6 +63,52 @@ def test_chat_template_models_get_their_template() -> None:
     )
     assert "<|im_end|>" in rendered.stops
     assert rendered.parse_special
+
+
+def test_strict_templates_get_alternating_turns_whatever_was_trimmed(tokenize: Any) -> None:
+    """Gemma's template (like Mistral's, Llama 2's) raises unless the turns after the system
+    prompt start with the user and alternate; trimming can drop an odd number of turns."""
+    fmt = ChatTemplateFormat(GEMMA3_TEMPLATE, bos_token="<bos>", eos_token="<eos>")
+    turns = []
+    for i in range(30):
+        turns += [
+            Message(role="user", content=f"Question {i}: what about the fees? " * 6),
+            Message(role="assistant", content=f"Answer {i}: they are high. " * 6),
+        ]
+    messages = [Message(role="system", content="You are Dana."), *turns, turns[0]]
+    for budget in range(300, 1300, 97):  # odd and even numbers of dropped turns
+        prompt = build_prompt(fmt, tokenize, messages, reply_name="", budget=budget)
+        assert len(prompt.tokens) <= budget
+        assert prompt.text.startswith("<bos><start_of_turn>user\nYou are Dana.\n\nQuestion")
+        assert prompt.text.endswith("<start_of_turn>model\n")
+    # consecutive turns of one role are joined; a leading assistant turn is dropped
+    joined = alternate_roles(
+        [
+            Message(role="system", content="S"),
+            Message(role="assistant", content="old reply"),
+            Message(role="user", content="A"),
+            Message(role="user", content="B"),
+            Message(role="assistant", content="C"),
+        ]
+    )
+    assert [(m.role, m.content) for m in joined] == [
+        ("system", "S"),
+        ("user", "A\n\nB"),
+        ("assistant", "C"),
+    ]
+    assert fmt.render(joined, "").text == (
+        "<bos><start_of_turn>user\nS\n\nA\n\nB<end_of_turn>\n"
+        "<start_of_turn>model\nC<end_of_turn>\n<start_of_turn>model\n"
+    )
+
+
+def test_a_template_that_refuses_anyway_gives_a_typed_error() -> None:
+    refusing = "{{ raise_exception('this template takes no system prompt') }}"
+    fmt = ChatTemplateFormat(refusing, bos_token="<bos>", eos_token="<eos>")
+    with pytest.raises(PromptTemplateError) as err:
+        fmt.render([Message(role="system", content="S"), Message(role="user", content="U")], "")
+    assert err.value.code == "llm_prompt_template_error"
+    assert "takes no system prompt" in err.value.message
 
 
 def test_long_prompts_keep_the_system_prompt_and_the_latest_turns(tokenize: Any) -> None:

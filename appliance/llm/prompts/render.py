@@ -22,6 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import jinja2
+
+from appliance.llm.errors import LLMError
+
 if TYPE_CHECKING:  # only for annotations; base imports nothing from here at run time
     from appliance.llm.base import Message
 
@@ -94,8 +98,45 @@ class TranscriptFormat(PromptFormat):
         return Rendered(text=text, stops=stops, parse_special=False, add_bos=True)
 
 
+def alternate_roles(messages: Sequence[Message]) -> list[Message]:
+    """The messages as strict chat templates accept them: one system message, then turns
+    that start with the user and alternate user / assistant.
+
+    Many templates (Gemma, Mistral, Llama 2) refuse anything else, and the long-prompt
+    policy can drop an odd number of turns: consecutive messages of one role are joined
+    (blank line between), and assistant turns before the first user turn are dropped (they
+    are the oldest context). A conversation with no user turn is left as it is.
+    """
+    from appliance.llm.base import Message
+
+    system = [m for m in messages if m.role == "system"]
+    turns = [m for m in messages if m.role != "system"]
+    first_user = next((i for i, m in enumerate(turns) if m.role == "user"), None)
+    if first_user is None:
+        return list(messages)
+    out: list[Message] = []
+    if system:
+        out.append(Message(role="system", content="\n\n".join(m.content for m in system)))
+    for m in turns[first_user:]:
+        if out and out[-1].role == m.role:
+            out[-1] = Message(role=m.role, content=f"{out[-1].content}\n\n{m.content}")
+        else:
+            out.append(Message(role=m.role, content=m.content))
+    return out
+
+
+class PromptTemplateError(LLMError):
+    """The model's chat template refused the messages even in alternating form."""
+
+    status_code = 500
+    code = "llm_prompt_template_error"
+
+
 class ChatTemplateFormat(PromptFormat):
-    """The model's own chat template, rendered with Jinja as llama-cpp-python renders it."""
+    """The model's own chat template, rendered with Jinja as llama-cpp-python renders it.
+
+    Messages are given to it in alternating form (:func:`alternate_roles`).
+    """
 
     def __init__(self, template: str, *, bos_token: str, eos_token: str) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -107,8 +148,15 @@ class ChatTemplateFormat(PromptFormat):
 
     def render(self, messages: Sequence[Message], reply_name: str) -> Rendered:
         """Render with add_generation_prompt; the template's own stop strings are kept."""
-        payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
-        result = self._formatter(messages=payload)
+        payload: list[Any] = [
+            {"role": m.role, "content": m.content} for m in alternate_roles(messages)
+        ]
+        try:
+            result = self._formatter(messages=payload)
+        except (ValueError, TypeError, jinja2.TemplateError) as err:  # its raise_exception()
+            raise PromptTemplateError(
+                f"the model's chat template refused the prompt: {err}"
+            ) from err
         stops: list[str] = []
         if isinstance(result.stop, str):
             stops.append(result.stop)

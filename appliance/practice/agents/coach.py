@@ -248,11 +248,30 @@ class GroundedCoach:
                 f"Model answer ({trainee}'s next line, one or two sentences, using only the "
                 f"facts above):"
             )
-        messages = [
-            Message(role="system", content=system),
-            Message(role="user", content=turn.trainee_text, name=trainee),
-            Message(role="assistant", content=turn.npc_text, name=ctx.persona.name),
-        ]
+        if getattr(self.llm, "chat_template", False):
+            # a chat model answers the user: ask it for the line (its own turn would be the
+            # customer's next one)
+            if ctx.language == "zh":
+                ask = (
+                    f"{trainee}说：{turn.trainee_text}\n{ctx.persona.name}说：{turn.npc_text}\n"
+                    f"请写出{trainee}的下一句话（一两句），只写这句话本身。"
+                )
+            else:
+                ask = (
+                    f"{trainee} said: {turn.trainee_text}\n{ctx.persona.name} said: "
+                    f"{turn.npc_text}\nWrite {trainee}'s next line (one or two sentences). "
+                    "Reply with the line only."
+                )
+            messages = [
+                Message(role="system", content=system),
+                Message(role="user", content=ask),
+            ]
+        else:  # a base model continues the transcript as the trainee
+            messages = [
+                Message(role="system", content=system),
+                Message(role="user", content=turn.trainee_text, name=trainee),
+                Message(role="assistant", content=turn.npc_text, name=ctx.persona.name),
+            ]
         request = GenerateRequest(
             messages=messages,
             max_tokens=self.max_tokens,
