@@ -28,9 +28,11 @@ from appliance.api.intent import IntentController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
 from appliance.api.pages import page_router, static_router
+from appliance.api.schema_page import schema_render_plugins
 from appliance.api.sessions import SessionController, TrendController
 from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
+from appliance.auth.key_watch import SessionKeyWatcher
 from appliance.auth.middleware import AuthMiddleware
 from appliance.auth.service import AuthService
 from appliance.auth.sessions import LazySessionConfig
@@ -92,9 +94,13 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         initial_slots=lambda: dict.fromkeys(ALL_SLOTS, False),
     )
 
+    def read_key() -> bytes | None:
+        value = secrets.get(SESSION_KEY)
+        return None if value is None else value.reveal().encode()
+
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        async with db:
+        async with db, SessionKeyWatcher(auth, read_key):
             await readiness.start()
             await knowledge.start()
             demo = _start_demo_load(settings, db, knowledge)
@@ -182,6 +188,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
             version=__version__,
             path="/schema",
             openapi_router=Router("/schema", route_handlers=[], opt=access("public")),
+            render_plugins=schema_render_plugins(),  # no CDN: the default pages load from one
         ),
         debug=False,
         logging_config=None,  # appliance.logs configures logging for the whole process

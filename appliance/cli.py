@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,7 +27,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "credential")
+SECRET_WORDS = (
+    "password",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "credential",
+    "credentials",
+    "passphrase",
+)
 
 
 class Ctx:
@@ -157,7 +167,15 @@ def serve(obj: Ctx, host: str | None, port: int | None, serve_state_dir: str | N
         server_header=False,
     )
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit as stop:  # uvicorn exits 3 when it cannot start (a port in use...)
+        if stop.code in (0, None):
+            raise
+        fail(
+            f"could not serve on {settings.server.host}:{settings.server.port}: "
+            "see the error above (a port in use, a bad TLS file...)"
+        )
     if not server.started:
         sys.exit(EXIT_FAILED)
 
@@ -187,7 +205,20 @@ def config() -> None:
 
 
 def _redact(key: str, value: Any) -> Any:
-    return "********" if any(w in key.lower() for w in SECRET_WORDS) and value else value
+    """A value as `config show` prints it: a string under a secret-sounding key is masked.
+
+    Only the key's own name counts, word by word (not its section: `secrets.keyring` is a backend name), only
+    strings can hold a secret (`llm.context_tokens` is a count), and a `*_secret` key names a
+    keyring entry rather than holding one. Credentials inside a URL are masked too.
+    """
+    if not isinstance(value, str) or not value:
+        return value
+    name = key.rpartition(".")[2].lower()
+    words = set(name.split("_"))  # whole words: `remote_tokenizer` is not a token
+    secret = bool(words & set(SECRET_WORDS)) or "api_key" in name or "apikey" in name
+    if secret and not name.endswith("_secret"):
+        return "********"
+    return re.sub(r"(?<=://)[^/@\s]+@", "********@", value)
 
 
 @config.command("show")
@@ -617,9 +648,26 @@ def _files_under(paths: tuple[Path, ...]) -> list[Path]:
     return found
 
 
+def _collection_name(value: str) -> str:
+    """--collection checked like the API checks it (exit 2 naming the rule)."""
+    from appliance.knowledge.errors import KnowledgeError
+    from appliance.knowledge.service import check_collection
+
+    try:
+        return check_collection(value)
+    except KnowledgeError as err:
+        raise click.BadParameter(f"{err.code}: {err.message}") from err
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--collection", default="default", show_default=True, help="Collection to add to.")
+@click.option(
+    "--collection",
+    default="default",
+    show_default=True,
+    help="Collection to add to (letters, digits, '_', '-', '.').",
+    callback=lambda _ctx, _param, value: _collection_name(value),
+)
 @click.option("--tags", default="", help="Comma-separated tags for every file.")
 @pass_ctx
 def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> None:

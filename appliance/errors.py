@@ -90,3 +90,15 @@ class LockedOut(TooManyRequests):
     """Too many failed logins for this user from this address."""
 
     code = "locked_out"
+
+
+SQLITE_INT_MAX = 2**63 - 1
+
+
+class OutOfRange(InvalidInput):
+    """A number past what the database holds (SQLite integers are 64-bit)."""
+
+    code = "out_of_range"
+
+    def __init__(self, what: str = "a number in the request") -> None:
+        super().__init__(f"{what} is out of range (the largest is {SQLITE_INT_MAX})")

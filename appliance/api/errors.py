@@ -15,7 +15,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from appliance.errors import AppError
+from appliance.errors import AppError, OutOfRange
 
 log = logging.getLogger("appliance.api")
 
@@ -39,6 +39,20 @@ def _body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return body
 
 
+def _missing_body(extra: Any) -> list[dict[str, str]] | None:
+    """Litestar's detail for an absent body is the bare KeyError text "'data'": say it plainly."""
+    if not isinstance(extra, list):
+        return None
+    missing = [
+        e
+        for e in extra
+        if isinstance(e, dict) and e.get("key") == "data" and e.get("message") == "'data'"
+    ]
+    if not missing or len(missing) != len(extra):
+        return None
+    return [{"message": "the JSON body is missing", "key": "data", "source": "body"}]
+
+
 def app_error_handler(_: Request[Any, Any, Any], exc: AppError) -> Response[dict[str, Any]]:
     """An AppError as its status and code."""
     return Response(
@@ -57,8 +71,13 @@ def http_error_handler(
     message = exc.detail
     if isinstance(exc, ValidationException):
         code = "invalid_request"
-        detail = exc.extra or None
-        message = "the request body or parameters are invalid"
+        missing = _missing_body(exc.extra)
+        detail = missing or exc.extra or None
+        message = (
+            "the request has no body: send a JSON object"
+            if missing
+            else "the request body or parameters are invalid"
+        )
     elif isinstance(exc, NotFoundException):
         code = "not_found"
         message = f"no route {request.method} {request.url.path}"
@@ -74,12 +93,30 @@ def http_error_handler(
         )
     elif isinstance(exc, PermissionDeniedException):
         code = "forbidden"
+    elif status == 413:
+        code = "too_large"
+        settings = request.app.state.get("settings")
+        limit = settings.server.max_body_bytes if settings is not None else None
+        message = (
+            f"the request body is over the {limit}-byte limit (server.max_body_bytes)"
+            if limit
+            else "the request body is too large"
+        )
     elif status == 400:
         code = "invalid_request"
         message = f"malformed request: {exc.detail}"
     else:
         code = _CODES.get(status, "http_error")
     return Response(_body(code, message, detail), status_code=status, headers=exc.headers)
+
+
+def overflow_handler(
+    request: Request[Any, Any, Any], exc: OverflowError
+) -> Response[dict[str, Any]]:
+    """A number past SQLite's 64-bit integers (an id like 99999999999999999999) is bad input."""
+    if "SQLite INTEGER" not in str(exc):
+        return internal_error_handler(request, exc)
+    return app_error_handler(request, OutOfRange())
 
 
 def internal_error_handler(
@@ -99,5 +136,6 @@ def internal_error_handler(
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: app_error_handler,
     HTTPException: http_error_handler,
+    OverflowError: overflow_handler,
     Exception: internal_error_handler,
 }

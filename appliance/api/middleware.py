@@ -25,8 +25,6 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
         b"connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     ),
 ]
-# /schema's interactive pages load their own assets inline; they get no CSP (still same-origin only)
-_NO_CSP_PREFIX = "/schema"
 
 
 class RequestContextMiddleware:
@@ -38,7 +36,6 @@ class RequestContextMiddleware:
         self.headers = list(SECURITY_HEADERS)
         if tls:
             self.headers.append((b"strict-transport-security", b"max-age=31536000"))
-        self.headers_no_csp = [h for h in self.headers if h[0] != b"content-security-policy"]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap one connection."""
@@ -50,7 +47,7 @@ class RequestContextMiddleware:
         )
         request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        extra = self.headers_no_csp if scope["path"].startswith(_NO_CSP_PREFIX) else self.headers
+        extra = self.headers  # /schema included: its page loads nothing from elsewhere
         start = time.perf_counter()
         status = 0
 

@@ -33,6 +33,7 @@ from appliance.db.users import User
 from appliance.doctor import run_checks
 from appliance.errors import AppError, NotAuthenticated, NotFound, PasswordChangeRequired
 from appliance.llm import metrics as llm_metrics
+from appliance.practice.access import may_view
 from appliance.practice.coordinator import Coordinator
 from appliance.practice.model import Report
 from appliance.readiness import Readiness
@@ -41,7 +42,7 @@ from appliance.web.editors import RESOURCES
 from appliance.web.i18n import STRINGS, UiLanguage, choose_language
 from appliance.web.render import STATIC_DIR, render_page
 
-HTML = "text/html; charset=utf-8"
+HTML = "text/html"  # Litestar appends "; charset=utf-8" to text/* itself
 LANG_COOKIE_AGE = 365 * 24 * 3600
 
 
@@ -320,9 +321,13 @@ class ManagerPages(Controller):
         self, request: Request[Any, Any, Any], state: State, session_id: PathId
     ) -> Response[str]:
         """A read-only live view (the script connects to /ws/observe/{id})."""
+        user = _principal_user(request)
         coordinator = _coordinator(state)
         session = await coordinator.repo.get_session(session_id)
-        if session is None:
+        # another team's session is "not found", as in the API: ids do not leak
+        if session is None or not may_view(
+            session, user_id=user.id, role=user.role, team_id=user.team_id
+        ):
             raise NotFound(f"practice session {session_id} does not exist")
         return page(request, "practice.html", "observe", session_id=session_id, mode="observe")
 

@@ -11,7 +11,8 @@ from typing import Annotated
 
 from litestar.params import PathParameter, QueryParameter
 
-from appliance.db.database import SQLITE_INT_MAX, RowId
+from appliance.db.database import RowId
+from appliance.errors import SQLITE_INT_MAX
 
 __all__ = ["PathId", "QueryId", "RowId"]
 

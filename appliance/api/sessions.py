@@ -13,7 +13,7 @@ from appliance.api.params import PathId, RowId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Principal
 from appliance.db.practice import SessionRow, TurnRow
-from appliance.errors import Forbidden, NotAuthenticated
+from appliance.errors import Forbidden, NotAuthenticated, NotFound
 from appliance.practice.access import may_practice, may_view
 from appliance.practice.coordinator import Coordinator
 from appliance.practice.errors import SessionNotFound
@@ -250,7 +250,7 @@ class SessionController(Controller):
         report = await coordinator.report(session_id)
         ctx = await coordinator.context(session)
         html = render_report_html(report, ctx, session.username)
-        return Response(html, media_type="text/html; charset=utf-8")
+        return Response(html, media_type="text/html")
 
 
 class TrendController(Controller):
@@ -274,7 +274,7 @@ class TrendController(Controller):
         if not visible and target is not None and user.role == "manager":
             visible = user.team_id is not None and target.team_id == user.team_id
         if target is None or not visible:
-            raise SessionNotFound(f"no trends for user {user_id}")
+            raise NotFound(f"no user {user_id} whose trends you may see")  # ids do not leak
         coordinator: Coordinator = state.coordinator
         overall: list[TrendPoint] = []
         dims: dict[str, list[TrendPoint]] = {}

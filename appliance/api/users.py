@@ -118,11 +118,12 @@ class UserController(Controller):
         request: Request[Any, Any, Any],
         state: State,
         user_id: PathId,
-        data: JSONBody[PasswordResetIn],
+        data: JSONBody[PasswordResetIn | None] = None,
     ) -> PasswordResetOut:
-        """Set a new password (generated unless given); the user's sessions end."""
+        """Set a new password (generated unless given; no body at all also generates one)."""
         auth: AuthService = state.auth
-        password = await auth.reset_password(actor_of(request), user_id, data.password)
+        given = data.password if data is not None else None
+        password = await auth.reset_password(actor_of(request), user_id, given)
         return PasswordResetOut(password=password)
 
 

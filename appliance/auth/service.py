@@ -64,6 +64,16 @@ class AuthService:
         self.key_fingerprint = tokens.key_fingerprint(session_key)
         self._token_touched: dict[int, float] = {}
 
+    def set_key(self, session_key: bytes) -> bool:
+        """Use a rotated session key: every session and token minted under the old one is void.
+        Returns False when it is the key already in use."""
+        if session_key == self._key:
+            return False
+        self._key = session_key
+        self.key_fingerprint = tokens.key_fingerprint(session_key)
+        self._token_touched.clear()
+        return True
+
     # --- logins -----------------------------------------------------------------------
     async def login(self, username: str, password: str, ip: str) -> User:
         """Check a password; LockedOut or InvalidCredentials (which never says which part was wrong)."""
@@ -133,6 +143,19 @@ class AuthService:
             self._token_touched[token_id] = now
             await self.tokens.touch(token_id)
         return Principal(user=user, via="token", token_id=token_id)
+
+    async def revalidate(
+        self, principal: Principal, session: dict[str, Any] | None
+    ) -> Principal | None:
+        """The caller as they stand now, or None when their login is void since (disabled,
+        password reset, token revoked): a long-lived WebSocket asks before each frame."""
+        if principal.via == "session":
+            return await self.from_session(session or {})
+        token = await self.tokens.get(principal.token_id) if principal.token_id else None
+        user = await self.users.get(principal.user.id)
+        if token is None or token.revoked_at is not None or user is None or user.disabled:
+            return None
+        return Principal(user=user, via="token", token_id=token.id)
 
     async def logout(self, user: User, ip: str) -> None:
         """Record a logout (the caller clears the session)."""

@@ -11,8 +11,7 @@ from typing import Annotated, Any
 import aiosqlite
 import msgspec
 
-SQLITE_INT_MAX = 2**63 - 1
-"""The largest integer SQLite stores; Python ints past it cannot be bound (OverflowError)."""
+from appliance.errors import SQLITE_INT_MAX
 
 RowId = Annotated[int, msgspec.Meta(ge=1, le=SQLITE_INT_MAX)]
 """A row id or version number as a request may carry it (in a JSON body or a frame)."""

@@ -48,3 +48,10 @@ class EncryptedFile(KnowledgeError):
     """A password-protected PDF or Office file."""
 
     code = "encrypted_file"
+
+
+class InvalidCollection(KnowledgeError):
+    """A collection name a scenario could not refer to (scenarios take 1-100 word characters)."""
+
+    status_code = 400
+    code = "invalid_field"

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ from appliance.config import Settings
 from appliance.db.database import Database
 from appliance.db.documents import Document, DocumentRepository
 from appliance.db.jobs import Job, JobRepository
-from appliance.errors import AppError, InvalidInput, NotFound
+from appliance.errors import SQLITE_INT_MAX, AppError, InvalidInput, NotFound, OutOfRange
 from appliance.knowledge.embedding import Embedder
-from appliance.knowledge.errors import KnowledgeError, TooLarge
+from appliance.knowledge.errors import InvalidCollection, KnowledgeError, TooLarge
 from appliance.knowledge.jobs import WorkerPool
 from appliance.knowledge.search import MODES, Mode, Retriever, best_per_parent, load_reranker
 from appliance.knowledge.store import Store, child_id, parent_id, tags_field
@@ -76,6 +77,24 @@ class Upload:
     document: Document
     job: Job | None
     duplicate: bool
+
+
+COLLECTION_NAME = re.compile(r"^[\w.\-]{1,100}$")
+
+
+def check_collection(name: str | None) -> str:
+    """The collection name to store (blank: ``default``); one a scenario could not name is refused.
+
+    Scenarios name their collection with the same rule (letters, digits, '_', '-', '.'), so a
+    document filed under "Product Docs!" would be unreachable by any scenario.
+    """
+    collection = (name or "default").strip() or "default"
+    if not COLLECTION_NAME.match(collection):
+        raise InvalidCollection(
+            f"collection {collection[:100]!r}: use 1-100 letters, digits, '_', '-' or '.'",
+            detail={"field": "collection"},
+        )
+    return collection
 
 
 class KnowledgeService:
@@ -174,7 +193,7 @@ class KnowledgeService:
 
         Raises ``UnsupportedType`` (415, ``unsupported_type``) for a type no extractor reads.
         """
-        collection = (collection or "default").strip() or "default"
+        collection = check_collection(collection)
         tags = sorted({t.strip() for t in (tags or []) if t.strip()})
         name = Path(filename or "upload").name or "upload"
         sha, size = await asyncio.to_thread(self._store_file, data, name)
@@ -183,30 +202,61 @@ class KnowledgeService:
             return Upload(existing, await self.jobs.latest_for(existing.id), duplicate=True)
         title = (title or Path(name).stem or name).strip()[:300]
         async with self.db.transaction() as conn:
-            row = await (
+            # again under the write lock: the same file uploaded twice at once (a double drop,
+            # or the CLI and the API together) must still become one document
+            same = await (
                 await conn.execute(
-                    "SELECT COALESCE(MAX(version), 0) FROM documents "
-                    "WHERE collection = ? AND title = ?",
-                    (collection, title),
+                    "SELECT id FROM documents WHERE collection = ? AND sha256 = ? "
+                    "ORDER BY version DESC LIMIT 1",
+                    (collection, sha),
                 )
             ).fetchone()
-            version = int(row[0]) + 1 if row else 1
-            cur = await conn.execute(
-                "INSERT INTO documents (title, filename, sha256, size, version, collection, "
-                "tags, uploader_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (title, name, sha, size, version, collection, json.dumps(tags), uploader_id),
-            )
-            doc_id = int(cur.lastrowid or 0)
-            cur = await conn.execute(
-                "INSERT INTO jobs (document_id, user_id) VALUES (?, ?)", (doc_id, uploader_id)
-            )
-            job_id = int(cur.lastrowid or 0)
+            if same is not None:
+                doc_id, job_id = int(same[0]), 0
+            else:
+                doc_id, job_id = await self._insert_version(
+                    conn, title, name, sha, size, collection, tags, uploader_id
+                )
+        if not job_id:
+            existing = await self.documents.get(doc_id)
+            assert existing is not None
+            return Upload(existing, await self.jobs.latest_for(doc_id), duplicate=True)
         self.pool.submit(job_id)
         document = await self.documents.get(doc_id)
         assert document is not None
         job = await self.jobs.get(job_id)
         self._announce(job)
         return Upload(document, job, duplicate=False)
+
+    @staticmethod
+    async def _insert_version(
+        conn: Any,
+        title: str,
+        name: str,
+        sha: str,
+        size: int,
+        collection: str,
+        tags: list[str],
+        uploader_id: int | None,
+    ) -> tuple[int, int]:
+        """Insert the next version of ``title`` and its job (inside the caller's transaction)."""
+        row = await (
+            await conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM documents WHERE collection = ? AND title = ?",
+                (collection, title),
+            )
+        ).fetchone()
+        version = int(row[0]) + 1 if row else 1
+        cur = await conn.execute(
+            "INSERT INTO documents (title, filename, sha256, size, version, collection, "
+            "tags, uploader_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (title, name, sha, size, version, collection, json.dumps(tags), uploader_id),
+        )
+        doc_id = int(cur.lastrowid or 0)
+        cur = await conn.execute(
+            "INSERT INTO jobs (document_id, user_id) VALUES (?, ?)", (doc_id, uploader_id)
+        )
+        return doc_id, int(cur.lastrowid or 0)
 
     async def check_type(self, filename: str, data: bytes | Path) -> None:
         """Raise ``UnsupportedType`` when no extractor reads this file (nothing is stored)."""
@@ -505,6 +555,8 @@ class KnowledgeService:
             raise InvalidInput("the query is empty")
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
+        if document_id is not None and abs(document_id) > SQLITE_INT_MAX:
+            raise OutOfRange("document")
         k = max(1, min(k or self.config.search_k, 100))
         _, store, retriever = await self.parts()
         chosen: Mode = mode

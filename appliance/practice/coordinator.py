@@ -34,7 +34,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -95,6 +95,7 @@ class DomainReader(Protocol):
     async def get_product(self, product_id: int) -> Product | None: ...
     async def get_rubric(self, rubric_id: int, version: int | None = None) -> Rubric | None: ...
     async def list_rules(self, *, include_archived: bool = False) -> list[ComplianceRule]: ...
+    async def is_live(self, kind: Literal["scenario", "persona"], row_id: int) -> bool: ...
 
 
 @dataclass
@@ -215,13 +216,20 @@ class Coordinator:
     async def create_session(
         self, *, user_id: int, team_id: int | None, scenario_id: int, persona_id: int
     ) -> SessionRow:
-        """A new session on a scenario with a persona (both must exist and fit together)."""
+        """A new session on a scenario with a persona (both must exist, be live and fit together).
+
+        An archived scenario or persona keeps its old sessions and reports but starts no new one.
+        """
         scenario = await self.domain.get_scenario(scenario_id)
         if scenario is None:
             raise UnknownReference(f"scenario {scenario_id} does not exist")
+        if not await self.domain.is_live("scenario", scenario_id):
+            raise UnknownReference(f"scenario {scenario_id} is archived")
         persona = await self.domain.get_persona(persona_id)
         if persona is None:
             raise UnknownReference(f"persona {persona_id} does not exist")
+        if not await self.domain.is_live("persona", persona_id):
+            raise UnknownReference(f"persona {persona_id} is archived")
         if scenario.persona_ids and persona_id not in scenario.persona_ids:
             raise UnknownReference(
                 f"persona {persona_id} is not offered by scenario {scenario_id}",

@@ -162,7 +162,7 @@ def dimensions(dims: Sequence[RubricDimension]) -> list[RubricDimension]:
             raise DuplicateDimension(f"{field}.key", f"duplicate dimension key {key!r}")
         seen.add(key)
         if not d.weight > 0 or d.weight != d.weight or d.weight > 1e6:
-            raise InvalidWeight(f"{field}.weight", f"must be > 0, got {d.weight}")
+            raise InvalidWeight(f"{field}.weight", f"must be > 0 and at most 1e6, got {d.weight}")
         out.append(
             RubricDimension(
                 key=key,

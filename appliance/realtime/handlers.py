@@ -114,7 +114,12 @@ async def on_hello(coordinator: Coordinator, conn: Connection, msg: Hello) -> No
 async def on_say(coordinator: Coordinator, conn: Connection, msg: Say) -> None:
     """Run a turn in its own task; the reply reaches every connection through the hub."""
     if conn.role != "trainee":
-        error_frame(conn, "read_only", "observers cannot speak in a session")
+        error_frame(
+            conn,
+            "read_only",
+            "observers cannot speak in a session",
+            client_turn_id=msg.client_turn_id,
+        )
         return
 
     async def run() -> None:
@@ -122,6 +127,10 @@ async def on_say(coordinator: Coordinator, conn: Connection, msg: Say) -> None:
             outcome = await coordinator.say(conn.session.id, msg.client_turn_id, msg.text)
         except AppError as err:
             app_error(conn, err, msg.client_turn_id)
+            return
+        except Exception:
+            log.exception("practice: turn failed in session %s", conn.session.id)
+            error_frame(conn, "internal_error", "internal error", client_turn_id=msg.client_turn_id)
             return
         if outcome.duplicate:  # a resend: this client gets the stored result, no second reply
             for data in outcome.events:
@@ -152,12 +161,16 @@ HANDLERS: dict[type[Any], Handler] = {Hello: on_hello, Say: on_say, End: on_end,
 async def dispatch(coordinator: Coordinator, conn: Connection, msg: ClientFrame) -> None:
     """Route a decoded frame to its handler; typed errors become ``error`` events."""
     if not conn.ready and not isinstance(msg, Hello | Ping):
-        error_frame(conn, "not_ready", "send hello first")
+        cid = msg.client_turn_id if isinstance(msg, Say) else None  # so a client can match it
+        error_frame(conn, "not_ready", "send hello first", client_turn_id=cid)
         return
     try:
         await HANDLERS[type(msg)](coordinator, conn, msg)
     except AppError as err:
         app_error(conn, err)
+    except Exception:  # logged with its traceback; the connection stays
+        log.exception("practice: %s failed in session %s", type(msg).__name__, conn.session.id)
+        error_frame(conn, "internal_error", "internal error")
 
 
 def decode_error(err: msgspec.MsgspecError) -> tuple[str, str]:

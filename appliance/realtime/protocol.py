@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from appliance.db.database import SQLITE_INT_MAX
+from appliance.errors import SQLITE_INT_MAX
 from appliance.practice.events import PROTOCOL_VERSION, AnyServerEvent
 
 

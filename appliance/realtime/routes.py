@@ -13,28 +13,31 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from appliance.api.params import PathId
 from appliance.auth.guards import access, principal_of
+from appliance.auth.service import AuthService
 from appliance.config import RealtimeConfig
+from appliance.errors import SQLITE_INT_MAX
 from appliance.practice.access import may_practice, may_view
 from appliance.practice.coordinator import Coordinator
 from appliance.realtime import connection as c
 from appliance.realtime.handlers import decode_error, dispatch, error_frame
 from appliance.realtime.hub import Hub
-from appliance.realtime.protocol import client_decoder
+from appliance.realtime.protocol import Ping, client_decoder
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath
 
 log = logging.getLogger(__name__)
 
 
 @websocket("/ws/practice/{session_id:int}", opt=access("user"))
 async def practice_socket(
-    socket: WebSocket[Any, Any, Any], session_id: PathId, state: State
+    socket: WebSocket[Any, Any, Any], session_id: FromPath[int], state: State
 ) -> None:
     """The trainee's live session."""
     await _serve(socket, session_id, state, role="trainee")
@@ -42,7 +45,7 @@ async def practice_socket(
 
 @websocket("/ws/observe/{session_id:int}", opt=access("manager"))
 async def observe_socket(
-    socket: WebSocket[Any, Any, Any], session_id: PathId, state: State
+    socket: WebSocket[Any, Any, Any], session_id: FromPath[int], state: State
 ) -> None:
     """A read-only live view of a session, for its trainee's manager or an admin."""
     await _serve(socket, session_id, state, role="observer")
@@ -59,7 +62,8 @@ async def _serve(
     if principal is None:
         await socket.close(code=c.CLOSE_NOT_AUTHENTICATED, reason="not authenticated")
         return
-    session = await coordinator.repo.get_session(session_id)
+    too_big = abs(session_id) > SQLITE_INT_MAX  # no such row, and SQLite cannot even look
+    session = None if too_big else await coordinator.repo.get_session(session_id)
     if session is None:
         await socket.close(code=c.CLOSE_NOT_FOUND, reason="no such session")
         return
@@ -80,11 +84,27 @@ async def _serve(
         outbox=c.Outbox(config.backlog),
         bucket=c.TokenBucket(config.rate_per_s, config.rate_burst),
     )
+    auth: AuthService = state.auth
+    cookie_session = socket.scope.get("session")
+
+    async def still_allowed() -> int | None:
+        """None while the caller may go on, else the close code (disabled, signed out...)."""
+        now = await auth.revalidate(
+            principal, cookie_session if isinstance(cookie_session, dict) else None
+        )
+        if now is None:
+            return c.CLOSE_NOT_AUTHENTICATED
+        if role == "observer" and not may_view(
+            session, user_id=now.user.id, role=now.user.role, team_id=now.user.team_id
+        ):
+            return c.CLOSE_FORBIDDEN
+        return None
+
     async with hub.subscribe(session_id) as subscriber:
         pump = asyncio.ensure_future(_pump(subscriber.iter_events(), conn))
         writer = asyncio.ensure_future(_write(socket, conn))
         try:
-            await _read(socket, coordinator, conn, config)
+            await _read(socket, coordinator, conn, config, still_allowed)
         finally:
             pump.cancel()
             writer.cancel()
@@ -115,6 +135,7 @@ async def _read(
     coordinator: Coordinator,
     conn: c.Connection,
     config: RealtimeConfig,
+    still_allowed: Callable[[], Awaitable[int | None]],
 ) -> None:
     while True:
         try:
@@ -138,6 +159,12 @@ async def _read(
             code, message = decode_error(err)
             error_frame(conn, code, message)
             continue
+        if not isinstance(msg, Ping) and (close := await still_allowed()) is not None:
+            # disabled, password reset, token revoked or no longer the team's manager since
+            # the socket opened: HTTP refuses them at once, so does this socket
+            with contextlib.suppress(Exception):
+                await socket.close(code=close, reason="your login is no longer valid")
+            return
         await dispatch(coordinator, conn, msg)
 
 

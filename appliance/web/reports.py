@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - Chinese strings use full-width punctuation on purpose
 """The printable report page: the rubric as an SVG radar chart, evidence, strengths, incidents.
 
 Rendered on the server with Jinja2 and inline SVG, so it prints and works with no network.
@@ -59,8 +60,41 @@ def radar_svg(labels: list[str], scores: list[float], *, size: int = 320, top: f
     )
 
 
+# key: (English, Chinese); the page speaks the session's language, like its content
+_REPORT_STRINGS: dict[str, tuple[str, str]] = {
+    "report": ("Report", "报告"),
+    "session": ("session", "练习"),
+    "back": ("← History", "← 历史"),
+    "trainee": ("Trainee", "学员"),
+    "turns": ("turns", "轮"),
+    "rubric": ("rubric", "评分标准"),
+    "overall": ("overall (weighted)", "总分（加权）"),
+    "dimensions": ("Dimensions", "各维度"),
+    "dimension": ("Dimension", "维度"),
+    "score": ("Score", "得分"),
+    "comment": ("Comment and evidence", "评语与依据"),
+    "weight": ("weight", "权重"),
+    "turn": ("Turn {n}", "第 {n} 轮"),
+    "strengths": ("Strengths", "亮点"),
+    "improve": ("To improve", "待改进"),
+    "focus": ("Recommended focus:", "建议重点："),
+    "stages": ("Conversation stages", "对话阶段"),
+    "never": ("Never covered:", "未覆盖："),
+    "all_covered": ("Every stage slot was covered.", "所有阶段要点均已覆盖。"),
+    "compliance": ("Compliance", "合规"),
+    "no_incidents": ("No incidents.", "无违规。"),
+    "transcript": ("Transcript", "对话记录"),
+}
+
+
+def report_strings(language: str) -> dict[str, str]:
+    """The report page's words in the session's language (English unless it is Chinese)."""
+    index = 1 if language == "zh" else 0
+    return {key: pair[index] for key, pair in _REPORT_STRINGS.items()}
+
+
 def render_report_html(report: Report, ctx: SessionContext, trainee: str) -> str:
-    """The report page for one session."""
+    """The report page for one session, in the session's language."""
     chart = radar_svg([d.name for d in report.dimensions], [d.score for d in report.dimensions])
     template = _ENV.get_template("report.html")
     return template.render(
@@ -72,4 +106,5 @@ def render_report_html(report: Report, ctx: SessionContext, trainee: str) -> str
         history={t.turn: t for t in ctx.history},
         chart=markupsafe.Markup(chart),  # noqa: S704 - built here, every label escaped
         lang=ctx.language,
+        t=report_strings(ctx.language),
     )

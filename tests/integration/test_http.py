@@ -46,6 +46,7 @@ def test_oversize_body_is_413(server: ServerProcess) -> None:
     )
     assert r.status_code == 413
     assert r.json()["code"] == "too_large"
+    assert "server.max_body_bytes" in r.json()["message"]  # says which limit, not just "too large"
 
 
 def test_security_headers_and_request_id(anon: httpx.Client) -> None:

@@ -91,3 +91,24 @@ def test_check_is_fast() -> None:
         agent.check(text, "trainee", RULES)
     per_call_ms = (time.perf_counter() - started) * 1000 / runs
     assert per_call_ms < 1.0, per_call_ms
+
+
+def test_a_catastrophic_regex_is_cut_off_not_a_frozen_server() -> None:
+    """Nested repeats against a long line: skipped after its time limit, other rules still run."""
+    slow = ComplianceRule(
+        id=99,
+        name="nested repeats",
+        kind="regex",
+        pattern=r"(a+)+$",
+        severity="warn",
+        applies_to="both",
+        message="m",
+    )
+    text = "a" * 1900 + "! This card is guaranteed risk-free."
+    start = time.perf_counter()
+    flags = agent.check(text, "trainee", [slow, *RULES])
+    assert time.perf_counter() - start < 1.0
+    assert "No risk-free claims" in {f.rule for f in flags}
+    assert "nested repeats" not in {f.rule for f in flags}
+    # the same rule still matches where it can in time
+    assert [f.rule for f in agent.check("aaa", "trainee", [slow])] == ["nested repeats"]

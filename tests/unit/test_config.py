@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,29 @@ def test_config_show_prints_sources_and_redacts(tmp_path: Path) -> None:
     assert "max_body_bytes = 67108864  # default" in result.stdout
     # no secret value is in the config, and the keyring's session key never shows
     assert "session_key" not in result.stdout
+
+
+def test_config_show_masks_secrets_only(tmp_path: Path) -> None:
+    """Counts, backend names and secret *names* show as they are; URL credentials do not."""
+    env = appliance_env(
+        tmp_path, SALESBOOST__LLM__REMOTE_URL="http://bob:hunter2@llm.local:8080/v1"
+    )
+    result = cli(tmp_path, "config", "show", env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for line in (
+        "context_tokens = 32768  # default",
+        "npc_max_tokens = 60  # default",
+        "password_min_length = 10  # default",
+        'keyring = "file"  # env',
+        'remote_tokenizer = "auto"  # default',
+        'remote_api_key_secret = "llm_remote_api_key"  # default',
+        'remote_url = "http://********@llm.local:8080/v1"  # env',
+    ):
+        assert line in out, (line, out)
+    assert "hunter2" not in out
+    shown = cli(tmp_path, "config", "show", "--json", env=env)
+    assert json.loads(shown.stdout)["llm.context_tokens"]["value"] == 32768
 
 
 def test_every_key_is_documented() -> None:

@@ -57,8 +57,9 @@ def test_generated_secrets_and_rotation(tmp_path: Path) -> None:
     first = s.require(SESSION_KEY).reveal()
     s.rotate(SESSION_KEY)
     assert s.require(SESSION_KEY).reveal() != first
-    with pytest.raises(SecretError, match="give a new value"):
+    with pytest.raises(SecretError, match="give a new value") as refused:
         s.rotate("llm_remote_api_key")
+    assert "--stdin" in str(refused.value)  # the message says how to give one
 
 
 def test_missing_secret_names_it_and_never_a_value(tmp_path: Path) -> None:

@@ -60,6 +60,12 @@ def check_pixels(width: int, height: int, config: KnowledgeConfig) -> None:
         )
 
 
+def _reason(err: BaseException, path: Path) -> str:
+    """Pillow's message without the stored file's path (state/documents/<sha256> means nothing
+    to the uploader and shows the server's layout)."""
+    return str(err).replace(f" '{path}'", "").replace(str(path), "the file")
+
+
 def _decoding_errors() -> tuple[type[BaseException], ...]:
     return (UnidentifiedImageError, OSError, SyntaxError, ValueError)
 
@@ -75,7 +81,7 @@ def extract_image(
     except Image.DecompressionBombError as err:  # past 2x Pillow's own cap
         raise TooLarge(f"refused as a decompression bomb: {err}") from None
     except _decoding_errors() as err:
-        raise CorruptFile(f"unreadable image: {err}") from None
+        raise CorruptFile(f"unreadable image: {_reason(err, path)}") from None
     with image:
         check_pixels(image.width, image.height, config)
         frames = getattr(image, "n_frames", 1)
@@ -89,7 +95,7 @@ def extract_image(
             except Image.DecompressionBombError as err:
                 raise TooLarge(f"refused as a decompression bomb: {err}") from None
             except _decoding_errors() as err:  # truncated or broken image data
-                raise CorruptFile(f"unreadable image: {err}") from None
+                raise CorruptFile(f"unreadable image: {_reason(err, path)}") from None
             number = index + 1 if frames > 1 else None
             page = ocr.recognize(frame)
             blocks.extend(ocr_blocks(page, number))

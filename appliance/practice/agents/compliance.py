@@ -8,6 +8,12 @@ whitespace in a phrase match any run of whitespace. A *regex* rule is a Python r
 expression, compiled case-insensitively. A rule whose regex does not compile never matches and
 is reported once in the log (the domain API validates patterns when a rule is saved).
 
+Matching runs on the event loop, so it is bounded: patterns run on the `regex` engine (the
+same syntax as `re`, with guards against most catastrophic backtracking) with a time limit
+per rule and text (`MATCH_TIMEOUT_S`). A rule that runs out of time (a manager's
+``(a+)+$`` against a long line, say) is skipped for that text and logged, instead of
+freezing every session on the box.
+
 Rules are compiled once and cached by (rule id, kind, pattern), so an edited rule recompiles.
 ``remove_blocked`` drops every sentence (split on Latin ``.!?`` and CJK ``。！？；`` and line
 breaks) that overlaps a block-severity hit.
@@ -19,6 +25,9 @@ import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
+
+import regex  # type: ignore[import-untyped]  # (no stubs) re's syntax, plus match timeouts
 
 from appliance.practice.model import ComplianceFlag, ComplianceRule, Speaker
 
@@ -27,17 +36,21 @@ log = logging.getLogger(__name__)
 CONTEXT_CHARS = 24
 """Characters of context kept on each side of a match in a flag's excerpt."""
 
+MATCH_TIMEOUT_S = 0.05
+"""Longest one rule may search one text; past it the rule is skipped for that text (logged)."""
+
 _WORD = re.compile(r"[0-9A-Za-z]")
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|[。！？；]+|\n+")
 
 
 @lru_cache(maxsize=4096)
-def _compile(rule_id: int, kind: str, pattern: str) -> re.Pattern[str] | None:
-    """The compiled pattern of a rule (None when a regex does not compile)."""
+def _compile(rule_id: int, kind: str, pattern: str) -> Any:
+    """The compiled pattern of a rule, a `regex` Pattern (None when a regex does not compile)."""
     if kind == "regex":
         try:
-            return re.compile(pattern, re.IGNORECASE)
-        except re.error as err:
+            re.compile(pattern)  # the syntax the domain API validated against
+            return regex.compile(pattern, regex.IGNORECASE | regex.VERSION0)
+        except (re.error, regex.error) as err:
             log.warning("compliance rule %s: bad regex %r: %s", rule_id, pattern, err)
             return None
     phrase = pattern.strip()
@@ -46,7 +59,28 @@ def _compile(rule_id: int, kind: str, pattern: str) -> re.Pattern[str] | None:
     body = r"\s+".join(re.escape(part) for part in phrase.split())
     head = r"(?<![0-9A-Za-z])" if _WORD.match(phrase[0]) else ""
     tail = r"(?![0-9A-Za-z])" if _WORD.match(phrase[-1]) else ""
-    return re.compile(head + body + tail, re.IGNORECASE)
+    return regex.compile(head + body + tail, regex.IGNORECASE | regex.VERSION0)
+
+
+def _spans(rule: ComplianceRule, compiled: Any, text: str) -> list[tuple[int, int]]:
+    """Non-empty match spans of one rule in ``text``; none when it runs out of time."""
+    try:
+        return [
+            m.span()
+            for m in compiled.finditer(text, timeout=MATCH_TIMEOUT_S)
+            if m.end() > m.start()
+        ]
+    except TimeoutError:
+        log.warning(
+            "compliance rule %s (%r): pattern %r took over %.0f ms on a %d-character text; "
+            "skipped for it (rewrite the pattern without nested repeats)",
+            rule.id,
+            rule.name,
+            rule.pattern,
+            MATCH_TIMEOUT_S * 1000,
+            len(text),
+        )
+        return []
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
@@ -81,18 +115,16 @@ class RuleCompliance:
             compiled = _compile(rule.id, rule.kind, rule.pattern)
             if compiled is None:
                 continue
-            for match in compiled.finditer(text):
-                if match.end() == match.start():  # an empty regex match says nothing
-                    continue
+            for start, end in _spans(rule, compiled, text):  # empty matches say nothing
                 flags.append(
                     ComplianceFlag(
                         rule_id=rule.id,
                         rule=rule.name,
                         severity=rule.severity,
                         who=who,
-                        excerpt=_excerpt(text, match.start(), match.end()),
-                        start=match.start(),
-                        end=match.end(),
+                        excerpt=_excerpt(text, start, end),
+                        start=start,
+                        end=end,
                     )
                 )
         flags.sort(key=lambda f: (f.start, f.rule_id))
