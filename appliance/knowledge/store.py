@@ -645,7 +645,9 @@ class Store:
         where: str | None,
         columns: Sequence[str],
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        self.meta  # noqa: B018
+        # the live generation may have switched since the caller checked (`salesboost reindex`
+        # in another process): a query embedded by another model is refused, not run
+        self.check_model()
         children = self.children
         table = async_table(children)
         dense_kind = self._vector_index_kind() if vector is not None else ""

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from appliance.knowledge.store import KEY_COLUMNS, Store, child_id, parent_id
+import pytest
+from appliance.knowledge.store import (
+    KEY_COLUMNS,
+    Store,
+    StoreMismatchError,
+    child_id,
+    parent_id,
+)
 
 DIM = 16
 
@@ -207,6 +214,33 @@ def test_a_reindex_going_live_between_query_and_cite_never_cites_another_childs_
             (child_id(1, 1, i), f"document 1 passage {i}", i % 7)
             for i in (int(h["child_index"]) for h in hits)
         ]
+    finally:
+        reader.close()
+        if writer is not None:
+            writer.close()
+
+
+def test_a_reindex_to_another_model_going_live_mid_search_is_a_typed_mismatch(
+    tmp_path: Path,
+) -> None:
+    """The other process switched to a model of another size after this one checked: its
+    query vector is refused with the stable code, not run against the new table (a 500)."""
+    vectors = np.random.default_rng(5).normal(size=(12, DIM)).astype(np.float32)
+    reader = Store(tmp_path, model="m", dim=DIM, vector_index_min_rows=10**9)
+    writer = None
+    try:
+        reader.write_document(1, *_document(1, vectors))
+        reader.check_model()
+        writer = Store(tmp_path, model="m", dim=DIM, vector_index_min_rows=10**9)
+        meta, table = writer.new_generation("m2", DIM // 2)
+        rows = [r for batch in writer.iter_children() for r in batch]
+        for row in rows:  # the other model's vectors
+            row["vector"] = [0.5] * (DIM // 2)
+        writer.add_to(table, rows, DIM // 2)
+        writer.go_live(meta, table)
+        with pytest.raises(StoreMismatchError) as err:
+            reader.dense_and_fulltext(vectors[0], "passage", 3, None)
+        assert err.value.code == "index_model_mismatch"
     finally:
         reader.close()
         if writer is not None:
