@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+from appliance.testing import ServerProcess
 from websockets.sync.client import ClientConnection, connect
+
+from tests.conftest import Account, add_user, login
 
 
 def cookie_header(client: httpx.Client) -> str:
@@ -133,3 +139,29 @@ def new_session(client: httpx.Client, language: str = "en") -> dict[str, Any]:
     assert response.status_code == 201, response.text
     session: dict[str, Any] = response.json()
     return session
+
+
+@contextmanager
+def demo_server(state: Path, people: dict[str, Account]) -> Iterator[ServerProcess]:
+    """An appliance whose first start loads the demo pack, with these users already added."""
+    for account in people.values():
+        add_user(state, account)
+    with ServerProcess(
+        state,
+        SALESBOOST__DEMO__LOAD_ON_EMPTY="true",
+        SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
+    ) as srv:
+        yield srv
+
+
+@contextmanager
+def logged_in(
+    server: ServerProcess, people: dict[str, Account]
+) -> Iterator[dict[str, httpx.Client]]:
+    """Logged-in clients by role name, closed afterwards."""
+    made = {name: login(server, account) for name, account in people.items()}
+    try:
+        yield made
+    finally:
+        for client in made.values():
+            client.close()

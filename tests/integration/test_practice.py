@@ -15,7 +15,7 @@ from appliance.testing import ServerProcess
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import Account, add_user, login
-from tests.integration.practice_helpers import WS, new_session, stored
+from tests.integration.practice_helpers import WS, demo_server, logged_in, new_session, stored
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -39,24 +39,15 @@ LINES = [
 @pytest.fixture(scope="module")
 def practice_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """An appliance whose first start loads the demo pack (scenarios, personas, rubric, rules)."""
-    state = tmp_path_factory.mktemp("practice-state")
-    for account in PEOPLE.values():
-        add_user(state, account)
-    with ServerProcess(
-        state,
-        SALESBOOST__DEMO__LOAD_ON_EMPTY="true",
-        SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
-    ) as srv:
+    with demo_server(tmp_path_factory.mktemp("practice-state"), PEOPLE) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def people(practice_server: ServerProcess) -> Iterator[dict[str, httpx.Client]]:
     """Logged-in clients by role name."""
-    made = {name: login(practice_server, account) for name, account in PEOPLE.items()}
-    yield made
-    for client in made.values():
-        client.close()
+    with logged_in(practice_server, PEOPLE) as made:
+        yield made
 
 
 def _dimension_keys(client: httpx.Client, rubric_id: int, version: int) -> set[str]:

@@ -17,7 +17,7 @@ from appliance.testing import ServerProcess, cli
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import Account, add_user, login
-from tests.integration.practice_helpers import WS, new_session
+from tests.integration.practice_helpers import WS, demo_server, logged_in, new_session
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,24 +33,15 @@ HUGE = 99999999999999999999  # past SQLite's 64-bit integers
 @pytest.fixture(scope="module")
 def qa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """An appliance with the demo pack (its documents ingest in the background)."""
-    state = tmp_path_factory.mktemp("qa-state")
-    for account in PEOPLE.values():
-        add_user(state, account)
-    with ServerProcess(
-        state,
-        SALESBOOST__DEMO__LOAD_ON_EMPTY="true",
-        SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
-    ) as srv:
+    with demo_server(tmp_path_factory.mktemp("qa-state"), PEOPLE) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def qa(qa_server: ServerProcess) -> Iterator[dict[str, httpx.Client]]:
     """Logged-in clients by role name."""
-    made = {name: login(qa_server, account) for name, account in PEOPLE.items()}
-    yield made
-    for client in made.values():
-        client.close()
+    with logged_in(qa_server, PEOPLE) as made:
+        yield made
 
 
 def test_ids_past_64_bits_are_400_not_500(
