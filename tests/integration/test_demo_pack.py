@@ -19,8 +19,9 @@ import pytest
 from appliance.practice.demo.loader import read_pack
 from appliance.testing import ServerProcess, cli
 
-from tests.conftest import ACCOUNTS, add_user, login
+from tests.conftest import ACCOUNTS, login
 from tests.integration.knowledge_helpers import search
+from tests.integration.practice_helpers import demo_server as start_demo_server
 
 COLLECTION = "demo"
 PACK = read_pack()
@@ -32,14 +33,8 @@ DOCS_TIMEOUT_S = 240  # OCR and embedding on 2 shared cores
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    state = tmp_path_factory.mktemp("demo-state")
-    for name in ("manager", "trainee"):
-        add_user(state, ACCOUNTS[name])
-    with ServerProcess(
-        state,
-        SALESBOOST__DEMO__LOAD_ON_EMPTY="true",
-        SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
-    ) as srv:
+    people = {name: ACCOUNTS[name] for name in ("manager", "trainee")}
+    with start_demo_server(tmp_path_factory.mktemp("demo-state"), people) as srv:
         yield srv
 
 
