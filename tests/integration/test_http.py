@@ -89,6 +89,10 @@ def test_probes(anon: httpx.Client) -> None:
     assert body["ready"] is True
     assert [c["name"] for c in body["checks"]][:3] == ["database", "models", "disk"]
     assert all(c["ok"] for c in body["checks"])
+    # uptime monitors and load balancers probe with HEAD: the GET status, no body
+    for path in ("/healthz", "/readyz"):
+        probe = anon.head(path)
+        assert (probe.status_code, probe.content) == (200, b""), path
 
 
 def test_metrics_and_schema(anon: httpx.Client, clients: dict[str, httpx.Client]) -> None:

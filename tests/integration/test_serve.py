@@ -92,6 +92,8 @@ def test_readyz_names_a_model_missing_at_runtime(tmp_path: Path) -> None:
         assert r.status_code == 503
         assert r.json()["not_ready"] == ["models"]
         assert str(onnx) in str(r.json()["checks"])
+        probe = httpx.head(server.url + "/readyz")
+        assert (probe.status_code, probe.content) == (503, b"")
 
 
 def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
