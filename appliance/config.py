@@ -93,6 +93,15 @@ class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ),
     ] = 12_000
     password_min_length: Annotated[int, _doc("Shortest password accepted.", ge=8)] = 10
+    socket_recheck_s: Annotated[
+        float,
+        _doc(
+            "How often an open WebSocket re-checks its login (disabled, password reset, token "
+            "revoked, role or team changed by the CLI or another process); changes made through "
+            "this server's API close the user's sockets at once.",
+            gt=0,
+        ),
+    ] = 30.0
 
 
 class SecretsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Annotated, Any
 
@@ -15,11 +17,14 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.params import PathId, QueryId
 from appliance.auth.guards import access, principal_of
+from appliance.auth.service import AuthService
+from appliance.auth.socket_watch import close_when_void
 from appliance.db.documents import Document
 from appliance.db.jobs import Job
 from appliance.errors import InvalidInput
 from appliance.knowledge.answer import answer
 from appliance.knowledge.errors import UnsupportedType
+from appliance.knowledge.search import MAX_SEARCH_K
 from appliance.knowledge.service import KnowledgeService, SearchResponse, SearchResult
 from appliance.llm.base import LLMBackend
 
@@ -243,7 +248,7 @@ class KnowledgeController(Controller):
         self,
         state: State,
         q: FromQuery[str] = "",
-        k: FromQuery[int | None] = None,
+        k: Annotated[int | None, QueryParameter(ge=1, le=MAX_SEARCH_K)] = None,
         mode: FromQuery[str] = "hybrid",
         collection: FromQuery[str | None] = None,
         tag: FromQuery[str | None] = None,
@@ -280,20 +285,41 @@ class KnowledgeController(Controller):
 
 @websocket("/ws/knowledge/jobs", opt=access("user"))
 async def job_events(
-    socket: WebSocket[Any, Any, Any], channels: NamedDependency[ChannelsPlugin]
+    socket: WebSocket[Any, Any, Any], channels: NamedDependency[ChannelsPlugin], state: State
 ) -> None:
-    """The caller's job progress events (channel ``jobs:user:<id>``), as JSON text frames."""
+    """The caller's job progress events (channel ``jobs:user:<id>``), as JSON text frames.
+
+    Closed with 4401 as soon as the caller's login is void (disabled, password reset, token
+    revoked), like the practice sockets."""
     principal = principal_of(socket)
     await socket.accept()
     if principal is None:
         await socket.close(code=4401)
         return
+    auth: AuthService = state.auth
+    cookie_session = socket.scope.get("session")
+
+    async def still_allowed() -> int | None:
+        now = await auth.revalidate(
+            principal, cookie_session if isinstance(cookie_session, dict) else None
+        )
+        return 4401 if now is None else None
+
+    user_id = principal.user.id
+    recheck_s = state.settings.auth.socket_recheck_s
     async with (
-        channels.start_subscription([f"jobs:user:{principal.user.id}"]) as subscriber,
+        channels.start_subscription([f"jobs:user:{user_id}"]) as subscriber,
         subscriber.run_in_background(socket.send_data),
     ):
+        watch = asyncio.ensure_future(
+            close_when_void(socket, auth, user_id, still_allowed, recheck_s)
+        )
         try:
             while True:  # the client only listens; reading notices when it goes away
                 await socket.receive_data(mode="text")
         except WebSocketDisconnect:
             return
+        finally:
+            watch.cancel()
+            with contextlib.suppress(BaseException):
+                await watch

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from appliance.auth import passwords, tokens
@@ -51,6 +52,15 @@ class Actor:
 CLI_ACTOR = Actor(name="cli")
 
 
+@dataclass
+class _LoginChange:
+    """The next change that may void logins: of one user, or of everyone (``user_id`` None);
+    ``user_id`` is set just before ``done``."""
+
+    user_id: int | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class AuthService:
     """Everything that decides who someone is and what their account may do."""
 
@@ -63,6 +73,27 @@ class AuthService:
         self._key = session_key
         self.key_fingerprint = tokens.key_fingerprint(session_key)
         self._token_touched: dict[int, float] = {}
+        self._next_change = _LoginChange()
+
+    def _login_changed(self, user_id: int | None) -> None:
+        """Wake the sockets waiting in :meth:`wait_login_change` (``None``: everyone's)."""
+        change, self._next_change = self._next_change, _LoginChange()
+        change.user_id = user_id
+        change.done.set()
+
+    async def wait_login_change(self, user_id: int, timeout_s: float) -> None:
+        """Return when this process changed something that may void the user's login, or after
+        ``timeout_s`` (a change made by another process, such as the CLI, is seen then)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (left := deadline - loop.time()) > 0:
+            change = self._next_change
+            try:
+                await asyncio.wait_for(change.done.wait(), left)
+            except TimeoutError:
+                return
+            if change.user_id is None or change.user_id == user_id:
+                return
 
     def set_key(self, session_key: bytes) -> bool:
         """Use a rotated session key: every session and token minted under the old one is void.
@@ -72,6 +103,7 @@ class AuthService:
         self._key = session_key
         self.key_fingerprint = tokens.key_fingerprint(session_key)
         self._token_touched.clear()
+        self._login_changed(None)
         return True
 
     # --- logins -----------------------------------------------------------------------
@@ -195,6 +227,7 @@ class AuthService:
         ):
             raise NotFound(f"no token {token_id}", detail={"id": token_id})
         await self.tokens.revoke(token_id)
+        self._login_changed(token.user_id)
         await self.audit.record(
             "token_deleted",
             actor=actor.name,
@@ -307,6 +340,7 @@ class AuthService:
             disabled=disabled,
             end_sessions=end_sessions,
         )
+        self._login_changed(user_id)  # role and team decide what an open socket may watch
         target = f"user:{user.username}"
         if role_ is not None and role_ != user.role:
             await self.audit.record(
@@ -347,6 +381,7 @@ class AuthService:
             must_change_password=True,
             end_sessions=True,
         )
+        self._login_changed(user_id)
         await self.audit.record(
             "password_reset",
             actor=actor.name,
@@ -372,6 +407,7 @@ class AuthService:
             must_change_password=False,
             end_sessions=True,
         )
+        self._login_changed(user.id)
         await self.audit.record(
             "password_changed",
             actor=user.username,

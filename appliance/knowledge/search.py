@@ -21,6 +21,8 @@ from appliance.models import load_manifest
 
 Mode = Literal["hybrid", "dense", "fulltext"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "fulltext")
+MAX_SEARCH_K = 100
+"""The most results one search returns."""
 
 
 @dataclass

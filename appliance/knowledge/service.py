@@ -29,7 +29,14 @@ from appliance.errors import SQLITE_INT_MAX, AppError, InvalidInput, NotFound, O
 from appliance.knowledge.embedding import Embedder
 from appliance.knowledge.errors import InvalidCollection, KnowledgeError, TooLarge
 from appliance.knowledge.jobs import WorkerPool
-from appliance.knowledge.search import MODES, Mode, Retriever, best_per_parent, load_reranker
+from appliance.knowledge.search import (
+    MAX_SEARCH_K,
+    MODES,
+    Mode,
+    Retriever,
+    best_per_parent,
+    load_reranker,
+)
 from appliance.knowledge.store import Store, child_id, parent_id, tags_field
 
 log = logging.getLogger(__name__)
@@ -557,7 +564,9 @@ class KnowledgeService:
             raise InvalidInput(f"mode must be one of {', '.join(MODES)}")
         if document_id is not None and abs(document_id) > SQLITE_INT_MAX:
             raise OutOfRange("document")
-        k = max(1, min(k or self.config.search_k, 100))
+        if k is not None and not 1 <= k <= MAX_SEARCH_K:
+            raise InvalidInput(f"k must be between 1 and {MAX_SEARCH_K}")
+        k = k or self.config.search_k
         _, store, retriever = await self.parts()
         chosen: Mode = mode
         for attempt in range(2):

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import AuthService
+from appliance.auth.socket_watch import close_when_void
 from appliance.config import RealtimeConfig
 from appliance.errors import SQLITE_INT_MAX
 from appliance.practice.access import may_practice, may_view
@@ -103,12 +104,18 @@ async def _serve(
     async with hub.subscribe(session_id) as subscriber:
         pump = asyncio.ensure_future(_pump(subscriber.iter_events(), conn))
         writer = asyncio.ensure_future(_write(socket, conn))
+        watch = asyncio.ensure_future(
+            close_when_void(
+                socket, auth, user.id, still_allowed, state.settings.auth.socket_recheck_s
+            )
+        )
         try:
             await _read(socket, coordinator, conn, config, still_allowed)
         finally:
             pump.cancel()
             writer.cancel()
-            for task in (pump, writer):
+            watch.cancel()
+            for task in (pump, writer, watch):
                 with contextlib.suppress(BaseException):
                     await task
             for task in list(conn.tasks):  # a turn in flight goes on: it is not the socket's

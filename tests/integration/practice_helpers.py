@@ -142,14 +142,16 @@ def new_session(client: httpx.Client, language: str = "en") -> dict[str, Any]:
 
 
 @contextmanager
-def demo_server(state: Path, people: dict[str, Account]) -> Iterator[ServerProcess]:
-    """An appliance whose first start loads the demo pack, with these users already added."""
+def demo_server(state: Path, people: dict[str, Account], **env: str) -> Iterator[ServerProcess]:
+    """An appliance whose first start loads the demo pack, with these users already added
+    (``env``: more settings, as ``SALESBOOST__...`` variables)."""
     for account in people.values():
         add_user(state, account)
     with ServerProcess(
         state,
         SALESBOOST__DEMO__LOAD_ON_EMPTY="true",
         SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
+        **env,
     ) as srv:
         yield srv
 

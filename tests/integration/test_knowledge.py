@@ -256,6 +256,10 @@ def test_bad_input_codes_reach_the_api(
     assert clients["trainee"].get("/api/knowledge/search", params={"q": " "}).status_code == 400
     bad_mode = manager.get("/api/knowledge/search", params={"q": "x", "mode": "psychic"})
     assert bad_mode.json()["code"] == "invalid_input"
+    for k in (0, 101):  # refused naming k, not silently replaced by the default or clamped
+        bad_k = manager.get("/api/knowledge/search", params={"q": "x", "k": k})
+        assert bad_k.status_code == 400, bad_k.text
+        assert [d["key"] for d in bad_k.json()["detail"]] == ["k"], bad_k.text
 
 
 def test_trainee_searches_but_cannot_upload(clients: dict[str, httpx.Client]) -> None:

@@ -300,8 +300,8 @@ def test_a_disabled_trainees_open_socket_stops_at_once(
         ws.hello()
         user_id = made.json()["user"]["id"]
         assert admin.patch(f"/api/users/{user_id}", json={"disabled": True}).status_code == 200
-        ws.send(type="say", client_turn_id="after-disable", text="Hello, anyone there?")
-        with pytest.raises(ConnectionClosed) as closed:
+        with pytest.raises(ConnectionClosed) as closed:  # closed at once, or at this frame
+            ws.send(type="say", client_turn_id="after-disable", text="Hello, anyone there?")
             ws.until("npc_done", timeout=30)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
     finally:
