@@ -155,6 +155,7 @@ class KnowledgeController(Controller):
         if not content_type.startswith("multipart/form-data"):
             raise InvalidInput("send the files as multipart/form-data (field 'files')")
         form = await request.form()
+        _check_upload_fields([(name, isinstance(v, UploadFile)) for name, v in form.multi_items()])
         collection = str(form.get("collection") or "default")
         tags = _tags(str(form.get("tags") or ""))
         title = str(form.get("title") or "") or None
@@ -280,6 +281,30 @@ class KnowledgeController(Controller):
             message=result.message,
             answer=result.text,
             citations=found.results,
+        )
+
+
+UPLOAD_FILE_FIELDS = ("files", "file")
+UPLOAD_TEXT_FIELDS = ("collection", "tags", "title")
+
+
+def _check_upload_fields(fields: list[tuple[str, bool]]) -> None:
+    """Refuse a form field the upload does not know (a typo such as ``colection`` would
+    otherwise put the documents in the default collection unnoticed), a file under a text
+    field and text under a file field."""
+    for name, is_file in fields:
+        wants_file = name in UPLOAD_FILE_FIELDS
+        if not wants_file and name not in UPLOAD_TEXT_FIELDS:
+            problem = f"unknown form field {name!r}"
+        elif is_file and not wants_file:
+            problem = f"the form field {name!r} must be text, not a file"
+        elif wants_file and not is_file:
+            problem = f"the form field {name!r} must be a file"
+        else:
+            continue
+        raise InvalidInput(
+            f"{problem} (files go in 'files'; text fields: {', '.join(UPLOAD_TEXT_FIELDS)})",
+            detail={"field": name},
         )
 
 

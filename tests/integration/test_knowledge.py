@@ -256,6 +256,27 @@ def test_bad_input_codes_reach_the_api(
     assert clients["trainee"].get("/api/knowledge/search", params={"q": " "}).status_code == 400
     bad_mode = manager.get("/api/knowledge/search", params={"q": "x", "mode": "psychic"})
     assert bad_mode.json()["code"] == "invalid_input"
+    # a mistyped form field is refused by name, not ignored (the file would land in "default")
+    typo = manager.post(
+        "/api/knowledge/documents",
+        files=[("files", ("typo.md", b"# Typo", "text/markdown"))],
+        data={"colection": "pricing"},
+    )
+    assert typo.status_code == 400 and typo.json()["detail"]["field"] == "colection", typo.text
+    as_text = manager.post(
+        "/api/knowledge/documents",
+        files=[("collection", ("c.md", b"# C", "text/markdown"))],
+    )
+    assert as_text.status_code == 400 and "must be text" in as_text.json()["message"]
+    single = manager.post(  # curl -F file=@x.md: the singular name is a file field too
+        "/api/knowledge/documents",
+        files=[("file", ("single.md", b"# Single\n\nOne file.", "text/markdown"))],
+        data={"collection": "single-field"},
+    )
+    assert single.status_code == 202, single.text
+    assert not any(
+        d["filename"] == "typo.md" for d in manager.get("/api/knowledge/documents").json()
+    )
     for k in (0, 101):  # refused naming k, not silently replaced by the default or clamped
         bad_k = manager.get("/api/knowledge/search", params={"q": "x", "k": k})
         assert bad_k.status_code == 400, bad_k.text
