@@ -25,7 +25,12 @@
           out.hidden = false;
         }
         create.reset();
-        setTimeout(() => location.reload(), made.password ? 4000 : 0);
+        // a generated password is shown once: it stays until the admin reloads the list
+        if (made.password) {
+          out.append(" ", el("button", { type: "button", id: "reload-users", class: "link", text: T.refresh_list, onclick: () => location.reload() }));
+        } else {
+          location.reload();
+        }
       } catch (err) {
         error.textContent = describe(err);
       }
@@ -34,17 +39,28 @@
     document.querySelectorAll("tr[data-user]").forEach(function (row) {
       const id = row.dataset.user;
       const msg = row.querySelector(".row-msg");
+      /* true when saved; a refusal is shown in the row and the control goes back to what is stored */
       async function patch(body) {
         msg.textContent = "";
-        try { await api("PATCH", "/api/users/" + id, body); msg.textContent = T.saved; }
-        catch (err) { msg.textContent = describe(err); }
+        msg.classList.remove("error");
+        try { await api("PATCH", "/api/users/" + id, body); msg.textContent = T.saved; return true; }
+        catch (err) { msg.textContent = describe(err); msg.classList.add("error"); return false; }
       }
-      row.querySelector("select.role").addEventListener("change", ev => patch({ role: ev.target.value }));
-      row.querySelector("input.team").addEventListener("change", ev => patch({ team: ev.target.value.trim() || null }));
+      const role = row.querySelector("select.role");
+      let storedRole = role.value;
+      role.addEventListener("change", async function () {
+        if (await patch({ role: role.value })) storedRole = role.value;
+        else role.value = storedRole;
+      });
+      const team = row.querySelector("input.team");
+      let storedTeam = team.value;
+      team.addEventListener("change", async function () {
+        if (await patch({ team: team.value.trim() || null })) storedTeam = team.value.trim();
+        else team.value = storedTeam;
+      });
       row.querySelector("button.toggle").addEventListener("click", async function (ev) {
         const disable = ev.target.dataset.disabled !== "true";
-        await patch({ disabled: disable });
-        location.reload();
+        if (await patch({ disabled: disable })) location.reload();  // a refusal stays on screen
       });
       row.querySelector("button.reset").addEventListener("click", async function () {
         msg.textContent = "";

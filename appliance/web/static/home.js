@@ -25,7 +25,7 @@
       box.replaceChildren(...scenarios.map(function (s) {
         const allowed = (s.persona_ids && s.persona_ids.length ? s.persona_ids.map(id => byId.get(id)).filter(Boolean) : personas);
         const selectId = "persona-" + s.id;
-        const select = el("select", { id: selectId }, ...allowed.map(p => el("option", { value: p.id, text: p.name + " · " + p.difficulty })));
+        const select = el("select", { id: selectId }, ...allowed.map(p => el("option", { value: p.id, text: p.name + " · " + (T["diff_" + p.difficulty] || p.difficulty) })));
         const button = el("button", { type: "button", class: "start", "data-scenario": s.id, text: T.start });
         button.addEventListener("click", () => start(s.id, select, button));
         if (!allowed.length) button.disabled = true;
