@@ -1,0 +1,211 @@
+# ruff: noqa: RUF001 - Chinese UI text uses full-width punctuation on purpose
+"""Regressions found by exploratory QA of the browser UI, used as a trainee, a manager and an
+admin would use it (English and Chinese, desktop and tablet widths).
+
+Each test names the defect it pins. The appliance and the browser are real; the one fault
+injected on purpose (an LLM ``busy`` refusal on the practice socket) says so in its name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from appliance.testing import ServerProcess
+from appliance.web.editors import RESOURCES
+
+from tests.conftest import Account
+from tests.e2e.conftest import USERS, expect, login, shot
+from tests.e2e.test_practice_ui import finished, start_practice
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
+
+
+def login_zh(page: Any, account: Account) -> None:
+    """Log in through the Chinese login form (the browser asks for zh-CN)."""
+    page.goto("/login")
+    page.get_by_label("用户名").fill(account.username)
+    page.get_by_label("密码").fill(account.password)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def test_admin_refusals_stay_on_screen_and_a_generated_password_stays(
+    new_page: Callable[..., Any],
+) -> None:
+    """Disabling the last admin used to flash its refusal and reload it away; a refused role
+    change left the select showing the refused role; a generated password vanished after 4 s."""
+    page = new_page()
+    login(page, USERS["admin"])
+    admins = [
+        u
+        for u in page.request.get("/api/users").json()
+        if u["role"] == "admin" and not u["disabled"]
+    ]
+    assert [u["username"] for u in admins] == [USERS["admin"].username], "needs a single admin"
+    page.goto("/admin/users")
+    row = page.locator(f'tr[data-username="{USERS["admin"].username}"]')
+    msg = row.locator(".row-msg")
+
+    row.locator("button.toggle").click()
+    expect(msg).to_contain_text("last enabled admin")
+    page.wait_for_timeout(1000)  # the page used to reload here, wiping the message
+    expect(msg).to_contain_text("(conflict)")
+    expect(row.locator("button.toggle")).to_have_text("Disable")
+
+    role = row.locator("select.role")
+    role.select_option("trainee")
+    expect(msg).to_contain_text("(conflict)")
+    expect(role).to_have_value("admin")  # back to what is stored
+
+    name = f"qa-{uuid.uuid4().hex[:6]}"
+    page.get_by_label("Username", exact=True).fill(name)
+    page.get_by_role("button", name="Create").click()
+    password = page.locator("#new-password")
+    expect(password).to_be_visible()
+    page.wait_for_timeout(4500)  # it used to disappear in a reload after 4 s
+    expect(password).to_be_visible()
+    page.locator("#reload-users").click()
+    expect(page.locator(f'tr[data-username="{name}"]')).to_be_visible()
+
+
+def test_unknown_page_gets_the_html_error_page(
+    new_page: Callable[..., Any], e2e_server: ServerProcess
+) -> None:
+    """A mistyped or stale link showed the API's raw JSON to a browser user."""
+    page = new_page(locale="zh-CN")
+    login_zh(page, USERS["trainee"])
+    for path in ("/nope", "/practice/abc", "/editors/"):
+        response = page.goto(path)
+        assert response is not None and response.status == 404, path
+        expect(page.locator("h1")).to_have_text("未找到")
+        expect(page.locator("main a[href='/']")).to_have_text("返回首页")
+        expect(page.locator("nav[aria-label='主导航']")).to_have_count(0)  # no user at routing
+    shot(page, "uiqa-404-zh")
+    # scripts and the API keep the JSON error shape
+    for path, accept in (("/nope", "application/json"), ("/api/nope", "text/html")):
+        answer = httpx.get(e2e_server.url + path, headers={"Accept": accept})
+        assert answer.status_code == 404
+        assert answer.json()["code"] == "not_found"
+
+
+def test_chinese_ui_translates_editor_fields_options_and_roles(
+    new_page: Callable[..., Any],
+) -> None:
+    """The editors' field labels and select options, and the users page's roles, stayed in
+    English in the Chinese UI; the values sent to the API must stay the API's."""
+    page = new_page(locale="zh-CN")
+    login_zh(page, USERS["manager"])
+    for kind in RESOURCES:
+        page.goto(f"/editors/{kind}")
+        labels = page.locator("#item-form label").all_inner_texts()
+        untranslated = [x for x in labels if not CJK.search(x)]
+        assert untranslated == [], (kind, untranslated)
+        options = page.locator("#item-form option").all_inner_texts()
+        assert [x for x in options if not CJK.search(x)] == [], (kind, options)
+
+    page.goto("/editors/personas")
+    expect(page.locator("#f-difficulty")).to_have_value("medium")
+    name = f"张女士 {uuid.uuid4().hex[:4]}"
+    page.get_by_label("名称 *").fill(name)
+    page.get_by_label("描述 *").fill("一位谨慎的客户，会比较每一项费用。")
+    page.get_by_label("难度").select_option(label="困难")
+    page.get_by_role("button", name="保存").click()
+    expect(page.locator("#form-status")).to_have_text("已保存。")
+    saved = [p for p in page.request.get("/api/personas").json() if p["name"] == name]
+    assert [p["difficulty"] for p in saved] == ["hard"]
+    page.request.delete(f"/api/personas/{saved[0]['id']}")
+
+    admin = new_page(locale="zh-CN")
+    login_zh(admin, USERS["admin"])
+    admin.goto("/admin/users")
+    select = admin.locator(f'tr[data-username="{USERS["trainee"].username}"] select.role')
+    expect(select).to_have_value("trainee")
+    assert select.locator("option").all_inner_texts() == ["学员", "主管", "管理员"]
+
+
+def test_long_unbroken_text_wraps_at_tablet_width(new_page: Callable[..., Any]) -> None:
+    """A scenario whose text holds a long URL or part number widened the page (2000+ px of
+    sideways scrolling on a tablet)."""
+    manager = new_page(width=768, height=1024)
+    login(manager, USERS["manager"])
+    long = "https://intranet.example/" + "x" * 300
+    made = manager.request.post(
+        "/api/scenarios",
+        data={
+            "name": "Part " + "N" * 120,
+            "description": "See " + long,
+            "objective": "Quote " + long,
+            "language": "en",
+        },
+    )
+    assert made.status == 201, made.text()
+    scenario_id = made.json()["id"]
+    try:
+        manager.goto("/editors/scenarios")
+        expect(manager.locator("#items button", has_text="Part NNN")).to_be_visible()
+        assert manager.evaluate(OVERFLOW) <= 0
+        trainee = new_page(width=768, height=1024)
+        login(trainee, USERS["trainee"])
+        trainee.goto("/home")
+        expect(trainee.locator(f'article.scenario[data-scenario="{scenario_id}"]')).to_be_visible()
+        shot(trainee, "uiqa-long-text-tablet")
+        assert trainee.evaluate(OVERFLOW) <= 0
+    finally:
+        manager.request.delete(f"/api/scenarios/{scenario_id}")
+
+
+def test_busy_note_fault_injected_clears_once_answered_in_chinese(
+    new_page: Callable[..., Any],
+) -> None:
+    """Fault injection: the first ``say`` is answered with an LLM ``busy`` refusal, as a full
+    queue answers it. The page used to show the server's English message and keep it on screen
+    after the retried line was answered; stages and difficulty were English in the Chinese UI."""
+    page = new_page(locale="zh-CN")
+    injected: list[str] = []
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message) if isinstance(message, str) else {}
+            if frame.get("type") == "say" and not injected:
+                injected.append(frame["client_turn_id"])
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "error",
+                            "code": "busy",
+                            "message": "the language model is busy (fault injected)",
+                            "retry_after": 1.0,
+                            "client_turn_id": frame["client_turn_id"],
+                            "v": 1,
+                            "seq": 0,
+                            "at": 0.0,
+                        }
+                    )
+                )
+                return
+            server.send(message)
+
+        ws.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/ws/practice/\d+$"), route)
+    login_zh(page, USERS["trainee2"])
+    start_practice(page)
+    expect(page.locator("#stages li").first).to_have_text("开场")
+    expect(page.locator("#persona-name")).to_contain_text(re.compile("简单|中等|困难"))
+
+    page.locator("#say").fill("您好，我是银行的客户经理小李。")
+    page.locator("#say").press("Enter")
+    error = page.locator("#chat-error")
+    expect(error).to_contain_text("秒后自动重新发送")
+    finished(page, 0)  # sent again by the page itself, answered by the real model
+    expect(error).to_be_empty()
+    assert len(injected) == 1
+    shot(page, "uiqa-busy-retried-zh")
