@@ -15,8 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from appliance.practice.model import INTENTS, STAGES
+from appliance.practice.stages import ALL_SLOTS
 from appliance.testing import ServerProcess
 from appliance.web.editors import RESOURCES
+from appliance.web.i18n import STRINGS
 
 from tests.conftest import Account
 from tests.e2e.conftest import USERS, expect, login, shot
@@ -205,7 +208,48 @@ def test_busy_note_fault_injected_clears_once_answered_in_chinese(
     page.locator("#say").press("Enter")
     error = page.locator("#chat-error")
     expect(error).to_contain_text("秒后自动重新发送")
-    finished(page, 0)  # sent again by the page itself, answered by the real model
+    turn = finished(page, 0)  # sent again by the page itself, answered by the real model
     expect(error).to_be_empty()
+    expect(turn.locator(".msg.customer .who")).to_have_text(re.compile("^客户 · [\u4e00-\u9fff]"))
     assert len(injected) == 1
     shot(page, "uiqa-busy-retried-zh")
+
+
+def test_every_stage_slot_intent_and_editor_field_has_a_chinese_name() -> None:
+    """The practice page and the editors name these by key; each needs a UI string."""
+    keys = [
+        *(f"stage_{s}" for s in STAGES),
+        *(f"slot_{s}" for s in ALL_SLOTS),
+        *(f"intent_{i}" for i in INTENTS),
+        *(f"fld_{f.key}" for r in RESOURCES.values() for f in r.fields),
+        *(f"opt_{o}" for r in RESOURCES.values() for f in r.fields for o in f.options),
+    ]
+    assert [k for k in keys if k not in STRINGS["zh"]] == []
+
+
+def test_login_and_password_errors_in_the_ui_language(new_page: Callable[..., Any]) -> None:
+    """The Chinese login form showed the API's English (and, for empty fields, a msgspec
+    message about `str` lengths); the password form likewise."""
+    page = new_page(locale="zh-CN")
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+    page.goto("/login")
+    error = page.locator("#form-error")
+    page.get_by_role("button", name="登录").click()
+    expect(error).to_have_text("请输入用户名和密码。")
+    expect(page.get_by_label("用户名")).to_be_focused()
+    assert posted == []  # refused before anything was sent
+    page.get_by_label("用户名").fill(f"nobody-{uuid.uuid4().hex[:6]}")
+    page.get_by_label("密码").fill("not the password")
+    page.get_by_role("button", name="登录").click()
+    expect(error).to_have_text("用户名或密码错误。")
+
+    login_zh(page, USERS["trainee"])
+    page.goto("/password")
+    page.get_by_role("button", name="保存").click()
+    expect(error).to_have_text("请填写全部三个密码框。")
+    page.get_by_label("当前密码").fill("not the password")
+    page.get_by_label("新密码", exact=True).fill("another long passphrase 7")
+    page.get_by_label("再次输入新密码").fill("another long passphrase 7")
+    page.get_by_role("button", name="保存").click()
+    expect(error).to_have_text("当前密码不正确。")

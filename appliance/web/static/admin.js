@@ -81,7 +81,9 @@
       error.textContent = "";
       try {
         const made = await api("POST", "/api/tokens", { name: tokenForm.name.value.trim() });
-        out.replaceChildren(el("p", { text: T.token_once }), el("code", { id: "new-token", text: made.token }));
+        // the list below gains the token when the page reloads; the secret is shown this once
+        out.replaceChildren(el("p", { text: T.token_once }), el("code", { id: "new-token", text: made.token }), " ",
+          el("button", { type: "button", id: "reload-tokens", class: "link", text: T.refresh_list, onclick: () => location.reload() }));
         out.hidden = false;
         tokenForm.reset();
       } catch (err) { error.textContent = describe(err); }

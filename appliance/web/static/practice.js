@@ -229,7 +229,7 @@
 
   function onIntent(e) {
     const li = turns.get(e.turn);
-    if (li) li.querySelector(".msg.customer .who").textContent = T.customer + " · " + e.label.replace(/_/g, " ");
+    if (li) li.querySelector(".msg.customer .who").textContent = T.customer + " · " + (T["intent_" + e.label] || e.label.replace(/_/g, " "));
   }
 
   function showEnded(text, ready) {
