@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio.to_thread
 import msgspec
@@ -71,8 +71,18 @@ def page(
 ) -> Response[str]:
     """Render a page for the caller in their language."""
     lang, remember = _language(request)
+    # the language switch keeps the rest of the query (?next= on the login page, ?page= ...)
+    other = "en" if lang == "zh" else "zh"
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    switch_href = "?" + urlencode([*kept, ("lang", other)])
     html = render_page(
-        template, lang=lang, path=request.url.path, user=_user(request), page=name, **context
+        template,
+        lang=lang,
+        path=request.url.path,
+        user=_user(request),
+        page=name,
+        switch_href=switch_href,
+        **context,
     )
     cookies = (
         [Cookie(key="lang", value=lang, max_age=LANG_COOKIE_AGE, samesite="strict", path="/")]

@@ -168,6 +168,14 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "actions": ("Actions", "操作"),
     "backend": ("Backend", "后端"),
     "refresh_list": ("Refresh the list", "刷新列表"),
+    "reset_confirm": (
+        "Reset the password of {u}? Their current password stops working at once.",
+        "重置 {u} 的密码？其当前密码将立即失效。",
+    ),
+    "revoke_confirm": (
+        "Revoke the token {n}? Scripts using it stop working at once.",
+        "吊销令牌 {n}？使用它的脚本将立即失效。",
+    ),
     "busy_retry": (
         "The language model cannot answer right now: your line is sent again in {s} s.",
         "语言模型暂时无法回答：{s} 秒后自动重新发送你的这句话。",

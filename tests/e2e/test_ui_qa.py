@@ -253,3 +253,63 @@ def test_login_and_password_errors_in_the_ui_language(new_page: Callable[..., An
     page.get_by_label("再次输入新密码").fill("another long passphrase 7")
     page.get_by_role("button", name="保存").click()
     expect(error).to_have_text("当前密码不正确。")
+
+
+def test_language_switch_keeps_where_the_user_was_going(new_page: Callable[..., Any]) -> None:
+    """The switch link was a bare ``?lang=``: on /login?next=/history it dropped ``next`` (the
+    user landed on the start page after logging in), on a cited document page it dropped ``page``."""
+    page = new_page()
+    page.goto("/history")
+    page.wait_for_url(lambda url: "/login?next=" in url)
+    page.locator("#lang-switch").click()
+    page.wait_for_url(lambda url: "lang=zh" in url)
+    assert "next=%2Fhistory" in page.url
+    login_zh(page, USERS["trainee"])
+    page.wait_for_url("**/history")
+    expect(page.locator("h1")).to_have_text("练习历史")
+    docs = page.request.get("/api/knowledge/documents").json()
+    document_id = (docs["items"] if isinstance(docs, dict) else docs)[0]["id"]
+    page.goto(f"/knowledge/documents/{document_id}?page=1")
+    page.locator("#lang-switch").click()
+    page.wait_for_url(lambda url: "lang=en" in url)
+    assert "page=1" in page.url
+    expect(page.locator("#page-text")).to_contain_text("Text of page")
+
+
+def test_reset_password_and_revoke_token_ask_first(browser: Any, e2e_server: ServerProcess) -> None:
+    """One click on "Reset password" replaced a user's password, and one on "Revoke" killed a
+    token, with no way back; both now ask, and declining changes nothing."""
+    context = browser.new_context(base_url=e2e_server.url, locale="en-US")
+    asked: list[str] = []
+
+    def decline(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    try:
+        page = context.new_page()
+        page.on("dialog", decline)
+        login(page, USERS["admin"])
+        page.goto("/admin/users")
+        victim = USERS["trainee2"]
+        row = page.locator(f'tr[data-username="{victim.username}"]')
+        row.locator("button.reset").click()
+        page.wait_for_timeout(500)  # what a yes would have done by now
+        expect(row.locator(".row-msg")).to_be_empty()
+        assert asked and victim.username in asked[-1], asked
+        answer = httpx.post(
+            e2e_server.url + "/api/auth/login",
+            json={"username": victim.username, "password": victim.password},
+        )
+        assert answer.status_code == 200, answer.text  # the password still works
+
+        made = page.request.post("/api/tokens", data={"name": "qa-keep-me"}).json()
+        page.goto("/tokens")
+        page.locator(f'button.revoke[data-token="{made["id"]}"]').click()
+        page.wait_for_timeout(500)
+        assert "qa-keep-me" in asked[-1], asked
+        expect(page.locator(f'button.revoke[data-token="{made["id"]}"]')).to_be_visible()
+        assert made["id"] in [t["id"] for t in page.request.get("/api/tokens").json()]
+        page.request.delete(f"/api/tokens/{made['id']}")
+    finally:
+        context.close()

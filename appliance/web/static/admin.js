@@ -63,6 +63,7 @@
         if (await patch({ disabled: disable })) location.reload();  // a refusal stays on screen
       });
       row.querySelector("button.reset").addEventListener("click", async function () {
+        if (!window.confirm(T.reset_confirm.replace("{u}", row.dataset.username))) return;
         msg.textContent = "";
         try {
           const out = await api("POST", "/api/users/" + id + "/reset-password", {});
@@ -90,6 +91,7 @@
     });
     document.querySelectorAll("button.revoke").forEach(function (b) {
       b.addEventListener("click", async function () {
+        if (!window.confirm(T.revoke_confirm.replace("{n}", b.dataset.name || ("#" + b.dataset.token)))) return;
         try { await api("DELETE", "/api/tokens/" + b.dataset.token); b.closest("tr").remove(); }
         catch (err) { error.textContent = describe(err); }
       });
