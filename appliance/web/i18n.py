@@ -183,6 +183,12 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "page_missing": ("There is no page at this address.", "此地址没有页面。"),
     "fill_login": ("Enter your username and password.", "请输入用户名和密码。"),
     "fill_password": ("Fill in all three password fields.", "请填写全部三个密码框。"),
+    "err_session_ended": ("This session has ended.", "本次练习已结束。"),
+    "err_turn_in_progress": (
+        "The customer is still answering your last line (in another window?): send this one after.",
+        "客户还在回答你的上一句话（可能在另一个窗口）：请稍后再发送这句。",
+    ),
+    "err_message_too_long": ("The line is too long: shorten it.", "这句话太长了，请缩短后再发送。"),
     "err_login": ("Wrong username or password.", "用户名或密码错误。"),
     "err_current_password": ("The current password is wrong.", "当前密码不正确。"),
     "err_locked": (

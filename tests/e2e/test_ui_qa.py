@@ -313,3 +313,48 @@ def test_reset_password_and_revoke_token_ask_first(browser: Any, e2e_server: Ser
         page.request.delete(f"/api/tokens/{made['id']}")
     finally:
         context.close()
+
+
+def test_refused_line_fault_injected_goes_back_to_the_input_in_chinese(
+    new_page: Callable[..., Any],
+) -> None:
+    """Fault injection: the server refuses the line (``turn_in_progress``, as when another
+    window of the session is mid-turn). The line must come back to the input, nothing is left
+    pending, and the reason is in the UI's language (it was the server's English)."""
+    page = new_page(locale="zh-CN")
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message) if isinstance(message, str) else {}
+            if frame.get("type") == "say":
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "error",
+                            "code": "turn_in_progress",
+                            "message": "a turn of this session is still being generated",
+                            "retry_after": None,
+                            "client_turn_id": frame["client_turn_id"],
+                            "v": 1,
+                            "seq": 0,
+                            "at": 0.0,
+                        }
+                    )
+                )
+                return
+            server.send(message)
+
+        ws.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/ws/practice/\d+$"), route)
+    login_zh(page, USERS["trainee"])
+    start_practice(page)
+    line = "我想了解一下免年费的条件。"
+    page.locator("#say").fill(line)
+    page.locator("#say").press("Enter")
+    expect(page.locator("#chat-error")).to_contain_text("客户还在回答你的上一句话")
+    expect(page.locator("#say")).to_have_value(line)
+    expect(page.locator("#transcript li.turn")).to_have_count(0)
+    expect(page.locator("#send")).to_be_enabled()

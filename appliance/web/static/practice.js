@@ -294,7 +294,9 @@
       if (input && !input.value) input.value = pending.text;
       setPending(null);
     }
-    chatError.textContent = e.message + " (" + e.code + ")";
+    const known = T["err_" + e.code];
+    chatError.textContent = known || (e.message + " (" + e.code + ")");
+    chatError.title = known ? e.message + " (" + e.code + ")" : "";
   }
 
   /* ---------- connection ---------- */
