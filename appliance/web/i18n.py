@@ -108,6 +108,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "products_t": ("Products", "产品"),
     "rules_t": ("Compliance rules", "合规规则"),
     "list_hint": ("one per line", "每行一项"),
+    "fix_fields": ("Fix the marked fields.", "请修正标出的字段。"),
+    "not_numbers": ("not whole numbers:", "不是整数："),
     "json_hint": ("JSON", "JSON"),
     "knowledge_title": ("Knowledge library", "知识库"),
     "drop_here": (

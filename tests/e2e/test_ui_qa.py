@@ -112,6 +112,14 @@ def test_chinese_ui_translates_editor_fields_options_and_roles(
         options = page.locator("#item-form option").all_inner_texts()
         assert [x for x in options if not CJK.search(x)] == [], (kind, options)
 
+    # ids typed with a Chinese IME's full-width comma are ids; a stray word is named
+    page.goto("/editors/scenarios")
+    page.get_by_label("客户画像 ID").fill("1，x")
+    page.get_by_role("button", name="保存").click()
+    expect(page.locator("#form-error")).to_have_text("请修正标出的字段。")
+    expect(page.locator("#err-persona_ids")).to_have_text("不是整数： x")
+    expect(page.get_by_label("客户画像 ID")).to_be_focused()
+
     page.goto("/editors/personas")
     expect(page.locator("#f-difficulty")).to_have_value("medium")
     name = f"张女士 {uuid.uuid4().hex[:4]}"
