@@ -31,7 +31,7 @@ OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
 
 def login_zh(page: Any, account: Account) -> None:
     """Log in through the Chinese login form (the browser asks for zh-CN)."""
-    page.goto("/login")
+    page.goto("/login")  # a fresh login page: no ?next=
     page.get_by_label("用户名").fill(account.username)
     page.get_by_label("密码").fill(account.password)
     page.get_by_role("button", name="登录").click()
@@ -272,7 +272,9 @@ def test_language_switch_keeps_where_the_user_was_going(new_page: Callable[..., 
     page.locator("#lang-switch").click()
     page.wait_for_url(lambda url: "lang=zh" in url)
     assert "next=%2Fhistory" in page.url
-    login_zh(page, USERS["trainee"])
+    page.get_by_label("用户名").fill(USERS["trainee"].username)
+    page.get_by_label("密码").fill(USERS["trainee"].password)
+    page.get_by_role("button", name="登录").click()
     page.wait_for_url("**/history")
     expect(page.locator("h1")).to_have_text("练习历史")
     docs = page.request.get("/api/knowledge/documents").json()
