@@ -12,9 +12,11 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import httpx
+from appliance.db.documents import DocState
+from appliance.db.jobs import JobState
 from appliance.practice.model import INTENTS, STAGES
 from appliance.practice.stages import ALL_SLOTS
 from appliance.testing import ServerProcess
@@ -223,14 +225,15 @@ def test_busy_note_fault_injected_clears_once_answered_in_chinese(
     shot(page, "uiqa-busy-retried-zh")
 
 
-def test_every_stage_slot_intent_and_editor_field_has_a_chinese_name() -> None:
-    """The practice page and the editors name these by key; each needs a UI string."""
+def test_every_stage_slot_intent_state_and_editor_field_has_a_chinese_name() -> None:
+    """The practice page, the editors and the tables name these by key; each needs a UI string."""
     keys = [
         *(f"stage_{s}" for s in STAGES),
         *(f"slot_{s}" for s in ALL_SLOTS),
         *(f"intent_{i}" for i in INTENTS),
         *(f"fld_{f.key}" for r in RESOURCES.values() for f in r.fields),
         *(f"opt_{o}" for r in RESOURCES.values() for f in r.fields for o in f.options),
+        *(f"state_{s}" for s in (*get_args(DocState), *get_args(JobState), "active", "ended")),
     ]
     assert [k for k in keys if k not in STRINGS["zh"]] == []
 
