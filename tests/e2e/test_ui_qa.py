@@ -256,6 +256,8 @@ def test_login_and_password_errors_in_the_ui_language(new_page: Callable[..., An
     expect(error).to_have_text("用户名或密码错误。")
 
     login_zh(page, USERS["trainee"])
+    # the Chinese UI lists the Chinese scenarios first (they came after the English ones)
+    expect(page.locator("article.scenario").first).to_have_attribute("data-language", "zh")
     page.goto("/password")
     page.get_by_role("button", name="保存").click()
     expect(error).to_have_text("请填写全部三个密码框。")
