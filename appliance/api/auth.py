@@ -15,7 +15,7 @@ from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Actor, AuthService, Principal
 from appliance.db.tokens import ApiToken
 from appliance.db.users import User
-from appliance.errors import NotAuthenticated
+from appliance.errors import NotAuthenticated, check_text
 
 
 class LoginIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -154,6 +154,7 @@ class TokenController(Controller):
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[TokenIn]
     ) -> TokenCreatedOut:
         """A new token for the caller; the token is in this response only."""
+        check_text("name", data.name.strip(), single_line=True)
         auth: AuthService = state.auth
         token_id, token = await auth.create_token(
             require_principal(request).user, data.name, actor_of(request)
