@@ -104,6 +104,8 @@ class LoginController(Controller):
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[LoginIn]
     ) -> UserOut:
         """Check credentials and start a session (HttpOnly, SameSite=Strict cookie)."""
+        # a failed login's username reaches the audit log: no controls or bidi spoofing there
+        check_text("username", data.username, single_line=True)
         auth: AuthService = state.auth
         user = await auth.login(data.username, data.password, client_ip(request))
         request.clear_session()
