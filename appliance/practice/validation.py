@@ -97,11 +97,8 @@ class LanguageMismatch(DomainInvalid):
     code = "language_mismatch"
 
     def __init__(self, field: str, scenario: Scenario, persona: Persona) -> None:
-        scenario_name = (
-            f"scenario {scenario.name!r}"
-            if scenario.id == 0
-            else (f"scenario {scenario.id} {scenario.name!r}")
-        )
+        which = f"{scenario.id} " if scenario.id else ""  # a new scenario has no id yet
+        scenario_name = f"scenario {which}{scenario.name!r}"
         super().__init__(
             field,
             f"{scenario_name} is in {scenario.language!r} but persona {persona.id} "
