@@ -15,7 +15,6 @@ from appliance.auth.guards import access
 from appliance.auth.service import AuthService
 from appliance.db.audit import AuditEntry
 from appliance.db.users import Role
-from appliance.errors import check_text
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\S+$")]
 TeamName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -76,10 +75,6 @@ class UserController(Controller):
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[UserIn]
     ) -> UserCreatedOut:
         """Create a user."""
-        check_text("username", data.username, single_line=True)
-        if data.team is not None:
-            check_text("team", data.team, single_line=True)
-        check_text("display_name", data.display_name, single_line=True)
         auth: AuthService = state.auth
         user, generated = await auth.create_user(
             actor_of(request),
@@ -106,10 +101,6 @@ class UserController(Controller):
         data: JSONBody[UserPatch],
     ) -> UserOut:
         """Change role, team, display name or disabled; disabling ends their sessions at once."""
-        if data.team is not None:
-            check_text("team", data.team, single_line=True)
-        if data.display_name is not None:
-            check_text("display_name", data.display_name, single_line=True)
         auth: AuthService = state.auth
         user = await auth.update_user(
             actor_of(request),
