@@ -683,6 +683,7 @@ def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> Non
     from appliance.db.database import Database
     from appliance.db.migrations import MigrationError
     from appliance.db.migrations import migrate as run_migrations
+    from appliance.errors import InvalidInput
     from appliance.knowledge.errors import KnowledgeError
     from appliance.knowledge.service import KnowledgeService
 
@@ -717,7 +718,7 @@ def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> Non
                                 collection=collection,
                                 tags=tag_list,
                             )
-                        except KnowledgeError as err:  # refused at upload: say so, go on
+                        except (KnowledgeError, InvalidInput) as err:  # refused: say so, go on
                             outcome.append((str(file), "rejected", f"{err.code}: {err.message}"))
                             bar.advance(task)
                             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -102,3 +103,43 @@ class OutOfRange(InvalidInput):
 
     def __init__(self, what: str = "a number in the request") -> None:
         super().__init__(f"{what} is out of range (the largest is {SQLITE_INT_MAX})")
+
+
+# --- text fields: one check for every stored text ----------------------------------------------
+
+_CONTROLS_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters (Unicode category Cc: C0, DEL, C1) but tab, newline, carriage return."""
+_CONTROLS_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""Every control character, and the bidi embeddings/overrides (U+202A-U+202E) and isolates
+(U+2066-U+2069) that can make a name read differently from what it is (the plain marks
+U+200E/U+200F are not among them)."""
+
+
+class InvalidText(InvalidInput):
+    """A text field holds a control character (or, in a name or key, a bidi control)."""
+
+    code = "invalid_text"
+
+    def __init__(self, field: str, char: str, position: int) -> None:
+        point = f"U+{ord(char):04X}"
+        why = "a bidi control character" if ord(char) > 0x9F else "a control character"
+        super().__init__(
+            f"{field}: {point} ({why}) at position {position} is not allowed",
+            detail={"field": field, "character": point, "position": position},
+        )
+        self.field = field
+
+
+def check_text(field: str, value: str, *, single_line: bool) -> str:
+    """``value`` unchanged, or InvalidText naming ``field`` and its first bad character.
+
+    Every text refuses control characters (C0, DEL, C1), except tab, newline and carriage
+    return when ``single_line`` is False. Single-line names, titles and keys also refuse the
+    bidi embedding/override/isolate controls; long free text keeps them (right-to-left text
+    needs them).
+    """
+    pattern = _CONTROLS_SINGLE_LINE if single_line else _CONTROLS_MULTILINE
+    found = pattern.search(value)
+    if found is not None:
+        raise InvalidText(field, found.group(), found.start())
+    return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -13,6 +14,14 @@ from litestar.channels import ChannelsPlugin
 from litestar.datastructures import State, UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.params import PathId, QueryId
@@ -21,7 +30,7 @@ from appliance.auth.service import AuthService
 from appliance.auth.socket_watch import close_when_void
 from appliance.db.documents import Document
 from appliance.db.jobs import Job
-from appliance.errors import InvalidInput
+from appliance.errors import InvalidInput, check_text
 from appliance.knowledge.answer import answer
 from appliance.knowledge.errors import UnsupportedType
 from appliance.knowledge.search import MAX_SEARCH_K
@@ -143,12 +152,48 @@ async def _sort_by_type(
     return accepted, refused
 
 
+@dataclass
+class UploadOperation(Operation):
+    """The upload's OpenAPI operation: its multipart body, which the handler reads itself
+    (``request.form()``) so that one bad file of many is reported, not the whole request."""
+
+    def __post_init__(self) -> None:
+        form = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["files"],
+            properties={
+                "files": Schema(
+                    type=OpenAPIType.ARRAY,
+                    items=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+                    description="One or many files ('file' is accepted too).",
+                ),
+                "collection": Schema(
+                    type=OpenAPIType.STRING,
+                    max_length=100,
+                    description="1-100 letters (any script), digits, '_', '-' or '.' "
+                    "(default: 'default').",
+                ),
+                "tags": Schema(
+                    type=OpenAPIType.STRING,
+                    description="Comma-separated, or a JSON list of strings.",
+                ),
+                "title": Schema(
+                    type=OpenAPIType.STRING,
+                    description="Title of a single file (default: its file name).",
+                ),
+            },
+        )
+        self.request_body = RequestBody(
+            content={"multipart/form-data": OpenAPIMediaType(schema=form)}, required=True
+        )
+
+
 class KnowledgeController(Controller):
     """Documents, jobs, collections, search."""
 
     path = "/api/knowledge"
 
-    @post("/documents", status_code=202, opt=access("manager"))
+    @post("/documents", status_code=202, opt=access("manager"), operation_class=UploadOperation)
     async def upload(self, request: Request[Any, Any, Any], state: State) -> UploadOut:
         """Multipart upload of one or many files (fields: files, collection, tags, title)."""
         content_type = request.headers.get("content-type", "")
@@ -162,6 +207,13 @@ class KnowledgeController(Controller):
         files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
         if not files:
             raise InvalidInput("no files in the upload (multipart field 'files')")
+        check_text("collection", collection, single_line=True)
+        for n, tag in enumerate(tags):
+            check_text(f"tags[{n}]", tag, single_line=True)
+        if title is not None:
+            check_text("title", title.strip(), single_line=True)
+        for n, upload in enumerate(files):
+            check_text(f"files[{n}].filename", upload.filename or "", single_line=True)
         service = _service(state)
         contents = [await upload.read() for upload in files]
         rejected: list[RejectedFile] = []

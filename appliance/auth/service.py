@@ -21,6 +21,7 @@ from appliance.errors import (
     InvalidInput,
     LockedOut,
     NotFound,
+    check_text,
 )
 
 ROLE_RANK: dict[str, int] = {"trainee": 1, "manager": 2, "admin": 3}
@@ -109,6 +110,8 @@ class AuthService:
     # --- logins -----------------------------------------------------------------------
     async def login(self, username: str, password: str, ip: str) -> User:
         """Check a password; LockedOut or InvalidCredentials (which never says which part was wrong)."""
+        # a failed login's username reaches the audit log: no controls or bidi spoofing there
+        check_text("username", username, single_line=True)
         now = time.time()
         locked_until = await self.failures.locked_until(username, ip)
         if locked_until > now:
@@ -196,7 +199,7 @@ class AuthService:
     # --- API tokens -------------------------------------------------------------------
     async def create_token(self, user: User, name: str, actor: Actor) -> tuple[int, str]:
         """A new token for the user: (id, token). The token is not stored and not shown again."""
-        name = name.strip()
+        name = check_text("name", name.strip(), single_line=True)
         if not name or len(name) > 100:
             raise InvalidInput("token name must be 1-100 characters", detail={"field": "name"})
         token = tokens.new_token()
@@ -258,7 +261,10 @@ class AuthService:
         must_change_password: bool | None = None,
     ) -> tuple[User, str | None]:
         """Create a user; returns it and the generated password when none was given."""
-        username = username.strip()
+        username = check_text("username", username.strip(), single_line=True)
+        check_text("display_name", display_name, single_line=True)
+        if team is not None:
+            check_text("team", team, single_line=True)
         if not username or len(username) > 64 or any(c.isspace() for c in username):
             raise InvalidInput(
                 "username must be 1-64 characters with no spaces", detail={"field": "username"}
@@ -321,6 +327,10 @@ class AuthService:
         disabled: bool | None = None,
     ) -> User:
         """Change role, team, name or the disabled flag; a disable ends the user's sessions at once."""
+        if team is not None:
+            check_text("team", team, single_line=True)
+        if display_name is not None:
+            check_text("display_name", display_name, single_line=True)
         user = await self.get_user(user_id)
         role_ = _role(role) if role is not None else None
         demoting_admin = user.role == "admin" and (

@@ -77,10 +77,13 @@ class ReportRow(msgspec.Struct, kw_only=True):
     created_at: str
 
 
+_UNSCORED = "json_extract(r.body, '$.scored') IS 0"
+"""A report with ``scored: false`` (no turns): it has no overall score and no place in trends."""
 _SESSION_COLS = (
     "s.id, s.user_id, s.team_id, s.scenario_id, s.persona_id, s.rubric_id, s.rubric_version, "
     "s.language, s.state, s.stage, s.slots, s.mood, s.turns, s.last_seq, s.created_at, "
-    "s.updated_at, s.ended_at, u.username, r.id AS report_id, r.overall"
+    "s.updated_at, s.ended_at, u.username, r.id AS report_id, "
+    f"CASE WHEN {_UNSCORED} THEN NULL ELSE r.overall END AS overall"
 )
 _SESSION_FROM = (
     "FROM practice_sessions s JOIN users u ON u.id = s.user_id "
@@ -310,11 +313,11 @@ class PracticeRepository:
         return ReportRow(**data)
 
     async def reports_of_user(self, user_id: int, limit: int = 50) -> list[ReportRow]:
-        """A trainee's reports, oldest first (for trends)."""
+        """A trainee's scored reports, oldest first (for trends: unscored ones are left out)."""
         rows = await self.db.fetchall(
-            "SELECT r.id, r.session_id, r.rubric_id, r.rubric_version, r.overall, r.body, "
+            "SELECT r.id, r.session_id, r.rubric_id, r.rubric_version, r.overall, r.body, "  # noqa: S608
             "r.created_at FROM practice_reports r JOIN practice_sessions s ON s.id = r.session_id "
-            "WHERE s.user_id = ? ORDER BY r.id DESC LIMIT ?",
+            f"WHERE s.user_id = ? AND NOT ({_UNSCORED}) ORDER BY r.id DESC LIMIT ?",
             (user_id, limit),
         )
         out = []

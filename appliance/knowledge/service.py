@@ -25,7 +25,14 @@ from appliance.config import Settings
 from appliance.db.database import Database
 from appliance.db.documents import Document, DocumentRepository
 from appliance.db.jobs import Job, JobRepository
-from appliance.errors import SQLITE_INT_MAX, AppError, InvalidInput, NotFound, OutOfRange
+from appliance.errors import (
+    SQLITE_INT_MAX,
+    AppError,
+    InvalidInput,
+    NotFound,
+    OutOfRange,
+    check_text,
+)
 from appliance.knowledge.embedding import Embedder
 from appliance.knowledge.errors import InvalidCollection, KnowledgeError, TooLarge
 from appliance.knowledge.jobs import WorkerPool
@@ -202,7 +209,11 @@ class KnowledgeService:
         """
         collection = check_collection(collection)
         tags = sorted({t.strip() for t in (tags or []) if t.strip()})
-        name = Path(filename or "upload").name or "upload"
+        for n, tag in enumerate(tags):
+            check_text(f"tags[{n}]", tag, single_line=True)
+        if title is not None:
+            check_text("title", title.strip(), single_line=True)
+        name = check_text("filename", Path(filename or "upload").name or "upload", single_line=True)
         sha, size = await asyncio.to_thread(self._store_file, data, name)
         existing = await self.documents.by_sha(collection, sha)
         if existing is not None:

@@ -134,9 +134,18 @@ class CatalogService:
             raise NotFound(f"no persona {persona_id}")
         if not changes:  # an empty PATCH changes nothing and leaves no audit row
             return current
-        updated = await self.repo.update_persona(v.persona(_merge(current, changes)))
+        checked = v.persona(_merge(current, changes))
+        if checked.language != current.language:
+            await self._scenarios_speak(checked)
+        updated = await self.repo.update_persona(checked)
         await self._record(actor, "update", "persona", persona_id, list(changes))
         return updated
+
+    async def _scenarios_speak(self, persona: Persona) -> None:
+        """LanguageMismatch when a live scenario offering ``persona`` is in another language."""
+        for scenario in await self.repo.list_scenarios():
+            if persona.id in scenario.persona_ids:
+                v.same_language("language", scenario, persona)
 
     # --- rubrics --------------------------------------------------------------------------
 
@@ -144,9 +153,7 @@ class CatalogService:
         self, actor: AuditActor, name: str, dimensions: list[RubricDimension]
     ) -> Rubric:
         """Validate and insert at version 1."""
-        created = await self.repo.create_rubric(
-            v.text("name", name, limit=v.MAX_NAME), v.dimensions(dimensions)
-        )
+        created = await self.repo.create_rubric(v.name("name", name), v.dimensions(dimensions))
         await self._record(actor, "create", "rubric", created.id, [])
         return created
 
@@ -164,7 +171,7 @@ class CatalogService:
             raise NotFound(f"no rubric {rubric_id}")
         if name is None and dimensions is None:
             return current
-        new_name = v.text("name", current.name if name is None else name, limit=v.MAX_NAME)
+        new_name = v.name("name", current.name if name is None else name)
         new_dims = v.dimensions(current.dimensions if dimensions is None else dimensions)
         updated = await self.repo.update_rubric(rubric_id, name=new_name, dimensions=new_dims)
         assert updated is not None
@@ -196,6 +203,11 @@ class CatalogService:
         if changed("persona_ids"):
             for n, pid in enumerate(s.persona_ids):
                 await self._require_live("persona", f"persona_ids[{n}]", pid)
+        if changed("persona_ids") or changed("language"):
+            for n, pid in enumerate(s.persona_ids):
+                persona = await self.repo.get_persona(pid)
+                if persona is not None:
+                    v.same_language(f"persona_ids[{n}]", s, persona)
 
     async def create_scenario(self, actor: AuditActor, scenario: Scenario) -> Scenario:
         """Validate (references included) and insert."""

@@ -41,7 +41,9 @@ import msgspec
 from appliance.config import RealtimeConfig
 from appliance.db.database import Database
 from appliance.db.practice import PracticeRepository, SessionRow, TurnRow
+from appliance.errors import check_text
 from appliance.practice import events as ev
+from appliance.practice import validation
 from appliance.practice.errors import (
     EmptyMessage,
     InvalidMessage,
@@ -235,6 +237,7 @@ class Coordinator:
                 f"persona {persona_id} is not offered by scenario {scenario_id}",
                 detail={"persona_ids": scenario.persona_ids},
             )
+        validation.same_language("persona_id", scenario, persona)
         if scenario.rubric_id is None:
             raise UnknownReference(f"scenario {scenario_id} has no rubric")
         rubric = await self.domain.get_rubric(scenario.rubric_id)
@@ -378,6 +381,8 @@ class Coordinator:
             )
         if not client_turn_id or len(client_turn_id) > 128:
             raise InvalidMessage("client_turn_id must be 1-128 characters")
+        check_text("text", text, single_line=False)  # invalid_text: NUL and other controls
+        check_text("client_turn_id", client_turn_id, single_line=True)
         session = await self.session(session_id)
         stored = await self.repo.turn_by_client_id(session_id, client_turn_id)
         if stored is not None:
@@ -620,7 +625,7 @@ class Coordinator:
                 body=body,
             )
 
-        ready = ev.ReportReady(report_id=0, overall=report.overall)
+        ready = ev.ReportReady(report_id=0, overall=report.overall, scored=report.scored)
 
         async def insert_then_fill(conn: Any) -> None:
             await insert(conn)

@@ -126,6 +126,8 @@ class ReportReady(ServerEvent, tag="report_ready"):
 
     report_id: int
     overall: float
+    scored: bool = True
+    """False for a session with nothing to score (no turns): ``overall`` is then 0 and means nothing."""
 
 
 class SessionEnded(ServerEvent, tag="session_ended"):

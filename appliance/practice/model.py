@@ -304,6 +304,11 @@ class Report(msgspec.Struct, kw_only=True):
     turns: int
     generated_by: str
     """Which model / path produced the prose (e.g. "llama_cpp:gemma-3-270m")."""
+    scored: bool = True
+    """False when there was nothing to score (``not_scored_reason`` says why): then ``overall``
+    is 0 and means nothing, ``dimensions`` is empty, and the report stays out of trends."""
+    not_scored_reason: Literal["no_turns"] | None = None
+    """Why the report is not scored: ``no_turns`` = the session ended before any trainee line."""
 
 
 # --- agent interfaces (implemented in appliance.practice.agents, built by the factory) -------

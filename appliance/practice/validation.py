@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import cast
 
-from appliance.errors import InvalidInput
+from appliance.errors import InvalidInput, check_text
 from appliance.practice.model import (
     STAGES,
     ComplianceRule,
@@ -90,14 +90,57 @@ class UnknownReference(DomainInvalid):
     code = "unknown_reference"
 
 
-def text(field: str, value: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
-    """``value`` stripped; EmptyField when required and blank; DomainInvalid when too long."""
-    value = value.strip()
+class LanguageMismatch(DomainInvalid):
+    """A scenario and a persona it offers speak different languages."""
+
+    status_code = 422
+    code = "language_mismatch"
+
+    def __init__(self, field: str, scenario: Scenario, persona: Persona) -> None:
+        which = f"{scenario.id} " if scenario.id else ""  # a new scenario has no id yet
+        scenario_name = f"scenario {which}{scenario.name!r}"
+        super().__init__(
+            field,
+            f"{scenario_name} is in {scenario.language!r} but persona {persona.id} "
+            f"{persona.name!r} is in {persona.language!r}; a scenario offers only personas "
+            "of its own language",
+        )
+        self.detail = {
+            "field": field,
+            "scenario_id": scenario.id or None,
+            "scenario_language": scenario.language,
+            "persona_id": persona.id,
+            "persona_language": persona.language,
+        }
+
+
+def same_language(field: str, scenario: Scenario, persona: Persona) -> None:
+    """LanguageMismatch unless ``persona`` speaks ``scenario``'s language."""
+    if persona.language != scenario.language:
+        raise LanguageMismatch(field, scenario, persona)
+
+
+def text(
+    field: str,
+    value: str,
+    *,
+    required: bool = True,
+    limit: int = MAX_TEXT,
+    single_line: bool = False,
+) -> str:
+    """``value`` stripped; EmptyField when required and blank; DomainInvalid when too long;
+    InvalidText (``invalid_text``) for a control character, or a bidi control in a single line."""
+    value = check_text(field, value.strip(), single_line=single_line)
     if required and not value:
         raise EmptyField(field, "must not be empty")
     if len(value) > limit:
         raise DomainInvalid(field, f"at most {limit} characters")
     return value
+
+
+def name(field: str, value: str) -> str:
+    """A single-line name or title (no control or bidi control characters), at most MAX_NAME."""
+    return text(field, value, limit=MAX_NAME, single_line=True)
 
 
 def texts(field: str, values: Sequence[str]) -> list[str]:
@@ -111,7 +154,7 @@ def course(c: Course) -> Course:
     """A validated (stripped) course."""
     return Course(
         id=c.id,
-        name=text("name", c.name, limit=MAX_NAME),
+        name=name("name", c.name),
         description=text("description", c.description, required=False),
     )
 
@@ -122,7 +165,7 @@ def persona(p: Persona) -> Persona:
         raise OutOfRange("initial_mood", f"must be between 0 and 1, got {p.initial_mood}")
     return Persona(
         id=p.id,
-        name=text("name", p.name, limit=MAX_NAME),
+        name=name("name", p.name),
         difficulty=p.difficulty,
         description=text("description", p.description),
         goals=texts("goals", p.goals),
@@ -153,7 +196,7 @@ def dimensions(dims: Sequence[RubricDimension]) -> list[RubricDimension]:
     out: list[RubricDimension] = []
     for n, d in enumerate(dims):
         field = f"dimensions[{n}]"
-        key = d.key.strip()
+        key = check_text(f"{field}.key", d.key.strip(), single_line=True)
         if not _KEY.match(key):
             raise DomainInvalid(
                 f"{field}.key", "must be a lowercase identifier (a-z, 0-9, _), 1-64 characters"
@@ -166,7 +209,7 @@ def dimensions(dims: Sequence[RubricDimension]) -> list[RubricDimension]:
         out.append(
             RubricDimension(
                 key=key,
-                name=text(f"{field}.name", d.name, limit=MAX_NAME),
+                name=name(f"{field}.name", d.name),
                 weight=d.weight,
                 description=text(f"{field}.description", d.description, limit=4000),
                 stages=cast("list[Stage]", stages(f"{field}.stages", d.stages)),
@@ -177,11 +220,12 @@ def dimensions(dims: Sequence[RubricDimension]) -> list[RubricDimension]:
 
 def product(p: Product) -> Product:
     """A validated product: fees >= 0, waivers naming a fee it has, 3-letter currency."""
-    currency = p.currency.strip().upper()
+    currency = check_text("currency", p.currency.strip(), single_line=True).upper()
     if not _CURRENCY.match(currency):
         raise DomainInvalid("currency", "must be a 3-letter ISO 4217 code, e.g. USD or CNY")
     fees: dict[str, float] = {}
     for key, amount in p.fees.items():
+        check_text(f"fees.{key!r}", key, single_line=True)
         if not _KEY.match(key):
             raise DomainInvalid(f"fees.{key}", "fee keys are lowercase identifiers (a-z, 0-9, _)")
         if not amount >= 0:
@@ -189,6 +233,7 @@ def product(p: Product) -> Product:
         fees[key] = amount
     waivers = []
     for n, w in enumerate(p.waivers):
+        check_text(f"waivers[{n}].fee", w.fee, single_line=True)
         if w.fee not in fees:
             raise UnknownReference(
                 f"waivers[{n}].fee", f"{w.fee!r} is not one of this product's fees"
@@ -204,7 +249,7 @@ def product(p: Product) -> Product:
         )
     return Product(
         id=p.id,
-        name=text("name", p.name, limit=MAX_NAME),
+        name=name("name", p.name),
         currency=currency,
         fees=fees,
         waivers=waivers,
@@ -217,6 +262,7 @@ def product(p: Product) -> Product:
 def rule(r: ComplianceRule) -> ComplianceRule:
     """A validated rule: a non-blank phrase, or a regex that compiles."""
     pattern = r.pattern if r.kind == "regex" else r.pattern.strip()
+    check_text("pattern", pattern, single_line=False)
     if not pattern.strip():
         raise InvalidPattern("pattern", "must not be empty")
     if len(pattern) > MAX_PATTERN:
@@ -232,7 +278,7 @@ def rule(r: ComplianceRule) -> ComplianceRule:
             )
     return ComplianceRule(
         id=r.id,
-        name=text("name", r.name, limit=MAX_NAME),
+        name=name("name", r.name),
         kind=r.kind,
         pattern=pattern,
         severity=r.severity,
@@ -243,6 +289,7 @@ def rule(r: ComplianceRule) -> ComplianceRule:
 
 def scenario(s: Scenario) -> Scenario:
     """A validated scenario (references are checked against the database by the caller)."""
+    check_text("knowledge_collection", s.knowledge_collection.strip(), single_line=True)
     if not _COLLECTION.match(s.knowledge_collection.strip()):
         raise DomainInvalid("knowledge_collection", "1-100 letters, digits, '_', '-' or '.'")
     if len(s.persona_ids) > MAX_ITEMS:
@@ -250,7 +297,7 @@ def scenario(s: Scenario) -> Scenario:
     return Scenario(
         id=s.id,
         course_id=s.course_id,
-        name=text("name", s.name, limit=MAX_NAME),
+        name=name("name", s.name),
         description=text("description", s.description),
         objective=text("objective", s.objective),
         kind=s.kind,

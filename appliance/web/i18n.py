@@ -98,6 +98,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "trainee": ("Trainee", "学员"),
     "overall": ("Overall", "总分"),
     "reports": ("Reports", "报告数"),
+    "not_scored": ("not scored", "未评分"),
     "live_title": ("Live sessions", "进行中的会话"),
     "observe": ("Observe", "旁听"),
     "no_live": ("No session is running.", "当前没有进行中的会话。"),

@@ -84,6 +84,7 @@ _REPORT_STRINGS: dict[str, tuple[str, str]] = {
     "compliance": ("Compliance", "合规"),
     "no_incidents": ("No incidents.", "无违规。"),
     "transcript": ("Transcript", "对话记录"),
+    "not_scored": ("Not scored: no turns", "未评分：没有对话轮次"),
 }
 
 
@@ -95,7 +96,11 @@ def report_strings(language: str) -> dict[str, str]:
 
 def render_report_html(report: Report, ctx: SessionContext, trainee: str) -> str:
     """The report page for one session, in the session's language."""
-    chart = radar_svg([d.name for d in report.dimensions], [d.score for d in report.dimensions])
+    chart = (
+        radar_svg([d.name for d in report.dimensions], [d.score for d in report.dimensions])
+        if report.scored
+        else ""
+    )
     template = _ENV.get_template("report.html")
     return template.render(
         report=report,

@@ -104,6 +104,11 @@ def test_metrics_and_schema(anon: httpx.Client, clients: dict[str, httpx.Client]
     assert schema.status_code == 200
     paths = schema.json()["paths"]
     assert "/api/auth/login" in paths and "/api/users" in paths
+    # the upload reads its form itself; its multipart body is still documented
+    upload = paths["/api/knowledge/documents"]["post"]["requestBody"]["content"]
+    form = upload["multipart/form-data"]["schema"]
+    assert form["required"] == ["files"]
+    assert set(form["properties"]) == {"files", "collection", "tags", "title"}
 
 
 def test_cookieless_requests_store_no_session(

@@ -24,12 +24,14 @@ def test_ingest_folder_then_reindex_while_serving(tmp_path: Path) -> None:
     )
     (folder / "sub" / "junk.bin").write_bytes(bytes(range(256)) * 4)
     (folder / ".hidden.md").write_text("# Hidden\n\nNot ingested.")
+    (folder / "bell\x07.md").write_text("# Bell\n\nA control character in the file name.")
 
     result = cli(state, "ingest", str(folder), "--collection", "cli", "--tags", "a,b")
     assert result.returncode == 1, result.stdout + result.stderr  # junk.bin was refused
     # refused at upload, reported per file with its code, and the others went on
     assert f"rejected\t{folder / 'sub' / 'junk.bin'}\tunsupported_type:" in result.stdout
-    assert "2 ingested, 0 duplicates, 0 failed, 1 rejected" in result.stdout
+    assert "invalid_text: filename: U+0007" in result.stdout, result.stdout
+    assert "2 ingested, 0 duplicates, 0 failed, 2 rejected" in result.stdout
     again = cli(state, "ingest", str(folder / "fees.md"), "--collection", "cli")
     assert again.returncode == 0 and "1 duplicates" in again.stdout, again.stdout
     with sqlite3.connect(state / "salesboost.db") as conn:

@@ -43,6 +43,9 @@ def test_users_cli_round_trip(tmp_path: Path) -> None:
         tmp_path, "users", "add", "fay", "--role", "trainee", "--password-stdin", stdin="short\n"
     )
     assert short.returncode == 1 and "at least 10 characters" in short.stderr
+    # the CLI refuses what the API refuses: a bidi override that makes a name read otherwise
+    spoof = cli(tmp_path, "users", "add", "gil", "--role", "trainee", "--team", "east\u202eevil")
+    assert spoof.returncode == 1 and "team: U+202E" in spoof.stderr, spoof.stderr
     with sqlite3.connect(tmp_path / "salesboost.db") as conn:
         actions = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id")]
     assert actions == [

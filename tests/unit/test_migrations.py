@@ -103,3 +103,38 @@ def test_serve_refuses_a_tampered_database(tmp_path: Path) -> None:
     result = cli(state, "serve", "--port", "1", env=env)
     assert result.returncode == 1
     assert "0001_foundation.sql was changed after it was applied" in result.stderr
+
+
+def test_old_reports_of_sessions_without_turns_become_unscored(tmp_path: Path) -> None:
+    directory = copy_migrations(tmp_path)
+    later = sorted(directory.glob("0006_*.sql"))
+    assert [p.name for p in later] == ["0006_unscored_reports.sql"]
+    held = tmp_path / "held"
+    held.mkdir()
+    later[0].rename(held / later[0].name)
+    db = tmp_path / "s.db"
+    migrate(db, directory)  # an install from before the change, with two old reports
+    old_body = '{"overall": 0.0, "dimensions": [], "generated_by": "llm"}'
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO users (id, username, password_hash, role) VALUES (1, 't', 'x', 'trainee')"
+        )
+        for sid, turns in ((1, 0), (2, 3)):
+            conn.execute(
+                "INSERT INTO practice_sessions (id, user_id, scenario_id, persona_id, rubric_id, "
+                "rubric_version, state, turns) VALUES (?, 1, 1, 1, 1, 1, 'ended', ?)",
+                (sid, turns),
+            )
+            conn.execute(
+                "INSERT INTO practice_reports (session_id, rubric_id, rubric_version, overall, body) "
+                "VALUES (?, 1, 1, ?, ?)",
+                (sid, 0.0 if turns == 0 else 3.5, old_body),
+            )
+    (held / later[0].name).rename(later[0])
+    assert [m.name for m in migrate(db, directory)] == ["unscored_reports"]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT session_id, json_extract(body, '$.scored'), "
+            "json_extract(body, '$.not_scored_reason') FROM practice_reports ORDER BY session_id"
+        ).fetchall()
+    assert rows == [(1, 0, "no_turns"), (2, None, None)]  # the session with turns is untouched

@@ -37,6 +37,9 @@ rounded mean quick score, its evidence the (up to 3) turns with its best quick s
 compliance dimension: the lowest quick score, and the turns that scored it: the worst turn
 decides compliance), and its comment says so. If the LLM fails altogether (busy, unavailable, invalid output twice), the whole
 report is built deterministically that way and ``generated_by`` says so.
+
+A session that ended with no turns is not scored: its report has ``scored`` False and
+``not_scored_reason`` "no_turns", no dimension scores, and the LLM is not called.
 """
 
 from __future__ import annotations
@@ -89,6 +92,34 @@ _QUESTION = re.compile(
     r"[?？]|吗|呢|^\s*(what|how|why|when|which|who|could|can|would|do|does|are|is)\b",
     re.IGNORECASE,
 )
+
+
+def unscored_report(ctx: SessionContext, compliance: Sequence[ComplianceIncident]) -> Report:
+    """The report of a session that ended before the trainee said anything: ``scored`` False,
+    no dimension scores (so no 0 that trends would average in), and no LLM call."""
+    focus = (
+        "本次练习没有对话轮次，因此未评分。请至少与客户交流一轮后再结束练习。"
+        if ctx.language == "zh"
+        else "This session had no turns, so it was not scored. "
+        "Talk with the customer at least once before ending a session."
+    )
+    return Report(
+        session_id=ctx.session_id,
+        rubric_id=ctx.rubric.id,
+        rubric_version=ctx.rubric.version,
+        overall=0.0,
+        dimensions=[],
+        strengths=[],
+        improvements=[],
+        recommended_focus=focus,
+        slot_coverage={slot: bool(ctx.stage.slots.get(slot)) for slot in ALL_SLOTS},
+        slots_missed=missed_slots(ctx.stage),
+        compliance=list(compliance),
+        turns=0,
+        generated_by="not scored (no turns)",
+        scored=False,
+        not_scored_reason="no_turns",
+    )
 
 
 # --- the fixed output type of the report call ---------------------------------------------
@@ -421,7 +452,9 @@ class RubricEvaluator:
         return out, matched, issues, generated_by
 
     async def report(self, ctx: SessionContext, compliance: Sequence[ComplianceIncident]) -> Report:
-        """The final report (see the module docstring)."""
+        """The final report (see the module docstring); a session with no turns is not scored."""
+        if not ctx.history:
+            return unscored_report(ctx, compliance)
         quick = self._quick(ctx)
         out, matched, issues, generated_by = await self._judged(ctx, quick, compliance)
         turns = {t.turn: t for t in ctx.history}
