@@ -12,6 +12,7 @@ from litestar import Litestar, Router
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
@@ -27,7 +28,7 @@ from appliance.api.health import HealthController
 from appliance.api.intent import IntentController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
-from appliance.api.pages import page_router, static_router
+from appliance.api.pages import page_http_error_handler, page_router, static_router
 from appliance.api.schema_page import schema_render_plugins
 from appliance.api.sessions import SessionController, TrendController
 from appliance.api.users import AuditController, UserController
@@ -171,7 +172,8 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         route_handlers=handlers,
         middleware=middleware,
         guards=[access_guard],
-        exception_handlers=EXCEPTION_HANDLERS,
+        # a browser's unknown page gets the HTML error page (the API keeps its JSON)
+        exception_handlers={**EXCEPTION_HANDLERS, HTTPException: page_http_error_handler},
         lifespan=[lifespan],
         plugins=[channels],
         stores={

@@ -13,18 +13,19 @@ import asyncio
 import dataclasses
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, Router, get
 from litestar.datastructures import Cookie, State
 from litestar.datastructures.headers import CacheControlHeader
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from appliance.api.errors import app_error_handler
+from appliance.api.errors import app_error_handler, http_error_handler
 from appliance.api.params import PathId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import AuthService
@@ -70,8 +71,18 @@ def page(
 ) -> Response[str]:
     """Render a page for the caller in their language."""
     lang, remember = _language(request)
+    # the language switch keeps the rest of the query (?next= on the login page, ?page= ...)
+    other = "en" if lang == "zh" else "zh"
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    switch_href = "?" + urlencode([*kept, ("lang", other)])
     html = render_page(
-        template, lang=lang, path=request.url.path, user=_user(request), page=name, **context
+        template,
+        lang=lang,
+        path=request.url.path,
+        user=_user(request),
+        page=name,
+        switch_href=switch_href,
+        **context,
     )
     cookies = (
         [Cookie(key="lang", value=lang, max_age=LANG_COOKIE_AGE, samesite="strict", path="/")]
@@ -108,6 +119,31 @@ def page_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Respon
         code=exc.code,
         message=exc.message,
     )
+
+
+NOT_PAGES = ("/api/", "/ws/", "/static/")
+
+
+def page_http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """A browser that asks for a page that does not exist (a mistyped or stale link) gets the
+    HTML error page with a way back, not the API's JSON; scripts and the API get the JSON."""
+    path = request.url.path
+    if (
+        isinstance(exc, NotFoundException)
+        and request.method in ("GET", "HEAD")
+        and _wants_html(request)
+        and not path.startswith(NOT_PAGES)
+    ):
+        lang, _ = _language(request)
+        return page(
+            request,
+            "error.html",
+            "error",
+            status_code=404,
+            code="not_found",
+            message=STRINGS[lang]["page_missing"],
+        )
+    return http_error_handler(request, exc)
 
 
 def _home_of(user: User) -> str:
@@ -274,6 +310,7 @@ class ManagerPages(Controller):
         trainees = [m for m in members if m.role == "trainee"]
         rows: list[dict[str, Any]] = []
         dim_names: dict[str, str] = {}
+        overall_label = STRINGS[_language(request)[0]]["overall"]
         for member in trainees:
             overall, dims, names = await _trends(state, member.id)
             dim_names.update(names)
@@ -284,7 +321,7 @@ class ManagerPages(Controller):
                     "overall": overall[-1][2] if overall else None,
                     "means": {k: sum(v) / len(v) for k, v in dims.items()},
                     "spark": trend_svg(
-                        {"overall": [s for _, _, s in overall]},
+                        {overall_label: [s for _, _, s in overall]},
                         width=160,
                         height=48,
                         label=member.username,

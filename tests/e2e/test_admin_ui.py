@@ -23,6 +23,7 @@ def test_admin_creates_a_user_who_can_log_in(new_page: Callable[..., Any]) -> No
     password = admin.locator("#new-password").inner_text()  # generated, shown once
     assert len(password) >= 12
     shot(admin, "admin-user-created")
+    admin.locator("#reload-users").click()  # the password stays until the admin moves on
     admin.wait_for_selector(f'tr[data-username="{name}"]')
 
     user = new_page()

@@ -64,7 +64,9 @@ def test_login_page_and_redirects(new_page: Callable[..., Any], e2e_server: Serv
     page.get_by_label("Username").fill(USERS["trainee"].username)
     page.get_by_label("Password", exact=True).fill("not the password")
     page.keyboard.press("Enter")  # the form works from the keyboard
-    expect(page.locator("#form-error")).to_contain_text("invalid username or password")
+    expect(page.locator("#form-error")).to_have_text(
+        "Wrong username or password."
+    )  # the UI says it in its language
     page.get_by_label("Password", exact=True).fill(USERS["trainee"].password)
     page.keyboard.press("Enter")
     page.wait_for_url("**/history")  # back where it was going

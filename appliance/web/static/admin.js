@@ -25,7 +25,12 @@
           out.hidden = false;
         }
         create.reset();
-        setTimeout(() => location.reload(), made.password ? 4000 : 0);
+        // a generated password is shown once: it stays until the admin reloads the list
+        if (made.password) {
+          out.append(" ", el("button", { type: "button", id: "reload-users", class: "link", text: T.refresh_list, onclick: () => location.reload() }));
+        } else {
+          location.reload();
+        }
       } catch (err) {
         error.textContent = describe(err);
       }
@@ -34,19 +39,31 @@
     document.querySelectorAll("tr[data-user]").forEach(function (row) {
       const id = row.dataset.user;
       const msg = row.querySelector(".row-msg");
+      /* true when saved; a refusal is shown in the row and the control goes back to what is stored */
       async function patch(body) {
         msg.textContent = "";
-        try { await api("PATCH", "/api/users/" + id, body); msg.textContent = T.saved; }
-        catch (err) { msg.textContent = describe(err); }
+        msg.classList.remove("error");
+        try { await api("PATCH", "/api/users/" + id, body); msg.textContent = T.saved; return true; }
+        catch (err) { msg.textContent = describe(err); msg.classList.add("error"); return false; }
       }
-      row.querySelector("select.role").addEventListener("change", ev => patch({ role: ev.target.value }));
-      row.querySelector("input.team").addEventListener("change", ev => patch({ team: ev.target.value.trim() || null }));
+      const role = row.querySelector("select.role");
+      let storedRole = role.value;
+      role.addEventListener("change", async function () {
+        if (await patch({ role: role.value })) storedRole = role.value;
+        else role.value = storedRole;
+      });
+      const team = row.querySelector("input.team");
+      let storedTeam = team.value;
+      team.addEventListener("change", async function () {
+        if (await patch({ team: team.value.trim() || null })) storedTeam = team.value.trim();
+        else team.value = storedTeam;
+      });
       row.querySelector("button.toggle").addEventListener("click", async function (ev) {
         const disable = ev.target.dataset.disabled !== "true";
-        await patch({ disabled: disable });
-        location.reload();
+        if (await patch({ disabled: disable })) location.reload();  // a refusal stays on screen
       });
       row.querySelector("button.reset").addEventListener("click", async function () {
+        if (!window.confirm(T.reset_confirm.replace("{u}", row.dataset.username))) return;
         msg.textContent = "";
         try {
           const out = await api("POST", "/api/users/" + id + "/reset-password", {});
@@ -65,13 +82,16 @@
       error.textContent = "";
       try {
         const made = await api("POST", "/api/tokens", { name: tokenForm.name.value.trim() });
-        out.replaceChildren(el("p", { text: T.token_once }), el("code", { id: "new-token", text: made.token }));
+        // the list below gains the token when the page reloads; the secret is shown this once
+        out.replaceChildren(el("p", { text: T.token_once }), el("code", { id: "new-token", text: made.token }), " ",
+          el("button", { type: "button", id: "reload-tokens", class: "link", text: T.refresh_list, onclick: () => location.reload() }));
         out.hidden = false;
         tokenForm.reset();
       } catch (err) { error.textContent = describe(err); }
     });
     document.querySelectorAll("button.revoke").forEach(function (b) {
       b.addEventListener("click", async function () {
+        if (!window.confirm(T.revoke_confirm.replace("{n}", b.dataset.name || ("#" + b.dataset.token)))) return;
         try { await api("DELETE", "/api/tokens/" + b.dataset.token); b.closest("tr").remove(); }
         catch (err) { error.textContent = describe(err); }
       });

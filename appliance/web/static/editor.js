@@ -59,7 +59,12 @@
       if (f.kind === "number") out[f.key] = Number(raw);
       else if (f.kind === "int") out[f.key] = Number.parseInt(raw, 10);
       else if (f.kind === "lines") out[f.key] = raw.split("\n").map(s => s.trim()).filter(Boolean);
-      else if (f.kind === "ints") out[f.key] = raw.split(/[\s,]+/).filter(Boolean).map(Number);
+      else if (f.kind === "ints") {
+        const parts = raw.split(/[\s,，、]+/).filter(Boolean);
+        const bad = parts.filter(p => !/^\d+$/.test(p));
+        if (bad.length) { ok = false; fieldError(f.key, T.not_numbers + " " + bad.join(", ")); }
+        else out[f.key] = parts.map(Number);
+      }
       else if (f.kind === "json") {
         try { out[f.key] = JSON.parse(raw); } catch (e) { ok = false; fieldError(f.key, "JSON: " + e.message); }
       } else out[f.key] = raw;
@@ -100,7 +105,12 @@
     ev.preventDefault();
     clearErrors();
     const body = collect();
-    if (!body) { error.textContent = "JSON"; return; }
+    if (!body) {
+      error.textContent = T.fix_fields;
+      const bad = form.querySelector("[aria-invalid='true']");
+      if (bad) bad.focus();
+      return;
+    }
     try {
       const saved = current ? await api("PATCH", apiPath + "/" + current.id, body) : await api("POST", apiPath, body);
       fill(saved);

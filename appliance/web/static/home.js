@@ -22,10 +22,14 @@
       const [scenarios, personas] = await Promise.all([api("GET", "/api/scenarios"), api("GET", "/api/personas")]);
       const byId = new Map(personas.map(p => [p.id, p]));
       if (!scenarios.length) { box.replaceChildren(el("p", { class: "muted", text: T.none_yet })); return; }
+      // scenarios in the UI's language first (the sort is stable: the API's order otherwise)
+      const uiLang = document.documentElement.lang.startsWith("zh") ? "zh" : "en";
+      const mine = s => ((s.language || "en") === uiLang ? 0 : 1);
+      scenarios.sort((a, b) => mine(a) - mine(b));
       box.replaceChildren(...scenarios.map(function (s) {
         const allowed = (s.persona_ids && s.persona_ids.length ? s.persona_ids.map(id => byId.get(id)).filter(Boolean) : personas);
         const selectId = "persona-" + s.id;
-        const select = el("select", { id: selectId }, ...allowed.map(p => el("option", { value: p.id, text: p.name + " · " + p.difficulty })));
+        const select = el("select", { id: selectId }, ...allowed.map(p => el("option", { value: p.id, text: p.name + " · " + (T["diff_" + p.difficulty] || p.difficulty) })));
         const button = el("button", { type: "button", class: "start", "data-scenario": s.id, text: T.start });
         button.addEventListener("click", () => start(s.id, select, button));
         if (!allowed.length) button.disabled = true;

@@ -21,8 +21,9 @@
     if (!entry) return;
     entry.bar.value = percent(job);
     entry.row.dataset.state = job.state;
-    let text = job.state + (job.stage && job.stage !== job.state ? " · " + job.stage : "") + " · " + Math.round(percent(job)) + "%";
-    if (job.state === "failed") text = job.state + ": " + (job.error_message || job.error_code || "");
+    const state = T["state_" + job.state] || job.state;
+    let text = state + (job.stage && job.stage !== job.state ? " · " + job.stage : "") + " · " + Math.round(percent(job)) + "%";
+    if (job.state === "failed") text = state + ": " + (job.error_message || job.error_code || "");
     entry.label.textContent = text;
     if (job.state === "done" || job.state === "failed") refreshDocument(job.document_id, entry);
   }
@@ -85,7 +86,7 @@
         } else {
           entry.bar.value = 100;
           entry.row.dataset.state = item.document.state;
-          entry.label.textContent = (item.duplicate ? "duplicate · " : "") + item.document.state;
+          entry.label.textContent = (item.duplicate ? T.duplicate + " · " : "") + (T["state_" + item.document.state] || item.document.state);
           refreshDocument(item.document.id, entry);
         }
       }

@@ -117,13 +117,13 @@
     list.replaceChildren(...STAGES.map(function (s) {
       const idx = STAGES.indexOf(stage);
       const i = STAGES.indexOf(s);
-      const li = el("li", { class: i < idx ? "done" : (i === idx ? "current" : ""), text: s.replace(/_/g, " ").toLowerCase() });
+      const li = el("li", { class: i < idx ? "done" : (i === idx ? "current" : ""), text: T["stage_" + s] || s.replace(/_/g, " ").toLowerCase() });
       if (i === idx) li.setAttribute("aria-current", "step");
       return li;
     }));
     const slotList = document.getElementById("slots");
     slotList.replaceChildren(...Object.entries(slots || {}).map(([k, v]) =>
-      el("li", { class: v ? "filled" : "", text: (v ? "✓ " : "○ ") + k.replace(/_/g, " ") })));
+      el("li", { class: v ? "filled" : "", text: (v ? "✓ " : "○ ") + (T["slot_" + k] || k.replace(/_/g, " ")) })));
   }
 
   function renderMood(mood) {
@@ -154,7 +154,7 @@
     socket.sbWelcomed = true;
     attempts = 0;
     sessionState = e.session.state;
-    document.getElementById("persona-name").textContent = e.persona.name + " (" + e.persona.difficulty + ")";
+    document.getElementById("persona-name").textContent = e.persona.name + " (" + (T["diff_" + e.persona.difficulty] || e.persona.difficulty) + ")";
     document.getElementById("persona-desc").textContent = e.persona.description;
     document.getElementById("scenario-objective").textContent = e.scenario.name + ": " + e.scenario.objective;
     renderStage(e.stage, e.slots);
@@ -207,6 +207,8 @@
     if (pending && e.client_turn_id === pending.id) {
       pendingLi = null;
       setPending(null);
+      chatError.textContent = "";  // a "busy, retrying" note is over once the line is answered
+      chatError.removeAttribute("title");
     }
     renderMood(e.mood);
     scrollDown();
@@ -227,7 +229,7 @@
 
   function onIntent(e) {
     const li = turns.get(e.turn);
-    if (li) li.querySelector(".msg.customer .who").textContent = T.customer + " · " + e.label.replace(/_/g, " ");
+    if (li) li.querySelector(".msg.customer .who").textContent = T.customer + " · " + (T["intent_" + e.label] || e.label.replace(/_/g, " "));
   }
 
   function showEnded(text, ready) {
@@ -279,7 +281,8 @@
   function onError(e) {
     if (pending && e.client_turn_id === pending.id) {
       if (e.retry_after !== null && e.retry_after !== undefined) {
-        chatError.textContent = e.message;
+        chatError.textContent = T.busy_retry.replace("{s}", String(Math.max(1, Math.ceil(e.retry_after))));
+        chatError.title = e.message + " (" + e.code + ")";
         const retry = pending;
         setTimeout(function () {
           if (pending === retry && connected()) send({ type: "say", client_turn_id: retry.id, text: retry.text });
@@ -291,7 +294,9 @@
       if (input && !input.value) input.value = pending.text;
       setPending(null);
     }
-    chatError.textContent = e.message + " (" + e.code + ")";
+    const known = T["err_" + e.code];
+    chatError.textContent = known || (e.message + " (" + e.code + ")");
+    chatError.title = known ? e.message + " (" + e.code + ")" : "";
   }
 
   /* ---------- connection ---------- */
