@@ -32,6 +32,7 @@ import contextlib
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -176,6 +177,7 @@ class Coordinator:
         self._last_seq: dict[int, int] = {}
         self._warming: dict[int, asyncio.Task[Any]] = {}
         self._warm_gate = asyncio.Semaphore(_MAX_WARMING)
+        self._observers: dict[int, Counter[str]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -361,6 +363,27 @@ class Coordinator:
     async def store_event(self, session_id: int, event: ev.ServerEvent) -> bytes:
         """Store and publish one event (e.g. observer_joined)."""
         return (await self._append(session_id, [event]))[0]
+
+    async def observer_joined(self, session_id: int, name: str) -> None:
+        """Count an observer's connection in and tell the session (``observer_joined``)."""
+        self._observers.setdefault(session_id, Counter())[name] += 1
+        event = ev.ObserverJoined(observer=name, observers=self.observers_of(session_id))
+        await self.store_event(session_id, event)
+
+    async def observer_left(self, session_id: int, name: str) -> None:
+        """Count an observer's connection out and tell the session (``observer_left``)."""
+        watching = self._observers.get(session_id, Counter())
+        watching[name] -= 1
+        if watching[name] <= 0:
+            del watching[name]
+        if not watching:
+            self._observers.pop(session_id, None)
+        event = ev.ObserverLeft(observer=name, observers=self.observers_of(session_id))
+        await self.store_event(session_id, event)
+
+    def observers_of(self, session_id: int) -> list[str]:
+        """Who observes the session now (live connections of this process), by name."""
+        return sorted(self._observers.get(session_id, ()))
 
     def current_seq(self, session: SessionRow) -> int:
         """The seq of the last stored event of a session, as far as this process knows."""

@@ -53,6 +53,9 @@ class Welcome(ServerEvent, tag="welcome"):
     last_seq: int
     role: str
     """``trainee`` or ``observer``."""
+    observers: list[str] = msgspec.field(default_factory=list)
+    """Who observes the session now (live connections; the stored ``observer_joined`` and
+    ``observer_left`` events up to ``last_seq`` are history)."""
 
 
 class NpcDelta(ServerEvent, tag="npc_delta"):
@@ -140,6 +143,16 @@ class ObserverJoined(ServerEvent, tag="observer_joined"):
     """A manager started observing this session."""
 
     observer: str
+    observers: list[str] = msgspec.field(default_factory=list)
+    """Who observes the session now, this one included (one name per user)."""
+
+
+class ObserverLeft(ServerEvent, tag="observer_left"):
+    """A manager stopped observing this session (their connection closed)."""
+
+    observer: str
+    observers: list[str] = msgspec.field(default_factory=list)
+    """Who still observes the session (one name per user)."""
 
 
 class ErrorEvent(ServerEvent, tag="error"):
@@ -165,6 +178,7 @@ StoredEvent = (
     | ReportReady
     | SessionEnded
     | ObserverJoined
+    | ObserverLeft
 )
 AnyServerEvent = StoredEvent | Welcome | NpcDelta | ErrorEvent | Pong
 

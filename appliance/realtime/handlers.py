@@ -93,6 +93,7 @@ async def on_hello(coordinator: Coordinator, conn: Connection, msg: Hello) -> No
         ],
         last_seq=last_seq,
         role=conn.role,
+        observers=coordinator.observers_of(session.id),
     )
     first, conn.greeted = not conn.greeted, True
     conn.ready = False  # live events wait in conn.held while the log is replayed
@@ -108,7 +109,7 @@ async def on_hello(coordinator: Coordinator, conn: Connection, msg: Hello) -> No
     if conn.role == "trainee" and session.state == "active":
         coordinator.warm(session.id)
     if first and conn.role == "observer":
-        await coordinator.store_event(session.id, ev.ObserverJoined(observer=conn.username))
+        await coordinator.observer_joined(session.id, conn.username)
 
 
 async def on_say(coordinator: Coordinator, conn: Connection, msg: Say) -> None:

@@ -120,6 +120,11 @@ async def _serve(
                     await task
             for task in list(conn.tasks):  # a turn in flight goes on: it is not the socket's
                 task.remove_done_callback(conn.tasks.discard)
+            if role == "observer" and conn.greeted:  # the trainee's "watching" note ends
+                try:
+                    await coordinator.observer_left(session_id, user.username)
+                except Exception:
+                    log.exception("practice: could not record an observer leaving %s", session_id)
 
 
 async def _pump(events: Any, conn: c.Connection) -> None:

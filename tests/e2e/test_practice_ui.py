@@ -200,3 +200,11 @@ def test_manager_observes_a_live_session(new_page: Callable[..., Any]) -> None:
     expect(watched.locator(".msg.trainee .text")).to_have_text(LINES[0])
     expect(watched.locator(".msg.customer .text")).to_have_text(reply)
     shot(manager, "observe")
+    # the note says who watches now: it goes when the manager leaves, and a reload, which
+    # replays the stored observer_joined, does not bring it back
+    manager.close()
+    expect(trainee.locator("#observers")).to_be_hidden(timeout=15_000)
+    trainee.reload()
+    expect(trainee.locator("#say")).to_be_enabled(timeout=60_000)
+    expect(trainee.locator("#transcript li.turn")).to_have_count(1)
+    expect(trainee.locator("#observers")).to_be_hidden()

@@ -373,3 +373,29 @@ def test_refused_line_fault_injected_goes_back_to_the_input_in_chinese(
     expect(page.locator("#say")).to_have_value(line)
     expect(page.locator("#transcript li.turn")).to_have_count(0)
     expect(page.locator("#send")).to_be_enabled()
+
+
+def test_a_line_left_pending_in_a_session_ended_elsewhere_goes_back_to_the_input(
+    new_page: Callable[..., Any],
+) -> None:
+    """A line said while offline (kept in sessionStorage) in a session that was then ended in
+    another tab: once the log is replayed the page gives the line back instead of showing it
+    as waiting forever. (No turn was taken, so the end writes its unscored report at once.)"""
+    page = new_page()
+    login(page, USERS["trainee"])
+    session_id = start_practice(page)
+    line = "Could you tell me more about the travel insurance?"
+    pending = {"id": uuid.uuid4().hex, "text": line}
+    page.evaluate(
+        "([key, value]) => sessionStorage.setItem(key, value)",
+        [f"sb-pending-{session_id}", json.dumps(pending)],
+    )
+    ended = page.request.post(
+        f"/api/sessions/{session_id}/end", headers={"Origin": page.url.split("/practice")[0]}
+    )
+    assert ended.ok, ended.text()
+    page.reload()
+    expect(page.locator("#chat-error")).to_contain_text("the session had ended")
+    expect(page.locator("#say")).to_have_value(line)
+    expect(page.locator("#transcript li.pending")).to_have_count(0)
+    assert page.evaluate(f"sessionStorage.getItem('sb-pending-{session_id}')") is None

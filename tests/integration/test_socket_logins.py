@@ -36,6 +36,7 @@ PEOPLE = {
     "trainee": Account("sock-trainee", "trainee", "alpha"),
     "other": Account("sock-other", "trainee", "alpha"),
     "leaver": Account("sock-leaver", "trainee", "alpha"),
+    "watcher": Account("sock-watcher", "manager", "alpha"),
 }
 
 
@@ -132,3 +133,36 @@ def test_a_disable_from_the_cli_closes_a_listening_socket_within_the_recheck_per
         mine.close()
         theirs.close()
         leaver.close()
+
+
+def test_the_trainee_is_told_who_observes_now_not_who_once_did(
+    sock_server: ServerProcess, people: dict[str, httpx.Client]
+) -> None:
+    trainee = people["trainee"]
+    session = new_session(trainee)
+    practice = WS.open(sock_server.url, session["id"], trainee)
+    try:
+        assert practice.hello()["observers"] == []
+        first = WS.open(sock_server.url, session["id"], people["watcher"], kind="observe")
+        second = WS.open(sock_server.url, session["id"], people["watcher"], kind="observe")
+        first.hello()
+        joined = practice.until("observer_joined")[-1]
+        assert (joined["observer"], joined["observers"]) == ("sock-watcher", ["sock-watcher"])
+        second.hello()  # the same manager in a second tab
+        assert practice.until("observer_joined")[-1]["observers"] == ["sock-watcher"]
+        first.close()  # one tab closed: still watching
+        assert practice.until("observer_left")[-1]["observers"] == ["sock-watcher"]
+        second.close()
+        assert practice.until("observer_left")[-1]["observers"] == []
+    finally:
+        practice.close()
+    # a reconnect replays the stored joins and leaves as history; its welcome says who is here
+    again = WS.open(sock_server.url, session["id"], trainee)
+    try:
+        welcome = again.hello(last_seq=0)
+        assert welcome["observers"] == []
+        replayed = again.until("observer_left", observers=[])
+        kinds = [e["type"] for e in replayed if e["type"].startswith("observer_")]
+        assert kinds == ["observer_joined", "observer_joined", "observer_left", "observer_left"]
+    finally:
+        again.close()

@@ -16,7 +16,7 @@
   const STAGES = ["OPENING", "NEEDS_DISCOVERY", "PRODUCT_INTRO", "OBJECTION_HANDLING", "CLOSING", "COMPLETED"];
   const STORE = "sb-pending-" + sessionId;
   const STORED_TYPES = new Set(["npc_done", "intent", "coach_tip", "turn_score", "stage_changed",
-    "compliance_flag", "session_ended", "report_ready", "observer_joined"]);
+    "compliance_flag", "session_ended", "report_ready", "observer_joined", "observer_left"]);
 
   const transcript = document.getElementById("transcript");
   const banner = document.getElementById("banner");
@@ -29,6 +29,8 @@
 
   let socket = null;
   let lastSeq = 0;
+  let welcomeSeq = 0;               // the welcome's last_seq: stored events up to it are history
+  let replayUntil = null;           // while the log is replayed after a welcome, its last_seq
   const seen = new Set();           // seqs of stored events already applied
   const turns = new Map();          // turn number -> <li>
   const nextDelta = new Map();      // turn number -> next expected npc_delta index
@@ -150,8 +152,27 @@
   }
 
   /* ---------- events ---------- */
+  function renderObservers(names) {
+    if (observer) return;
+    const note = document.getElementById("observers");
+    note.hidden = names.length === 0;
+    note.textContent = names.length ? T.observed_by + " " + names.join(", ") : "";
+  }
+
+  // once the replay after a welcome is through: a line still unanswered in a session that has
+  // ended meanwhile (in another tab, by a manager) can no longer be answered
+  function afterReplay() {
+    if (!pending || observer || sessionState === "active") return;
+    if (pendingLi) { pendingLi.remove(); pendingLi = null; }
+    input.value = input.value || pending.text;
+    setPending(null);
+    chatError.textContent = T.pending_dropped;
+  }
+
   function onWelcome(e) {
     socket.sbWelcomed = true;
+    welcomeSeq = e.last_seq;
+    renderObservers(e.observers || []);
     attempts = 0;
     sessionState = e.session.state;
     document.getElementById("persona-name").textContent = e.persona.name + " (" + (T["diff_" + e.persona.difficulty] || e.persona.difficulty) + ")";
@@ -184,6 +205,8 @@
     }
     updateControls();
     scrollDown();
+    if (lastSeq >= e.last_seq) afterReplay();
+    else replayUntil = e.last_seq;
   }
 
   function onDelta(e) {
@@ -267,14 +290,16 @@
         if (endRequested) setTimeout(function () { location.assign("/api/sessions/" + sessionId + "/report.html"); }, 800);
         break;
       case "observer_joined":
-        if (!observer) {
-          const note = document.getElementById("observers");
-          note.hidden = false;
-          note.textContent = T.observed_by + " " + e.observer;
-        }
+      case "observer_left":
+        // replayed ones are history: the welcome said who watches now
+        if (e.seq > welcomeSeq) renderObservers(e.observers || []);
         break;
       case "error": onError(e); break;
       default: break;
+    }
+    if (replayUntil !== null && STORED_TYPES.has(e.type) && e.seq >= replayUntil) {
+      replayUntil = null;
+      afterReplay();
     }
   }
 
