@@ -56,6 +56,9 @@ def test_upload_progress_search_and_cited_page(
         expect(row).to_have_attribute("data-state", "done", timeout=120_000)
         assert row.locator("progress").evaluate("p => p.value") == 100
     expect(page.locator(f'#uploads li[data-filename="{pdf.name}"] .route')).to_contain_text("text")
+    # the documents table takes the new ones without a reload
+    expect(page.locator("#docs td a", has_text=f"waivers-{marker}")).to_have_count(1)
+    expect(page.locator("#docs td a", has_text=f"notes-{marker}")).to_have_count(1)
     shot(page, "knowledge-uploaded")
 
     page.get_by_label("Search the knowledge base").fill(f"fee waiver policy {marker}")
@@ -88,3 +91,16 @@ def test_drag_and_drop_reaches_the_upload(new_page: Callable[..., Any]) -> None:
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": data_transfer})
     row = page.locator(f'#uploads li[data-filename="drop-{marker}.txt"]')
     expect(row).to_have_attribute("data-state", "done", timeout=120_000)
+    # two files of one name in one drop (from two folders) each keep their own row
+    twins = page.evaluate_handle(
+        """marker => { const dt = new DataTransfer();
+             for (const body of ['First twin ' + marker + ' on fees.', 'Second twin ' + marker + ' on points.'])
+               dt.items.add(new File([body], 'twin-' + marker + '.txt', {type: 'text/plain'}));
+             return dt; }""",
+        marker,
+    )
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": twins})
+    pair = page.locator(f'#uploads li[data-filename="twin-{marker}.txt"]')
+    expect(pair).to_have_count(2)
+    for i in range(2):
+        expect(pair.nth(i)).to_have_attribute("data-state", "done", timeout=120_000)

@@ -8,6 +8,7 @@
   const error = document.getElementById("upload-error");
   const bars = new Map();     // job id -> {bar, label, row}
   const latest = new Map();   // job id -> last event seen (it may come before the upload answers)
+  const running = new Set();  // this page's upload jobs not yet done or failed
 
   function percent(job) {
     if (job.state === "done") return 100;
@@ -22,10 +23,25 @@
     entry.bar.value = percent(job);
     entry.row.dataset.state = job.state;
     const state = T["state_" + job.state] || job.state;
-    let text = state + (job.stage && job.stage !== job.state ? " · " + job.stage : "") + " · " + Math.round(percent(job)) + "%";
+    const stage = job.stage && job.stage !== job.state ? " · " + (T["jobstage_" + job.stage] || job.stage) : "";
+    let text = state + stage + " · " + Math.round(percent(job)) + "%";
     if (job.state === "failed") text = state + ": " + (job.error_message || job.error_code || "");
     entry.label.textContent = text;
-    if (job.state === "done" || job.state === "failed") refreshDocument(job.document_id, entry);
+    if (job.state === "done" || job.state === "failed") {
+      refreshDocument(job.document_id, entry);
+      if (running.delete(job.id) && running.size === 0) refreshList();
+    }
+  }
+
+  // the documents table below is rendered by the server: once this page's uploads are all
+  // through, take the fresh one from the same page
+  async function refreshList() {
+    try {
+      const html = await (await fetch(location.href, { credentials: "same-origin" })).text();
+      const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("docs");
+      const here = document.getElementById("docs");
+      if (fresh && here) here.replaceWith(fresh);
+    } catch (err) { /* a reload still shows it */ }
   }
 
   async function refreshDocument(documentId, entry) {
@@ -61,22 +77,26 @@
       const route = el("span", { class: "route" });
       const row = el("li", { class: "upload", "data-filename": f.name }, el("strong", { text: f.name }), bar, label, route);
       uploads.prepend(row);
-      rows.set(f.name, { bar: bar, label: label, row: row, route: route });
+      // two files of one name in a drop each get their row (the answer keeps the order)
+      if (!rows.has(f.name)) rows.set(f.name, []);
+      rows.get(f.name).push({ bar: bar, label: label, row: row, route: route });
     }
+    const rowOf = function (name) { return (rows.get(name) || []).shift(); };
     try {
       const out = await api("POST", "/api/knowledge/documents", form);
       for (const r of out.rejected || []) {
-        const entry = rows.get(r.filename);
+        const entry = rowOf(r.filename);
         if (!entry) continue;
         entry.row.dataset.state = "failed";
         entry.label.textContent = r.code + ": " + r.message;
       }
       for (const item of out.items) {
-        const entry = rows.get(item.filename);
+        const entry = rowOf(item.filename);
         if (!entry) continue;
         entry.row.dataset.document = item.document.id;
         if (item.job) {
           bars.set(item.job.id, entry);
+          running.add(item.job.id);
           apply(latest.get(item.job.id) || item.job);
           // an event may have been missed before the answer: ask for the job's state once
           api("GET", "/api/knowledge/jobs/" + item.job.id).then(j => {
@@ -92,7 +112,7 @@
       }
     } catch (err) {
       error.textContent = describe(err);
-      for (const entry of rows.values()) { entry.row.dataset.state = "failed"; entry.label.textContent = describe(err); }
+      for (const entry of [...rows.values()].flat()) { entry.row.dataset.state = "failed"; entry.label.textContent = describe(err); }
     }
   }
 
