@@ -56,6 +56,8 @@ class Welcome(ServerEvent, tag="welcome"):
     observers: list[str] = msgspec.field(default_factory=list)
     """Who observes the session now (live connections; the stored ``observer_joined`` and
     ``observer_left`` events up to ``last_seq`` are history)."""
+    dimensions: dict[str, str] = msgspec.field(default_factory=dict)
+    """The rubric's dimensions, key -> name (``turn_score`` events carry the keys)."""
 
 
 class NpcDelta(ServerEvent, tag="npc_delta"):

@@ -94,6 +94,7 @@ async def on_hello(coordinator: Coordinator, conn: Connection, msg: Hello) -> No
         last_seq=last_seq,
         role=conn.role,
         observers=coordinator.observers_of(session.id),
+        dimensions={d.key: d.name for d in ctx.rubric.dimensions},
     )
     first, conn.greeted = not conn.greeted, True
     conn.ready = False  # live events wait in conn.held while the log is replayed

@@ -110,6 +110,11 @@ def test_three_turn_practice_streams_and_ends_with_a_report(
             shot(page, "practice")
     assert transcript(page) == [(str(n), line) for n, line in enumerate(LINES, start=1)]
     expect(page.locator("#tips li.tip").first).to_be_visible(timeout=TURN_TIMEOUT_MS)
+    # a turn's scores are shown by the rubric's dimension names, not its keys
+    names = next(f for f in frames if f["type"] == "welcome")["dimensions"]
+    score_line = page.locator("p.scores").first
+    expect(score_line).to_be_visible(timeout=TURN_TIMEOUT_MS)
+    assert any(name in score_line.inner_text() for name in names.values()), names
     shot(page, "practice-coach")
 
     page.locator("#end").click()  # the confirm dialog is accepted by the fixture

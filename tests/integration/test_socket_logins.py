@@ -142,7 +142,11 @@ def test_the_trainee_is_told_who_observes_now_not_who_once_did(
     session = new_session(trainee)
     practice = WS.open(sock_server.url, session["id"], trainee)
     try:
-        assert practice.hello()["observers"] == []
+        welcome = practice.hello()
+        assert welcome["observers"] == []
+        # the welcome names the rubric's dimensions (turn_score events carry only their keys)
+        rubric = people["watcher"].get(f"/api/rubrics/{session['rubric_id']}").json()
+        assert welcome["dimensions"] == {d["key"]: d["name"] for d in rubric["dimensions"]}
         first = WS.open(sock_server.url, session["id"], people["watcher"], kind="observe")
         second = WS.open(sock_server.url, session["id"], people["watcher"], kind="observe")
         first.hello()

@@ -29,6 +29,7 @@
 
   let socket = null;
   let lastSeq = 0;
+  let dimensions = {};              // rubric dimension key -> name, from the welcome
   let welcomeSeq = 0;               // the welcome's last_seq: stored events up to it are history
   let replayUntil = null;           // while the log is replayed after a welcome, its last_seq
   const seen = new Set();           // seqs of stored events already applied
@@ -172,6 +173,7 @@
   function onWelcome(e) {
     socket.sbWelcomed = true;
     welcomeSeq = e.last_seq;
+    dimensions = e.dimensions || {};
     renderObservers(e.observers || []);
     attempts = 0;
     sessionState = e.session.state;
@@ -246,7 +248,7 @@
   }
 
   function onScore(e) {
-    const text = Object.entries(e.scores).map(([k, v]) => k.replace(/_/g, " ") + " " + Number(v).toFixed(1)).join(" · ");
+    const text = Object.entries(e.scores).map(([k, v]) => (dimensions[k] || k.replace(/_/g, " ")) + " " + Number(v).toFixed(1)).join(" · ");
     extras(e.turn).append(el("p", { class: "scores", text: T.score + ": " + text }));
   }
 
