@@ -197,6 +197,28 @@ _STRINGS: dict[str, tuple[str, str]] = {
     ),
     "err_message_too_long": ("The line is too long: shorten it.", "这句话太长了，请缩短后再发送。"),
     "err_login": ("Wrong username or password.", "用户名或密码错误。"),
+    # the API's validation codes in the UI language (the English UI shows the server's own
+    # message instead, which says more)
+    "api_empty_field": ("must not be empty.", "不能为空。"),
+    "api_out_of_range": ("is out of the allowed range.", "超出允许的范围。"),
+    "api_invalid_weight": ("a weight must be above 0.", "权重必须大于 0。"),
+    "api_no_dimensions": ("a rubric needs at least one dimension.", "评分标准至少需要一个维度。"),
+    "api_duplicate_dimension": ("two dimensions share a key.", "有两个维度使用了同一个 key。"),
+    "api_unknown_stage": ("is not a known sales stage.", "不是已知的销售阶段。"),
+    "api_invalid_pattern": ("is not a valid regular expression.", "正则表达式无效。"),
+    "api_unknown_reference": (
+        "refers to something that does not exist or is archived.",
+        "引用的对象不存在或已归档。",
+    ),
+    "api_language_mismatch": (
+        "the scenario and the persona must have the same language.",
+        "情景和客户角色的语言必须一致。",
+    ),
+    "api_invalid_text": (
+        "contains a control character or a bidi control that is not allowed.",
+        "含有不允许的控制字符或双向文本控制符。",
+    ),
+    "api_invalid_field": ("this value is not valid.", "这个值无效。"),
     "err_current_password": ("The current password is wrong.", "当前密码不正确。"),
     "err_locked": (
         "Too many failed attempts: try again in {s} s.",

@@ -133,6 +133,15 @@ def test_chinese_ui_translates_editor_fields_options_and_roles(
     saved = [p for p in page.request.get("/api/personas").json() if p["name"] == name]
     assert [p["difficulty"] for p in saved] == ["hard"]
     page.request.delete(f"/api/personas/{saved[0]['id']}")
+    # the API's refusal reads in the UI language (its code kept for support)
+    page.goto("/editors/personas")
+    page.get_by_label("名称 *").fill(name + " 2")
+    page.get_by_label("描述 *").fill("情绪超出范围。")
+    page.locator("#f-initial_mood").fill("5")
+    page.get_by_role("button", name="保存").click()
+    expect(page.locator("#form-error")).to_have_text(
+        "initial_mood: 超出允许的范围。 (out_of_range)"
+    )
 
     admin = new_page(locale="zh-CN")
     login_zh(admin, USERS["admin"])

@@ -51,6 +51,13 @@ window.SB = (function () {
   /* the message of an API error, with the field it names when the API says so */
   function describe(err) {
     if (!(err instanceof ApiError)) return String(err && err.message || err);
+    // a validation code the UI language has a sentence for (the English UI keeps the server's
+    // own message, which says more); the field is marked next to its input as well
+    const own = document.documentElement.lang !== "en" && T["api_" + err.code];
+    if (own) {
+      const field = err.detail && !Array.isArray(err.detail) ? err.detail.field : "";
+      return (field ? field + ": " : "") + own + " (" + err.code + ")";
+    }
     let msg = err.message;
     const extra = Array.isArray(err.detail) ? err.detail : (err.detail ? [err.detail] : []);
     const bits = extra.map(d => (typeof d === "object" ? (d.message || "") : String(d)))
