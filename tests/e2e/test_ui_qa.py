@@ -31,6 +31,45 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
 
 
+def refuse_says(
+    page: Any,
+    code: str,
+    message: str,
+    retry_after: float | None = None,
+    only_first: list[str] | None = None,
+) -> None:
+    """Fault injection: the page's practice socket gets an ``error`` refusing its ``say``
+    (every one, or with ``only_first`` the first, whose id is appended to it); everything else
+    goes to the real server."""
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(frame_text: str | bytes) -> None:
+            frame = json.loads(frame_text) if isinstance(frame_text, str) else {}
+            refuse = frame.get("type") == "say" and not (only_first is not None and only_first)
+            if not refuse:
+                server.send(frame_text)
+                return
+            if only_first is not None:
+                only_first.append(frame["client_turn_id"])
+            refusal = {
+                "type": "error",
+                "code": code,
+                "message": message,
+                "retry_after": retry_after,
+                "client_turn_id": frame["client_turn_id"],
+                "v": 1,
+                "seq": 0,
+                "at": 0.0,
+            }
+            ws.send(json.dumps(refusal))
+
+        ws.on_message(from_page)
+
+    page.route_web_socket(re.compile(r"/ws/practice/\d+$"), route)
+
+
 def login_zh(page: Any, account: Account) -> None:
     """Log in through the Chinese login form (the browser asks for zh-CN)."""
     page.goto("/login")  # a fresh login page: no ?next=
@@ -190,34 +229,13 @@ def test_busy_note_fault_injected_clears_once_answered_in_chinese(
     after the retried line was answered; stages and difficulty were English in the Chinese UI."""
     page = new_page(locale="zh-CN")
     injected: list[str] = []
-
-    def route(ws: Any) -> None:
-        server = ws.connect_to_server()
-
-        def from_page(message: str | bytes) -> None:
-            frame = json.loads(message) if isinstance(message, str) else {}
-            if frame.get("type") == "say" and not injected:
-                injected.append(frame["client_turn_id"])
-                ws.send(
-                    json.dumps(
-                        {
-                            "type": "error",
-                            "code": "busy",
-                            "message": "the language model is busy (fault injected)",
-                            "retry_after": 1.0,
-                            "client_turn_id": frame["client_turn_id"],
-                            "v": 1,
-                            "seq": 0,
-                            "at": 0.0,
-                        }
-                    )
-                )
-                return
-            server.send(message)
-
-        ws.on_message(from_page)
-
-    page.route_web_socket(re.compile(r"/ws/practice/\d+$"), route)
+    refuse_says(
+        page,
+        "busy",
+        "the language model is busy (fault injected)",
+        retry_after=1.0,
+        only_first=injected,
+    )
     login_zh(page, USERS["trainee2"])
     start_practice(page)
     expect(page.locator("#stages li").first).to_have_text("开场")
@@ -346,33 +364,7 @@ def test_refused_line_fault_injected_goes_back_to_the_input_in_chinese(
     window of the session is mid-turn). The line must come back to the input, nothing is left
     pending, and the reason is in the UI's language (it was the server's English)."""
     page = new_page(locale="zh-CN")
-
-    def route(ws: Any) -> None:
-        server = ws.connect_to_server()
-
-        def from_page(message: str | bytes) -> None:
-            frame = json.loads(message) if isinstance(message, str) else {}
-            if frame.get("type") == "say":
-                ws.send(
-                    json.dumps(
-                        {
-                            "type": "error",
-                            "code": "turn_in_progress",
-                            "message": "a turn of this session is still being generated",
-                            "retry_after": None,
-                            "client_turn_id": frame["client_turn_id"],
-                            "v": 1,
-                            "seq": 0,
-                            "at": 0.0,
-                        }
-                    )
-                )
-                return
-            server.send(message)
-
-        ws.on_message(from_page)
-
-    page.route_web_socket(re.compile(r"/ws/practice/\d+$"), route)
+    refuse_says(page, "turn_in_progress", "a turn of this session is still being generated")
     login_zh(page, USERS["trainee"])
     start_practice(page)
     line = "我想了解一下免年费的条件。"
