@@ -73,6 +73,18 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class UserExists(Conflict):
+    """A user of that name already exists."""
+
+    code = "user_exists"
+
+
+class LastAdmin(Conflict):
+    """The change would leave no enabled admin."""
+
+    code = "last_admin"
+
+
 class TooManyRequests(AppError):
     """Throttled; ``Retry-After`` says when to come back."""
 

@@ -16,11 +16,12 @@ from appliance.db.login_failures import LoginFailureRepository
 from appliance.db.tokens import ApiToken, TokenRepository
 from appliance.db.users import ROLES, Role, User, UserRepository
 from appliance.errors import (
-    Conflict,
     InvalidCredentials,
     InvalidInput,
+    LastAdmin,
     LockedOut,
     NotFound,
+    UserExists,
     check_text,
 )
 
@@ -287,7 +288,7 @@ class AuthService:
                 ),
             )
         except sqlite3.IntegrityError:
-            raise Conflict(
+            raise UserExists(
                 f"user {username!r} already exists", detail={"username": username}
             ) from None
         user = await self.users.get(user_id)
@@ -337,7 +338,7 @@ class AuthService:
             (role_ is not None and role_ != "admin") or disabled is True
         )
         if demoting_admin and not user.disabled and await self.users.count_admins() <= 1:
-            raise Conflict("the last enabled admin cannot be disabled or demoted")
+            raise LastAdmin("the last enabled admin cannot be disabled or demoted")
         team_id = await self.users.ensure_team(team) if team else None
         end_sessions = (disabled is True and not user.disabled) or (
             role_ is not None and role_ != user.role

@@ -218,6 +218,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
         "contains a control character or a bidi control that is not allowed.",
         "含有不允许的控制字符或双向文本控制符。",
     ),
+    "api_user_exists": ("a user of that name already exists.", "这个用户名已经存在。"),
+    "api_last_admin": (
+        "the last enabled admin cannot be disabled or demoted.",
+        "不能停用或降级最后一位启用的管理员。",
+    ),
     "api_invalid_field": ("this value is not valid.", "这个值无效。"),
     "err_current_password": ("The current password is wrong.", "当前密码不正确。"),
     "err_locked": (

@@ -99,12 +99,12 @@ def test_admin_refusals_stay_on_screen_and_a_generated_password_stays(
     row.locator("button.toggle").click()
     expect(msg).to_contain_text("last enabled admin")
     page.wait_for_timeout(1000)  # the page used to reload here, wiping the message
-    expect(msg).to_contain_text("(conflict)")
+    expect(msg).to_contain_text("(last_admin)")
     expect(row.locator("button.toggle")).to_have_text("Disable")
 
     role = row.locator("select.role")
     role.select_option("trainee")
-    expect(msg).to_contain_text("(conflict)")
+    expect(msg).to_contain_text("(last_admin)")
     expect(role).to_have_value("admin")  # back to what is stored
 
     name = f"qa-{uuid.uuid4().hex[:6]}"
@@ -188,6 +188,10 @@ def test_chinese_ui_translates_editor_fields_options_and_roles(
     select = admin.locator(f'tr[data-username="{USERS["trainee"].username}"] select.role')
     expect(select).to_have_value("trainee")
     assert select.locator("option").all_inner_texts() == ["学员", "主管", "管理员"]
+    # the last admin's own refusal reads in Chinese too (its own code, not a bare "conflict")
+    own = admin.locator(f'tr[data-username="{USERS["admin"].username}"]')
+    own.locator("button.toggle").click()
+    expect(own.locator(".row-msg")).to_contain_text("不能停用或降级最后一位启用的管理员")
 
 
 def test_long_unbroken_text_wraps_at_tablet_width(new_page: Callable[..., Any]) -> None:

@@ -194,7 +194,7 @@ def test_user_admin_validation(clients: dict[str, httpx.Client]) -> None:
     dup = admin.post(
         "/api/users", json={"username": "trainee1", "role": "trainee", "password": PASSWORD}
     )
-    assert dup.status_code == 409 and dup.json()["code"] == "conflict"
+    assert dup.status_code == 409 and dup.json()["code"] == "user_exists"
     bad_role = admin.post("/api/users", json={"username": "x1", "role": "overlord"})
     assert bad_role.status_code == 400 and bad_role.json()["code"] == "invalid_request"
     short = admin.post(
@@ -216,4 +216,4 @@ def test_last_admin_cannot_lock_everyone_out(clients: dict[str, httpx.Client]) -
     if len(admins) != 1:
         pytest.skip("another admin exists in this session's database")
     r = admin.patch(f"/api/users/{admins[0]['id']}", json={"disabled": True})
-    assert r.status_code == 409
+    assert r.status_code == 409 and r.json()["code"] == "last_admin"
