@@ -30,11 +30,16 @@ from appliance.auth.service import AuthService
 from appliance.auth.socket_watch import close_when_void
 from appliance.db.documents import Document
 from appliance.db.jobs import Job
-from appliance.errors import InvalidInput, check_text
+from appliance.errors import InvalidInput
 from appliance.knowledge.answer import answer
 from appliance.knowledge.errors import UnsupportedType
 from appliance.knowledge.search import MAX_SEARCH_K
-from appliance.knowledge.service import KnowledgeService, SearchResponse, SearchResult
+from appliance.knowledge.service import (
+    KnowledgeService,
+    SearchResponse,
+    SearchResult,
+    check_upload_texts,
+)
 from appliance.llm.base import LLMBackend
 
 
@@ -207,13 +212,8 @@ class KnowledgeController(Controller):
         files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
         if not files:
             raise InvalidInput("no files in the upload (multipart field 'files')")
-        check_text("collection", collection, single_line=True)
-        for n, tag in enumerate(tags):
-            check_text(f"tags[{n}]", tag, single_line=True)
-        if title is not None:
-            check_text("title", title.strip(), single_line=True)
-        for n, upload in enumerate(files):
-            check_text(f"files[{n}].filename", upload.filename or "", single_line=True)
+        # the whole batch, before any of it is stored
+        check_upload_texts([upload.filename or "" for upload in files], collection, tags, title)
         service = _service(state)
         contents = [await upload.read() for upload in files]
         rejected: list[RejectedFile] = []

@@ -111,6 +111,22 @@ def check_collection(name: str | None) -> str:
     return collection
 
 
+def check_upload_texts(
+    filenames: list[str], collection: str, tags: list[str], title: str | None
+) -> None:
+    """``InvalidText`` for a control or bidi character in an upload's file names, collection,
+    tags or title (the API checks a whole batch before storing any of it; ``upload`` checks
+    its own)."""
+    check_text("collection", collection, single_line=True)
+    for n, name in enumerate(filenames):
+        field = "filename" if len(filenames) == 1 else f"files[{n}].filename"
+        check_text(field, Path(name or "upload").name or "upload", single_line=True)
+    for n, tag in enumerate(tags):
+        check_text(f"tags[{n}]", tag.strip(), single_line=True)
+    if title is not None:
+        check_text("title", title.strip(), single_line=True)
+
+
 class KnowledgeService:
     """The knowledge pipeline behind the API and the CLI."""
 
@@ -207,13 +223,10 @@ class KnowledgeService:
 
         Raises ``UnsupportedType`` (415, ``unsupported_type``) for a type no extractor reads.
         """
-        collection = check_collection(collection)
         tags = sorted({t.strip() for t in (tags or []) if t.strip()})
-        for n, tag in enumerate(tags):
-            check_text(f"tags[{n}]", tag, single_line=True)
-        if title is not None:
-            check_text("title", title.strip(), single_line=True)
-        name = check_text("filename", Path(filename or "upload").name or "upload", single_line=True)
+        check_upload_texts([filename], collection, tags, title)
+        collection = check_collection(collection)
+        name = Path(filename or "upload").name or "upload"
         sha, size = await asyncio.to_thread(self._store_file, data, name)
         existing = await self.documents.by_sha(collection, sha)
         if existing is not None:
