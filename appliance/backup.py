@@ -281,7 +281,8 @@ def _verify_table(root: Path, name: str, version: int, expected: int, dim: int |
 
 
 def _snapshot_lance(src: Path, dst: Path) -> dict[str, dict[str, int]]:
-    """Stage the live LanceDB tables; returns {table: {version, rows}}; retried until it settles."""
+    """Stage the live LanceDB tables; returns {table: {version, rows, attempts}}; retried
+    until a copy reads back whole."""
     meta_file = src / LANCE_META
     if not meta_file.is_file():
         return {}
@@ -300,7 +301,7 @@ def _snapshot_lance(src: Path, dst: Path) -> dict[str, dict[str, int]]:
                     continue
                 version, _ = _copy_table(src / f"{name}.lance", dst / f"{name}.lance")
                 rows = _count_at(src, name, version)
-                tables[name] = {"version": version, "rows": rows}
+                tables[name] = {"version": version, "rows": rows, "attempts": attempt + 1}
             if meta_file.read_text(encoding="utf-8") != meta_text:
                 raise _Unsettled("a reindex switched the live generation during the copy")
             for name, info in tables.items():
@@ -309,10 +310,12 @@ def _snapshot_lance(src: Path, dst: Path) -> dict[str, dict[str, int]]:
             return tables
         except (_Unsettled, FileNotFoundError) as err:
             last = err
-            time.sleep(0.5 * (attempt + 1))
+            time.sleep(0.25 * (attempt + 1))
     shutil.rmtree(dst, ignore_errors=True)
     raise BackupFailed(
-        f"the knowledge index kept changing under the copy ({LANCE_ATTEMPTS} attempts): {last}"
+        f"the copy of the knowledge index ({src}) never read back whole in {LANCE_ATTEMPTS}"
+        f" attempts (its files kept changing, or the index is damaged: try `salesboost"
+        f" reindex`): {last}"
     )
 
 
