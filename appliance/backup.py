@@ -40,11 +40,11 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from appliance import __version__
 from appliance.config import Settings
@@ -63,6 +63,7 @@ LANCE_META = "index.json"
 LANCE_ATTEMPTS = 5
 _CHUNK = 1 << 20
 _U64_MAX = 2**64 - 1
+T = TypeVar("T")
 
 
 class BackupFailed(AppError):
@@ -333,55 +334,71 @@ def backup(settings: Settings, dest: Path, *, with_secrets: bool = False) -> Bac
         raise BackupFailed(f"the directory {dest.parent} does not exist")
     if not state.is_dir():
         raise BackupFailed(f"no state directory at {state}: nothing to back up")
-    warnings: list[str] = []
-    # staging inside the state dir: the same file system, so immutable files are hard links
-    staging = Path(tempfile.mkdtemp(prefix=".backup-", dir=state))
+    # staging inside the state dir: the same file system, so immutable files are hard links;
+    # beside DEST (copies) when the state dir is read-only to this user
     try:
-        _snapshot_sqlite(settings.db_path, staging / DB_NAME)
-        schema, counts, shas = _db_facts(staging / DB_NAME)
-        tables = _snapshot_lance(state / LANCE_DIR, staging / LANCE_DIR)
-        missing: list[str] = []
-        for sha in shas:
-            try:
-                _link_or_copy(state / DOCUMENTS_DIR / sha, staging / DOCUMENTS_DIR / sha)
-            except FileNotFoundError:
-                missing.append(sha)  # deleted since the snapshot (or lost before): reported
-        if with_secrets:
-            keyring_file = file_keyring_path(state)
-            if keyring_file.is_file():
-                _link_or_copy(keyring_file, staging / SECRETS_MEMBER)
-            else:
-                warnings.append(
-                    "--with-secrets: no file keyring in the state dir (secrets live in the OS "
-                    "keyring or systemd credentials), so the archive holds no secrets"
-                )
-        members = _hash_members(staging)
-        for sha in shas:
-            got = members.get(f"{DOCUMENTS_DIR}/{sha}")
-            if got is not None and got["sha256"] != sha:
-                warnings.append(f"documents/{sha} does not hash to its name (damaged on disk?)")
-        children = next((t for n, t in tables.items() if n.startswith("children")), None)
-        manifest: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "appliance_version": __version__,
-            "schema_version": schema,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "host": socket.gethostname(),
-            "state_dir": str(state),
-            "with_secrets": SECRETS_MEMBER in members,
-            "counts": {
-                **counts,
-                "children": children["rows"] if children else 0,
-                "parents": tables.get("parents", {}).get("rows", 0),
-            },
-            "lancedb": tables,
-            "missing_documents": missing,
-            "members": members,
-        }
-        size = _write_archive(staging, manifest, dest)
+        staging = Path(tempfile.mkdtemp(prefix=".backup-", dir=state))
+    except OSError:
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+        except OSError as err:
+            raise BackupFailed(f"cannot write in {dest.parent}: {err.strerror}") from err
+    try:
+        return _backup_into(settings, staging, dest, with_secrets, started)
+    except OSError as err:  # a full disk, a permission: typed, not a traceback
+        raise BackupFailed(f"backup to {dest} failed: {err}") from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _backup_into(
+    settings: Settings, staging: Path, dest: Path, with_secrets: bool, started: float
+) -> BackupResult:
+    state = settings.state_dir
+    warnings: list[str] = []
+    _snapshot_sqlite(settings.db_path, staging / DB_NAME)
+    schema, counts, shas = _db_facts(staging / DB_NAME)
+    tables = _snapshot_lance(state / LANCE_DIR, staging / LANCE_DIR)
+    missing: list[str] = []
+    for sha in shas:
+        try:
+            _link_or_copy(state / DOCUMENTS_DIR / sha, staging / DOCUMENTS_DIR / sha)
+        except FileNotFoundError:
+            missing.append(sha)  # deleted since the snapshot (or lost before): reported
+    if with_secrets:
+        keyring_file = file_keyring_path(state)
+        if keyring_file.is_file():
+            _link_or_copy(keyring_file, staging / SECRETS_MEMBER)
+        else:
+            warnings.append(
+                "--with-secrets: no file keyring in the state dir (secrets live in the OS "
+                "keyring or systemd credentials), so the archive holds no secrets"
+            )
+    members = _hash_members(staging)
+    for sha in shas:
+        got = members.get(f"{DOCUMENTS_DIR}/{sha}")
+        if got is not None and got["sha256"] != sha:
+            warnings.append(f"documents/{sha} does not hash to its name (damaged on disk?)")
+    children = next((t for n, t in tables.items() if n.startswith("children")), None)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "appliance_version": __version__,
+        "schema_version": schema,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "state_dir": str(state),
+        "with_secrets": SECRETS_MEMBER in members,
+        "counts": {
+            **counts,
+            "children": children["rows"] if children else 0,
+            "parents": tables.get("parents", {}).get("rows", 0),
+        },
+        "lancedb": tables,
+        "missing_documents": missing,
+        "members": members,
+    }
+    size = _write_archive(staging, manifest, dest)
     return BackupResult(dest, size, time.monotonic() - started, manifest, missing, warnings)
 
 
@@ -543,19 +560,16 @@ def _check_member(
     digest = hashlib.sha256()
     size = 0
     out: IO[bytes] | None = None
-    if into is not None:
-        target = into / member.name
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        out = os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
     try:
-        while chunk := src.read(_CHUNK):
+        if into is not None:
+            out = _writing(into, member.name, lambda: _open_new(into / member.name))
+        while chunk := src.read(_CHUNK):  # a read error here is the archive's (caller's except)
             digest.update(chunk)
             size += len(chunk)
             if out is not None:
-                out.write(chunk)
+                _writing(into, member.name, lambda: out.write(chunk))
         if out is not None:
-            out.flush()
-            os.fsync(out.fileno())
+            _writing(into, member.name, lambda: _flush_sync(out))
     finally:
         if out is not None:
             out.close()
@@ -565,6 +579,25 @@ def _check_member(
             "the manifest)",
             detail={"member": member.name},
         )
+
+
+def _open_new(path: Path) -> IO[bytes]:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
+def _flush_sync(out: IO[bytes]) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+
+
+def _writing(into: Path | None, name: str, write: Callable[[], T]) -> T:
+    """Run one write of the extraction; an OSError there (a full disk) is the target's fault,
+    not the archive's: RestoreFailed, not ArchiveCorrupt."""
+    try:
+        return write()
+    except OSError as err:
+        raise RestoreFailed(f"cannot write {name} under {into}: {err}") from err
 
 
 # --- restore ----------------------------------------------------------------------------------
