@@ -35,6 +35,9 @@ from tests.conftest import Account, login
 from tests.integration.knowledge_helpers import ingest, upload, wait_jobs
 from tests.integration.practice_helpers import WS, demo_server, logged_in, new_session
 
+# the module's first test sets up a demo appliance, a session with its report and an ingestion
+pytestmark = pytest.mark.timeout(600)
+
 PEOPLE = {
     "admin": Account("bk-admin", "admin", "hq"),
     "manager": Account("bk-manager", "manager", "alpha"),
@@ -408,3 +411,70 @@ def test_fault_injection_index_missing_a_data_file_is_a_typed_backup_error(
     assert "never read back whole" in result.stderr, result.stderr
     assert not archive.exists() and not list(tmp_path.glob(".never.tar*"))
     assert not list(state.glob(".backup-*"))
+
+
+def test_index_snapshot_under_a_writer_that_compacts_and_cleans_up_at_once(
+    taken: Taken, tmp_path: Path
+) -> None:
+    """A harsher writer than the server (optimize with cleanup_older_than=0 every third
+    append, so an old version's files go at once): every snapshot opens at the version it
+    copied and reads exactly the rows the source had at that version."""
+    from datetime import timedelta
+
+    import lancedb
+    import numpy as np
+    import pyarrow as pa
+    from appliance.backup import _snapshot_lance
+    from appliance.knowledge.store import children_schema
+
+    state = tmp_path / "state"
+    assert cli(state, "restore", str(taken.archive)).returncode == 0
+    src = state / "lancedb"
+    meta = json.loads((src / "index.json").read_text())
+    name = f"children_g{meta['generation']}"
+    stop = threading.Event()
+    written: list[int] = []
+
+    def writer() -> None:
+        table = lancedb.connect(str(src)).open_table(name)
+        k = 0
+        while not stop.is_set():
+            rows = [
+                {
+                    "id": f"{800000 + k}:1:c{i}",
+                    "document_id": 800000 + k,
+                    "version": 1,
+                    "parent_index": 0,
+                    "child_index": i,
+                    "page": -1,
+                    "section": "",
+                    "collection": "race",
+                    "tags": "",
+                    "text": "alpha bravo charlie",
+                    "cjk": "",
+                    "sparse": "",
+                    "vector": np.ones(meta["dim"], dtype=np.float32).tolist(),
+                }
+                for i in range(5)
+            ]
+            table.add(pa.Table.from_pylist(rows, schema=children_schema(meta["dim"])))
+            k += 1
+            if k % 3 == 0:
+                table.optimize(cleanup_older_than=timedelta(seconds=0))
+            written.append(table.count_rows())
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        seen = []
+        for i in range(6):
+            copy = tmp_path / f"copy{i}"
+            tables = _snapshot_lance(src, copy)
+            table = lancedb.connect(str(copy)).open_table(name)
+            assert table.version == tables[name]["version"]
+            assert table.count_rows() == table.to_arrow().num_rows == tables[name]["rows"]
+            seen.append(tables[name]["rows"])
+    finally:
+        stop.set()
+        thread.join(30)
+    assert len(set(seen)) > 1, f"the writer did not move between snapshots: {seen} {written}"
