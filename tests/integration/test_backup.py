@@ -395,16 +395,17 @@ def test_with_secrets_carries_the_file_keyring(source: ServerProcess, tmp_path: 
     assert os.access(target / "salesboost.db", os.R_OK)
 
 
-def test_fault_injection_index_missing_a_data_file_is_a_typed_backup_error(
+def test_fault_injection_index_missing_its_data_files_is_a_typed_backup_error(
     taken: Taken, tmp_path: Path
 ) -> None:
-    """A LanceDB table whose latest version lost a data file never reads back whole: the
+    """A LanceDB table whose latest version lost its data files never reads back whole: the
     backup retries, then fails with backup_failed, and writes no archive."""
     state = tmp_path / "state"
     assert cli(state, "restore", str(taken.archive)).returncode == 0
     data = sorted((state / "lancedb").glob("children_g*.lance/data/*.lance"))
     assert data
-    data[0].unlink()  # the fault
+    for file in data:  # the fault (the archive also holds files of superseded versions)
+        file.unlink()
     archive = tmp_path / "never.tar"
     result = cli(state, "backup", str(archive))
     assert result.returncode == 1
@@ -478,3 +479,35 @@ def test_index_snapshot_under_a_writer_that_compacts_and_cleans_up_at_once(
         stop.set()
         thread.join(30)
     assert len(set(seen)) > 1, f"the writer did not move between snapshots: {seen} {written}"
+
+
+def test_an_older_schema_is_migrated_and_a_newer_one_refused(taken: Taken, tmp_path: Path) -> None:
+    """An archive from an older build gets the missing migrations on restore; one from a newer
+    build (a migration this build lacks) is refused and nothing is put in place."""
+    old_state, new_state = tmp_path / "old", tmp_path / "new"
+    for state in (old_state, new_state):
+        assert cli(state, "restore", str(taken.archive)).returncode == 0
+    with sqlite3.connect(old_state / "salesboost.db") as conn:  # as if 0006 never ran
+        conn.execute("DELETE FROM schema_version WHERE version = 6")
+    with sqlite3.connect(new_state / "salesboost.db") as conn:  # as if a later build ran 0099
+        conn.execute(
+            "INSERT INTO schema_version (version, name, checksum) VALUES (99, 'future', 'x')"
+        )
+    old_archive, new_archive = tmp_path / "old.tar", tmp_path / "new.tar"
+    assert cli(old_state, "backup", str(old_archive)).returncode == 0
+    assert cli(new_state, "backup", str(new_archive)).returncode == 0
+    assert _manifest(old_archive)["schema_version"] == 5
+
+    target = tmp_path / "target"
+    restored = cli(target, "restore", str(old_archive))
+    assert restored.returncode == 0, restored.stderr
+    assert "applied 0006_unscored_reports.sql" in restored.stdout
+    with sqlite3.connect(target / "salesboost.db") as conn:
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 6
+
+    other = tmp_path / "other"
+    refused = cli(other, "restore", str(new_archive))
+    assert refused.returncode == 1
+    assert "restore_failed" in refused.stderr and "older than the database" in refused.stderr
+    assert not other.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".other")]
