@@ -39,6 +39,7 @@ import stat
 import tarfile
 import tempfile
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -228,22 +229,61 @@ def _latest_manifest(table_dir: Path) -> tuple[int, Path]:
 
 
 def _copy_table(src: Path, dst: Path) -> tuple[int, int]:
-    """Stage one table at its latest version; returns (version, skipped vanished files)."""
+    """Stage one table at its latest version; returns (version, skipped vanished files).
+
+    Only that version's manifest is staged (older versions may already have lost files), and
+    of the data files and index directories only those it names: a superseded version's
+    files (kept by the optimizer for 60 s after a compaction) stay out of the archive.
+    """
     version, manifest = _latest_manifest(src)
     _link_or_copy(manifest, dst / "_versions" / manifest.name)
+    named = (dst / "_versions" / manifest.name).read_bytes()
+    keep_data = _named(src / "data", named, lambda n: n.encode())
+    keep_indices = _named(src / "_indices", named, _uuid_bytes)
     skipped = 0
     for root, _dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
-        if rel.parts and rel.parts[0] == "_versions":
-            continue  # only the version copied: older ones may already have lost their files
+        top = rel.parts[0] if rel.parts else ""
+        if top == "_versions":
+            continue
+        if top == "_indices" and len(rel.parts) > 1 and not keep_indices(rel.parts[1]):
+            continue
         for file in files:
             if file == "latest_version_hint.json" or file.endswith((".tmp", ".partial")):
+                continue
+            if top == "data" and not keep_data(file):
                 continue
             try:
                 _link_or_copy(Path(root) / file, dst / rel / file)
             except FileNotFoundError:
                 skipped += 1  # an old version's file, deleted by the optimizer while we walked
     return version, skipped
+
+
+def _uuid_bytes(name: str) -> bytes | None:
+    try:
+        return uuid.UUID(name).bytes  # how a Lance manifest names an index (protobuf bytes)
+    except ValueError:
+        return None
+
+
+def _named(
+    directory: Path, manifest: bytes, key: Callable[[str], bytes | None]
+) -> Callable[[str], bool]:
+    """Which entries of ``directory`` the manifest names. When it names none of them although
+    there are some (a manifest layout this code does not know), everything is kept."""
+    try:
+        entries = [p.name for p in directory.iterdir()]
+    except FileNotFoundError:
+        entries = []
+    named = set()
+    for entry in entries:
+        found = key(entry)
+        if found is not None and found in manifest:
+            named.add(entry)
+    if entries and not named:
+        return lambda _entry: True
+    return lambda entry: entry in named or key(entry) is None
 
 
 def _count_at(root: Path, name: str, version: int) -> int:
@@ -258,9 +298,8 @@ def _count_at(root: Path, name: str, version: int) -> int:
 
 
 def _verify_table(root: Path, name: str, version: int, expected: int, dim: int | None) -> None:
-    """Open the staged table at its latest version and read every row (and touch its indexes)."""
+    """Open the staged table at its latest version, read every row and query every index."""
     import lancedb
-    import numpy as np
 
     try:
         table = lancedb.connect(str(root)).open_table(name)
@@ -270,15 +309,28 @@ def _verify_table(root: Path, name: str, version: int, expected: int, dim: int |
         if rows != expected or table.count_rows() != expected:
             raise _Unsettled(f"{name}: the copy reads {rows} rows, the source had {expected}")
         if expected:
-            kinds = {tuple(i.columns): i.index_type for i in table.list_indices()}
-            if ("text",) in kinds:
-                table.search("the", query_type="fts", fts_columns="text").limit(1).to_arrow()
-            if ("vector",) in kinds and dim:
-                table.search(np.ones(dim, dtype=np.float32)).limit(1).to_arrow()
+            for index in table.list_indices():
+                _touch_index(table, index.index_type, index.columns[0], dim)
     except _Unsettled:
         raise
     except Exception as err:  # a missing data or index file: LanceDB's own error types
         raise _Unsettled(f"{name}: the copy does not read: {err}") from err
+
+
+def _touch_index(table: Any, kind: str, column: str, dim: int | None) -> None:
+    """One query that has to read the index (a missing index file fails it)."""
+    import numpy as np
+
+    if kind == "FTS":
+        table.search("the", query_type="fts", fts_columns=column).limit(1).to_arrow()
+    elif kind.startswith(("Ivf", "IVF", "Hnsw", "HNSW")) and dim:
+        query = table.search(np.ones(dim, dtype=np.float32), vector_column_name=column)
+        query.limit(1).to_arrow()
+    else:  # a scalar index (BTREE on the parents' id): an equality lookup uses it
+        first = table.search().select([column]).limit(1).to_arrow()[column][0].as_py()
+        if isinstance(first, (str, int)):
+            value = "'" + first.replace("'", "''") + "'" if isinstance(first, str) else first
+            table.search().where(f"{column} = {value}").limit(1).to_arrow()
 
 
 def _snapshot_lance(src: Path, dst: Path) -> dict[str, dict[str, int]]:

@@ -395,16 +395,19 @@ def test_with_secrets_carries_the_file_keyring(source: ServerProcess, tmp_path: 
     assert os.access(target / "salesboost.db", os.R_OK)
 
 
-def test_fault_injection_index_missing_its_data_files_is_a_typed_backup_error(
-    taken: Taken, tmp_path: Path
+@pytest.mark.parametrize(
+    "lost", ["children_g*.lance/data/*.lance", "parents.lance/_indices/*/*"], ids=["data", "index"]
+)
+def test_fault_injection_index_missing_its_files_is_a_typed_backup_error(
+    taken: Taken, tmp_path: Path, lost: str
 ) -> None:
-    """A LanceDB table whose latest version lost its data files never reads back whole: the
-    backup retries, then fails with backup_failed, and writes no archive."""
+    """A LanceDB table whose latest version lost its data files (or an index's files) never
+    reads back whole: the backup retries, then fails with backup_failed and writes nothing."""
     state = tmp_path / "state"
     assert cli(state, "restore", str(taken.archive)).returncode == 0
-    data = sorted((state / "lancedb").glob("children_g*.lance/data/*.lance"))
-    assert data
-    for file in data:  # the fault (the archive also holds files of superseded versions)
+    files = sorted((state / "lancedb").glob(lost))
+    assert files
+    for file in files:  # the fault
         file.unlink()
     archive = tmp_path / "never.tar"
     result = cli(state, "backup", str(archive))
