@@ -696,6 +696,7 @@ def _unpack_and_swap(
     """Extract (checking every member) into ``work``, migrate it, then rename it into place."""
     from appliance.db.migrations import MigrationError, migrate
 
+    held_target = bool(locks)  # restore() locked the state dir if it existed then
     manifest = read_archive(archive, into=work)
     secrets = "archive" if manifest.get("with_secrets") else "none"
     own_secrets = target / "secrets"
@@ -709,6 +710,10 @@ def _unpack_and_swap(
         raise RestoreFailed(f"the restored database cannot be migrated: {err}") from err
     locks.append(hold_state_lock(work, purpose="salesboost restore"))
     exists = target.is_dir()
+    if exists and not held_target:  # made since we looked (a `serve` started meanwhile?)
+        locks.append(hold_state_lock(target, purpose="salesboost restore"))
+        if (target / DB_NAME).exists():
+            raise RestoreRefused(f"{target} was created during the restore: run it again")
     _match_owner(work, target if exists else target.parent, exists)
     moved = None
     if exists and not _only_lock(target):
@@ -718,7 +723,7 @@ def _unpack_and_swap(
     elif exists:  # an empty state dir (a stale lock file at most): nothing to keep
         shutil.rmtree(target)
     # a crash between the two renames leaves the old state aside and the new one complete
-    # beside it; a rerun of restore (no state dir now) puts the new one in place
+    # beside it (a hidden .<state>.restore-* dir); running restore again puts it in place
     work.rename(target)
     _fsync_dir(target.parent)
     return RestoreResult(target, manifest, moved, applied, secrets, 0.0, warnings)
