@@ -301,9 +301,7 @@ class KnowledgeController(Controller):
     async def search(
         self,
         state: State,
-        q: Annotated[
-            str, QueryParameter(schema_extra=SchemaExtra(min_length=1, pattern=r"\S"))
-        ],
+        q: Annotated[str, QueryParameter(schema_extra=SchemaExtra(min_length=1, pattern=r"\S"))],
         k: Annotated[int | None, QueryParameter(ge=1, le=MAX_SEARCH_K)] = None,
         mode: Annotated[str, QueryParameter(schema_extra=SchemaExtra(enum=MODES))] = "hybrid",
         collection: FromQuery[str | None] = None,

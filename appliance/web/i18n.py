@@ -104,6 +104,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "reports": ("Reports", "报告数"),
     "not_scored": ("not scored", "未评分"),
     "live_title": ("Live sessions", "进行中的会话"),
+    "export_csv": ("Download all sessions as CSV", "下载全部会话（CSV）"),
+    "export_csv_hint": (
+        "(one row per session, a column per rubric dimension; opens in Excel)",
+        "（每个会话一行，每个评分维度一列；可用 Excel 打开）",
+    ),
     "observe": ("Observe", "旁听"),
     "no_live": ("No session is running.", "当前没有进行中的会话。"),
     "editors_title": ("Content", "内容配置"),
