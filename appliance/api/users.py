@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.auth import UserOut, actor_of, user_out
-from appliance.api.params import PathId
+from appliance.api.params import PathId, QueryId
 from appliance.auth.guards import access
 from appliance.auth.service import AuthService
 from appliance.db.audit import AuditEntry
@@ -18,6 +19,8 @@ from appliance.db.users import Role
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\S+$")]
 TeamName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+MAX_AUDIT_PAGE = 1000
+"""The most audit entries one request returns (``limit``)."""
 
 
 class UserIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -135,8 +138,24 @@ class AuditController(Controller):
 
     @get("/")
     async def list_entries(
-        self, state: State, action: FromQuery[str | None] = None, limit: FromQuery[int] = 200
+        self,
+        state: State,
+        action: FromQuery[str | None] = None,
+        actor: FromQuery[str | None] = None,
+        since: FromQuery[date | None] = None,
+        until: FromQuery[date | None] = None,
+        before: QueryId = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_AUDIT_PAGE)] = 200,
     ) -> list[AuditEntry]:
-        """Newest entries first, optionally of one action."""
+        """Newest entries first, filtered by action, actor (a username), the days of
+        ``since``..``until`` (included), and ``before`` (an id: the next page of a list that
+        ended at that entry)."""
         auth: AuthService = state.auth
-        return await auth.audit.list(action, max(1, min(limit, 1000)))
+        return await auth.audit.list(
+            action,
+            limit,
+            actor=actor,
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
+            before=before,
+        )
