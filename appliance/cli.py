@@ -1098,6 +1098,18 @@ def bench_http(
     run_http_bench(clients=clients, duration=duration, url=url, token=token, out=out)
 
 
+@bench.command("retention")
+@click.option("--turns", default=500, show_default=True, help="Turn commits timed per run.")
+@click.option("--delete-sessions", default=300, show_default=True, help="Sessions deleted per run.")
+@click.option("--repeat", default=3, show_default=True, help="Runs per setting (best is shown).")
+@out_option("retention")
+def bench_retention(turns: int, delete_sessions: int, repeat: int, out: Path) -> None:
+    """PRAGMA secure_delete OFF vs ON: turn commit ms and deletions/s on the real schema."""
+    from appliance.bench.retention import run_retention_bench
+
+    run_retention_bench(turns=turns, delete_sessions=delete_sessions, repeat=repeat, out=out)
+
+
 @bench.command("ingest")
 @click.option("--repeat", default=2, show_default=True, help="OCR runs per page and setting.")
 @click.option("--pdf-pages", default=200, show_default=True, help="Pages of the text PDF.")
