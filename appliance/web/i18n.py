@@ -234,8 +234,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     ),
     "api_user_exists": ("a user of that name already exists.", "这个用户名已经存在。"),
     "api_last_admin": (
-        "the last enabled admin cannot be disabled, demoted or erased.",
-        "不能停用、降级或删除最后一位启用的管理员。",
+        "the last enabled admin cannot be disabled or demoted, nor erased.",
+        "不能停用或降级最后一位启用的管理员，也不能删除。",
     ),
     "api_invalid_field": ("this value is not valid.", "这个值无效。"),
     "err_current_password": ("The current password is wrong.", "当前密码不正确。"),
