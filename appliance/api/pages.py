@@ -332,6 +332,12 @@ class ManagerPages(Controller):
                     else None,
                 }
             )
+        coordinator = _coordinator(state)
+        sessions: list[SessionRow] = []
+        if user.role == "admin":
+            sessions = await coordinator.repo.list_sessions(limit=200)
+        elif user.team_id is not None:
+            sessions = await coordinator.repo.list_sessions(team_id=user.team_id, limit=200)
         return page(
             request,
             "team.html",
@@ -339,6 +345,7 @@ class ManagerPages(Controller):
             rows=rows,
             dims=dim_names,
             score_class=score_class,
+            sessions=sessions,
         )
 
     @get("/live")

@@ -7,20 +7,22 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
+from appliance.api.auth import actor_of
 from appliance.api.params import PathId, RowId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Principal
 from appliance.db.practice import SessionRow, TurnRow
 from appliance.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
-from appliance.practice.access import may_practice, may_view
+from appliance.practice.access import may_delete, may_practice, may_view
 from appliance.practice.coordinator import Coordinator
 from appliance.practice.errors import SessionNotFound
 from appliance.practice.export import sessions_csv
 from appliance.practice.model import Report
+from appliance.practice.retention import SESSIONS_DELETED
 from appliance.web.reports import render_report_html
 
 Scope = Literal["mine", "team", "all"]
@@ -266,6 +268,31 @@ class SessionController(Controller):
             raise Forbidden("only the session's trainee or an admin can end it")
         await coordinator.end(session_id, reason="api")
         return _out(await coordinator.session(session_id))
+
+    @delete("/{session_id:int}", status_code=204)
+    async def delete_session(
+        self, request: Request[Any, Any, Any], state: State, session_id: PathId
+    ) -> None:
+        """Delete a session with its transcript, events, report and tool calls (admins, and
+        managers of its team). A live session is stopped first; its sockets close with 4410."""
+        coordinator: Coordinator = state.coordinator
+        principal = _principal(request)
+        session = await _viewable(coordinator, principal, session_id)
+        user = principal.user
+        if not may_delete(session, role=user.role, team_id=user.team_id):
+            raise Forbidden("only an admin or a manager of the session's team can delete it")
+        deleted = await coordinator.delete_session(session_id)
+        SESSIONS_DELETED.labels("api").inc()
+        actor = actor_of(request)
+        # what was deleted, never what was said in it
+        await state.auth.audit.record(
+            "session_deleted",
+            actor=actor.name,
+            actor_id=actor.id,
+            target=f"session:{session_id}",
+            ip=actor.ip,
+            detail={"user_id": deleted.user_id, "state": deleted.state, "turns": deleted.turns},
+        )
 
     @get("/{session_id:int}/report")
     async def report(

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
@@ -16,6 +16,8 @@ from appliance.auth.guards import access
 from appliance.auth.service import AuthService
 from appliance.db.audit import AuditEntry
 from appliance.db.users import Role
+from appliance.practice.coordinator import Coordinator
+from appliance.practice.retention import SESSIONS_DELETED
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\S+$")]
 TeamName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -114,6 +116,21 @@ class UserController(Controller):
             disabled=data.disabled,
         )
         return user_out(user)
+
+    @delete("/{user_id:int}", status_code=204)
+    async def erase(self, request: Request[Any, Any, Any], state: State, user_id: PathId) -> None:
+        """Erase a person: the account, their practice sessions (live ones are stopped, their
+        sockets close), API tokens and logins. Documents they uploaded stay, uploader unset.
+        Not yourself (409 self_erase), not the last enabled admin (409 last_admin)."""
+        auth: AuthService = state.auth
+        coordinator: Coordinator = state.coordinator
+        actor = actor_of(request)
+        await auth.erasable(actor, user_id)  # refuse before anything is deleted
+        sessions = await coordinator.delete_sessions(
+            await coordinator.repo.session_ids_of_user(user_id)
+        )
+        counts = await auth.erase_user(actor, user_id, sessions_deleted=len(sessions))
+        SESSIONS_DELETED.labels("erasure").inc(counts.sessions)
 
     @post("/{user_id:int}/reset-password", status_code=200)
     async def reset_password(

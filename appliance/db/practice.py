@@ -299,6 +299,48 @@ class PracticeRepository:
         )
         return cur.lastrowid or 0
 
+    # --- deletion (retention, erasure) ----------------------------------------------------
+
+    @staticmethod
+    async def delete_sessions(conn: aiosqlite.Connection, session_ids: Sequence[int]) -> int:
+        """Inside a transaction: delete sessions; their turns, events, report and tool calls go
+        with them (ON DELETE CASCADE, migration 0004). Returns how many sessions were deleted."""
+        if not session_ids:
+            return 0
+        marks = ", ".join("?" * len(session_ids))
+        cur = await conn.execute(
+            f"DELETE FROM practice_sessions WHERE id IN ({marks})",  # noqa: S608
+            list(session_ids),
+        )
+        return cur.rowcount
+
+    async def expired_session_ids(self, cutoff: str, limit: int) -> list[int]:
+        """Ended sessions whose end (or start, if no end was stored) is before ``cutoff``
+        (an ISO-8601 UTC time as the tables store it), oldest first, at most ``limit``."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM practice_sessions WHERE state = 'ended' "
+            "AND COALESCE(ended_at, created_at) < ? ORDER BY id LIMIT ?",
+            (cutoff, limit),
+        )
+        return [int(r[0]) for r in rows]
+
+    async def count_expired(self, cutoff: str) -> int:
+        """How many sessions :meth:`expired_session_ids` would give, all batches together."""
+        return int(
+            await self.db.fetchval(
+                "SELECT COUNT(*) FROM practice_sessions WHERE state = 'ended' "
+                "AND COALESCE(ended_at, created_at) < ?",
+                (cutoff,),
+            )
+        )
+
+    async def session_ids_of_user(self, user_id: int) -> list[int]:
+        """Every session of one trainee (any state)."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM practice_sessions WHERE user_id = ? ORDER BY id", (user_id,)
+        )
+        return [int(r[0]) for r in rows]
+
     async def report(self, session_id: int) -> ReportRow | None:
         """A session's stored report."""
         row = await self.db.fetchone(

@@ -204,6 +204,20 @@ _STRINGS: dict[str, tuple[str, str]] = {
         "Revoke the token {n}? Scripts using it stop working at once.",
         "吊销令牌 {n}？使用它的脚本将立即失效。",
     ),
+    # retention and erasure
+    "team_sessions": ("Team sessions", "团队练习记录"),
+    "delete_session_confirm": (
+        "Delete session #{n} of {u} with its transcript and report? This cannot be undone.",
+        "删除 {u} 的第 {n} 号练习及其对话记录和报告？此操作无法撤销。",
+    ),
+    "session_deleted": ("This session was deleted.", "此练习已被删除。"),
+    "erase": ("Erase", "彻底删除"),
+    "erase_confirm": (
+        "Erase {u}? Their account, practice sessions and API tokens are deleted for good; "
+        "documents they uploaded stay. This cannot be undone.",
+        "彻底删除 {u}？其账号、练习记录和 API 令牌将被永久删除；其上传的文档会保留。此操作无法撤销。",
+    ),
+    "api_self_erase": ("you cannot erase your own account.", "不能删除你自己的账号。"),
     "busy_retry": (
         "The language model cannot answer right now: your line is sent again in {s} s.",
         "语言模型暂时无法回答：{s} 秒后自动重新发送你的这句话。",
@@ -241,8 +255,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     ),
     "api_user_exists": ("a user of that name already exists.", "这个用户名已经存在。"),
     "api_last_admin": (
-        "the last enabled admin cannot be disabled or demoted.",
-        "不能停用或降级最后一位启用的管理员。",
+        "the last enabled admin cannot be disabled or demoted, nor erased.",
+        "不能停用或降级最后一位启用的管理员，也不能删除。",
     ),
     "api_invalid_field": ("this value is not valid.", "这个值无效。"),
     "err_current_password": ("The current password is wrong.", "当前密码不正确。"),
