@@ -125,6 +125,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, serve_state_dir: str | N
     settings = obj.settings(**{"server.host": host, "server.port": port})
     configure_logging(settings.log)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    state_lock = _hold_serve_lock(settings.state_dir)  # held (open) until the process ends
     try:
         migrate(settings.db_path)
         secrets = SecretStore(settings)
@@ -178,6 +179,18 @@ def serve(obj: Ctx, host: str | None, port: int | None, serve_state_dir: str | N
         )
     if not server.started:
         sys.exit(EXIT_FAILED)
+    del state_lock  # an fd number: the kernel drops the lock when the process exits
+
+
+def _hold_serve_lock(state_dir: Path) -> int:
+    """The state dir's lock (appliance/statelock.py): a second serve on it exits 1."""
+    from appliance.statelock import StateInUse, hold_state_lock
+
+    try:
+        return hold_state_lock(state_dir)
+    except StateInUse as err:
+        fail(err.message)
+        raise AssertionError from None  # unreachable: fail() exits
 
 
 # --- migrate ----------------------------------------------------------------------------
@@ -196,6 +209,139 @@ def migrate(obj: Ctx) -> None:
     for m in done:
         click.echo(f"applied {m.path.name}")
     click.echo(f"database {settings.db_path} is up to date")
+
+
+# --- backup / restore ---------------------------------------------------------------------
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def _counts_line(manifest: dict[str, Any]) -> str:
+    counts = manifest.get("counts", {})
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+@main.command()
+@click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--with-secrets",
+    is_flag=True,
+    help="Also archive the file keyring (secrets/): the archive then holds the session key and"
+    " any LLM API key IN PLAIN TEXT; keep it like a password. Without it a restore keeps the"
+    " target's own secrets or generates a new session key (everyone signs in again).",
+)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Do not back up: check the archive DEST (sha256 of every member).",
+)
+@pass_ctx
+def backup(obj: Ctx, dest: Path, with_secrets: bool, verify: bool) -> None:
+    """Write ONE archive of the state dir to DEST, online (a running server keeps serving).
+
+    DEST ending .tar.gz or .tgz is gzip-compressed; anything else is a plain tar. The
+    archive (mode 0600) holds a manifest, a SQLite snapshot (online backup API), the live
+    knowledge index (LanceDB) and the uploaded originals; not caches, logs or login sessions.
+    """
+    from appliance.backup import backup as run_backup
+    from appliance.errors import AppError
+
+    if verify:
+        _verify_archive(dest)
+        return
+    settings = obj.settings()
+    try:
+        result = run_backup(settings, dest, with_secrets=with_secrets)
+    except AppError as err:
+        fail(err.message)
+        raise AssertionError from None  # unreachable: fail() exits
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for sha in result.missing_documents:
+        click.echo(
+            f"warning: documents/{sha} is referenced but gone (deleted meanwhile?)", err=True
+        )
+    manifest = result.manifest
+    click.echo(
+        f"wrote {result.path} ({_mib(result.size)}, {len(manifest['members'])} files) in "
+        f"{result.seconds:.1f} s"
+    )
+    click.echo(f"contents: {_counts_line(manifest)}")
+    click.echo(
+        f"schema version {manifest['schema_version']}, secrets "
+        + (
+            "INCLUDED (plain text: keep the archive safe)"
+            if manifest["with_secrets"]
+            else "not included"
+        )
+    )
+
+
+def _verify_archive(archive: Path) -> None:
+    from appliance.backup import read_archive
+    from appliance.errors import AppError
+
+    try:
+        manifest = read_archive(archive)
+    except AppError as err:
+        fail(f"{err.code}: {err.message}")
+        raise AssertionError from None  # unreachable: fail() exits
+    click.echo(
+        f"{archive}: ok, {len(manifest['members'])} files checked; taken "
+        f"{manifest.get('created_at')} on {manifest.get('host')} (salesboost "
+        f"{manifest.get('appliance_version')}, schema {manifest.get('schema_version')})"
+    )
+    click.echo(f"contents: {_counts_line(manifest)}")
+    click.echo(f"secrets: {'included' if manifest.get('with_secrets') else 'not included'}")
+
+
+@main.command()
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing state (it is moved aside to <state>.before-restore-<time>).",
+)
+@click.option("--check", is_flag=True, help="Only check the archive; restore nothing.")
+@pass_ctx
+def restore(obj: Ctx, archive: Path, force: bool, check: bool) -> None:
+    """Restore ARCHIVE (from `salesboost backup`) into the configured state dir.
+
+    Refused while a server runs on that state dir. Every member's sha256 is checked before
+    anything is replaced; pending migrations run on the restored database.
+    """
+    from appliance.backup import restore as run_restore
+    from appliance.errors import AppError
+
+    if check:
+        _verify_archive(archive)
+        return
+    settings = obj.settings()
+    try:
+        result = run_restore(settings, archive, force=force)
+    except AppError as err:
+        fail(f"{err.code}: {err.message}")
+        raise AssertionError from None  # unreachable: fail() exits
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    manifest = result.manifest
+    click.echo(
+        f"restored {archive} (taken {manifest.get('created_at')} on {manifest.get('host')}) "
+        f"into {result.state_dir} in {result.seconds:.1f} s"
+    )
+    click.echo(f"contents: {_counts_line(manifest)}")
+    if result.moved_aside:
+        click.echo(f"the previous state is kept in {result.moved_aside}")
+    for name in result.migrations:
+        click.echo(f"applied {name}")
+    click.echo(
+        {
+            "archive": "secrets: restored from the archive (sessions and API tokens stay valid)",
+            "kept": "secrets: this box's own kept (everyone signs in again; API tokens must be"
+            " re-issued)",
+            "none": "secrets: none; `serve` generates a new session key (everyone signs in again)",
+        }[result.secrets]
+    )
 
 
 # --- config -----------------------------------------------------------------------------
