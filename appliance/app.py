@@ -49,6 +49,7 @@ from appliance.practice.catalog import CatalogService
 from appliance.practice.coordinator import Coordinator
 from appliance.practice.demo.loader import load_demo_if_empty
 from appliance.practice.factory import build_agents
+from appliance.practice.retention import RetentionSweeper
 from appliance.practice.stages import ALL_SLOTS, StageFSM
 from appliance.readiness import Check, Readiness
 from appliance.realtime.hub import Hub
@@ -94,6 +95,12 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         config=settings.realtime,
         initial_slots=lambda: dict.fromkeys(ALL_SLOTS, False),
     )
+    retention = RetentionSweeper(
+        db=db,
+        config=settings.practice,
+        audit=AuditRepository(db),
+        delete_sessions=coordinator.delete_sessions,
+    )
 
     def read_key() -> bytes | None:
         value = secrets.get(SESSION_KEY)
@@ -108,9 +115,11 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
             try:
                 async with llm:
                     await coordinator.start()
+                    await retention.start()
                     try:
                         yield
                     finally:
+                        await retention.stop()
                         await coordinator.stop()
             finally:
                 await _stop_demo_load(demo)
@@ -201,6 +210,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     app.state.intent = intent
     app.state.hub = hub
     app.state.coordinator = coordinator
+    app.state.retention = retention
     # Wrap outside the router, where Litestar itself puts CORS: 404s and 405s get the
     # request id, the security headers and an access line too.
     app.asgi_handler = RequestContextMiddleware(

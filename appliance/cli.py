@@ -658,6 +658,94 @@ def users_bootstrap_admin(obj: Ctx, username: str) -> None:
         click.echo(f"admin password (shown once, change it at first login): {password}")
 
 
+@users.command("erase")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Confirm: the erasure cannot be undone.")
+@pass_ctx
+def users_erase(obj: Ctx, username: str, yes: bool) -> None:
+    """Erase USERNAME: the account, their practice sessions, API tokens and logins.
+
+    Documents they uploaded stay; the audit log keeps their numeric id, not their name.
+    """
+    from appliance.auth.service import CLI_ACTOR
+
+    if not yes:
+        fail(f"erasing {username} deletes their account and practice data for good: add --yes", 2)
+
+    async def go(auth: Any) -> Any:
+        user = await auth.user_by_name(username)
+        return user.id, await auth.erase_user(CLI_ACTOR, user.id)
+
+    user_id, counts = _with_auth(obj, go)
+    click.echo(
+        f"erased user #{user_id}: {counts.sessions} practice sessions and {counts.tokens} API "
+        f"tokens deleted; {counts.documents_kept} uploaded documents kept"
+    )
+
+
+# --- sessions (retention) ---------------------------------------------------------------
+@main.group()
+def sessions() -> None:
+    """Practice sessions: retention."""
+
+
+@sessions.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Delete ended sessions that ended more than DAYS days ago.",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@pass_ctx
+def sessions_purge(obj: Ctx, days: int, dry_run: bool) -> None:
+    """Delete ended practice sessions older than --older-than days (live ones are never touched).
+
+    Works with or without a server running: deletion goes in short batches.
+    """
+    from appliance.db.audit import AuditRepository
+    from appliance.db.database import Database
+    from appliance.db.migrations import MigrationError
+    from appliance.db.migrations import migrate as run_migrations
+    from appliance.db.practice import PracticeRepository
+    from appliance.practice import retention
+
+    settings = obj.settings()
+    try:
+        run_migrations(settings.db_path)
+    except MigrationError as err:
+        fail(str(err))
+    cutoff = retention.cutoff_for(days)
+
+    async def go() -> int:
+        async with Database(settings.db_path) as db:
+            repo = PracticeRepository(db)
+            if dry_run:
+                return await repo.count_expired(cutoff)
+            total = await retention.purge(
+                repo,
+                cutoff,
+                batch=settings.practice.retention_batch,
+                delete=retention.direct_delete(db),
+            )
+            if total:
+                await AuditRepository(db).record(
+                    "sessions_purged",
+                    actor="cli",
+                    target="practice_sessions",
+                    detail={"sessions": total, "older_than_days": days, "cutoff": cutoff},
+                )
+                await db.checkpoint()
+            return total
+
+    count = run_async(go)
+    if dry_run:
+        click.echo(f"would delete {count} ended practice sessions that ended before {cutoff}")
+    else:
+        click.echo(f"deleted {count} ended practice sessions that ended before {cutoff}")
+
+
 # --- models -----------------------------------------------------------------------------
 @main.group()
 def models() -> None:
@@ -1154,6 +1242,18 @@ def bench_http(
     from appliance.bench.http import run_http_bench
 
     run_http_bench(clients=clients, duration=duration, url=url, token=token, out=out)
+
+
+@bench.command("retention")
+@click.option("--turns", default=500, show_default=True, help="Turn commits timed per run.")
+@click.option("--delete-sessions", default=300, show_default=True, help="Sessions deleted per run.")
+@click.option("--repeat", default=3, show_default=True, help="Runs per setting (best is shown).")
+@out_option("retention")
+def bench_retention(turns: int, delete_sessions: int, repeat: int, out: Path) -> None:
+    """PRAGMA secure_delete OFF vs ON: turn commit ms and deletions/s on the real schema."""
+    from appliance.bench.retention import run_retention_bench
+
+    run_retention_bench(turns=turns, delete_sessions=delete_sessions, repeat=repeat, out=out)
 
 
 @bench.command("ingest")

@@ -475,6 +475,28 @@ class PracticeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     coach_search_k: Annotated[
         int, _doc("Knowledge search results the coach's tool returns.", ge=1, le=20)
     ] = 3
+    retention_days: Annotated[
+        int,
+        _doc(
+            "Days an ended practice session (transcript, events, report, tool calls) is kept "
+            "after it ended; older ones are deleted by a background sweep (hourly and at "
+            "start). 0 keeps them forever.",
+            ge=0,
+            le=36500,
+        ),
+    ] = 0
+    retention_sweep_interval_s: Annotated[
+        float, _doc("Seconds between two retention sweeps (with retention_days > 0).", ge=1)
+    ] = 3600.0
+    retention_batch: Annotated[
+        int,
+        _doc(
+            "Sessions deleted per write transaction by the retention sweep and "
+            "`sessions purge` (small batches keep the SQLite write lock short).",
+            ge=1,
+            le=10000,
+        ),
+    ] = 100
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -85,6 +85,12 @@ class LastAdmin(Conflict):
     code = "last_admin"
 
 
+class SelfErase(Conflict):
+    """An admin asked to erase their own account."""
+
+    code = "self_erase"
+
+
 class TooManyRequests(AppError):
     """Throttled; ``Retry-After`` says when to come back."""
 

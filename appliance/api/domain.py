@@ -12,16 +12,34 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody, KwargDefinition
 from msgspec import UNSET, UnsetType
 
 from appliance.api.auth import actor_of
 from appliance.api.params import PathId, QueryId, RowId
+from appliance.api.schema_hints import (
+    Amount,
+    Collection,
+    Currency,
+    DimensionText,
+    Item,
+    Items,
+    Key,
+    Mood,
+    Name,
+    OptionalText,
+    Pattern,
+    RuleMessage,
+    StageName,
+    Text,
+    Weight,
+)
 from appliance.auth.guards import access, principal_of
 from appliance.db.domain import DomainRepository, Kind, RowMeta
 from appliance.errors import NotFound
 from appliance.practice.catalog import AuditActor, CatalogService
 from appliance.practice.model import (
+    STAGES,
     ComplianceRule,
     Course,
     Language,
@@ -33,9 +51,8 @@ from appliance.practice.model import (
     Severity,
     Waiver,
 )
+from appliance.practice.validation import MAX_ITEMS
 
-Name = Annotated[str, msgspec.Meta(max_length=1000)]
-Text = Annotated[str, msgspec.Meta(max_length=40_000)]
 Difficulty = Literal["easy", "medium", "hard"]
 ScenarioKind = Literal["retention", "new_sale", "other"]
 RuleKind = Literal["phrase", "regex"]
@@ -149,29 +166,29 @@ class CourseIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A course to create."""
 
     name: Name
-    description: Text = ""
+    description: OptionalText = ""
 
 
 class CoursePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Fields to change; absent fields stay as they are."""
 
     name: Name | UnsetType = UNSET
-    description: Text | UnsetType = UNSET
+    description: OptionalText | UnsetType = UNSET
 
 
 class ScenarioIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A scenario to create (references must name live rows)."""
 
     name: Name
-    description: Text = ""
-    objective: Text = ""
+    description: Text
+    objective: Text
     course_id: RowId | None = None
     kind: ScenarioKind = "other"
     product_id: RowId | None = None
     rubric_id: RowId | None = None
     language: Language = "en"
-    persona_ids: list[int] = []
-    knowledge_collection: Name = "default"
+    persona_ids: Annotated[list[int], KwargDefinition(max_items=MAX_ITEMS)] = []
+    knowledge_collection: Collection = "default"
 
 
 class ScenarioPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -185,21 +202,21 @@ class ScenarioPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     product_id: RowId | UnsetType | None = UNSET
     rubric_id: RowId | UnsetType | None = UNSET
     language: Language | UnsetType = UNSET
-    persona_ids: list[int] | UnsetType = UNSET
-    knowledge_collection: Name | UnsetType = UNSET
+    persona_ids: Annotated[list[int], KwargDefinition(max_items=MAX_ITEMS)] | UnsetType = UNSET
+    knowledge_collection: Collection | UnsetType = UNSET
 
 
 class PersonaIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A persona to create."""
 
     name: Name
-    description: Text = ""
+    description: Text
     difficulty: Difficulty = "medium"
-    goals: list[Text] = []
-    objections: list[Text] = []
-    knows: list[Text] = []
+    goals: Items = []
+    objections: Items = []
+    knows: Items = []
     language: Language = "en"
-    initial_mood: float = 0.5
+    initial_mood: Mood = 0.5
 
 
 class PersonaPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -208,59 +225,77 @@ class PersonaPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
     description: Text | UnsetType = UNSET
     difficulty: Difficulty | UnsetType = UNSET
-    goals: list[Text] | UnsetType = UNSET
-    objections: list[Text] | UnsetType = UNSET
-    knows: list[Text] | UnsetType = UNSET
+    goals: Items | UnsetType = UNSET
+    objections: Items | UnsetType = UNSET
+    knows: Items | UnsetType = UNSET
     language: Language | UnsetType = UNSET
-    initial_mood: float | UnsetType = UNSET
+    initial_mood: Mood | UnsetType = UNSET
 
 
 class DimensionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A rubric dimension (stages are checked by name: unknown ones are `unknown_stage`)."""
 
-    key: Name
+    key: Key
     name: Name
-    weight: float
-    description: Text = ""
-    stages: list[Name] = []
+    weight: Weight
+    description: DimensionText
+    stages: Annotated[list[StageName], KwargDefinition(max_items=len(STAGES))] = []
+
+
+Dimensions = Annotated[list[DimensionIn], KwargDefinition(min_items=1, max_items=50)]
+"""A rubric's dimensions: 1 to 50, with unique keys."""
 
 
 class RubricIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A rubric to create (version 1)."""
 
     name: Name
-    dimensions: list[DimensionIn]
+    dimensions: Dimensions
 
 
 class RubricPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A new name and/or dimensions; new dimensions make a new version."""
 
     name: Name | UnsetType = UNSET
-    dimensions: list[DimensionIn] | UnsetType = UNSET
+    dimensions: Dimensions | UnsetType = UNSET
+
+
+class WaiverIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A condition that waives one of the product's fees."""
+
+    fee: Key
+    condition: Item
+    min_annual_spend: Amount | None = None
+
+    def waiver(self) -> Waiver:
+        """The model's Waiver."""
+        return Waiver(
+            fee=self.fee, condition=self.condition, min_annual_spend=self.min_annual_spend
+        )
 
 
 class ProductIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A product to create."""
 
     name: Name
-    currency: Annotated[str, msgspec.Meta(max_length=10)] = "USD"
-    fees: dict[Name, float] = {}
-    waivers: list[Waiver] = []
-    benefits: list[Text] = []
-    eligibility: list[Text] = []
-    description: Text = ""
+    currency: Currency = "USD"
+    fees: dict[Key, Amount] = {}
+    waivers: Annotated[list[WaiverIn], KwargDefinition(max_items=MAX_ITEMS)] = []
+    benefits: Items = []
+    eligibility: Items = []
+    description: OptionalText = ""
 
 
 class ProductPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Fields to change; absent fields stay as they are."""
 
     name: Name | UnsetType = UNSET
-    currency: Annotated[str, msgspec.Meta(max_length=10)] | UnsetType = UNSET
-    fees: dict[Name, float] | UnsetType = UNSET
-    waivers: list[Waiver] | UnsetType = UNSET
-    benefits: list[Text] | UnsetType = UNSET
-    eligibility: list[Text] | UnsetType = UNSET
-    description: Text | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
+    fees: dict[Key, Amount] | UnsetType = UNSET
+    waivers: Annotated[list[WaiverIn], KwargDefinition(max_items=MAX_ITEMS)] | UnsetType = UNSET
+    benefits: Items | UnsetType = UNSET
+    eligibility: Items | UnsetType = UNSET
+    description: OptionalText | UnsetType = UNSET
 
 
 class ComplianceRuleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -268,10 +303,10 @@ class ComplianceRuleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
     name: Name
     kind: RuleKind
-    pattern: Text
+    pattern: Pattern
     severity: Severity
     applies_to: AppliesTo = "both"
-    message: Text = ""
+    message: RuleMessage = ""
 
 
 class ComplianceRulePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -279,10 +314,10 @@ class ComplianceRulePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
 
     name: Name | UnsetType = UNSET
     kind: RuleKind | UnsetType = UNSET
-    pattern: Text | UnsetType = UNSET
+    pattern: Pattern | UnsetType = UNSET
     severity: Severity | UnsetType = UNSET
     applies_to: AppliesTo | UnsetType = UNSET
-    message: Text | UnsetType = UNSET
+    message: RuleMessage | UnsetType = UNSET
 
 
 def changes_of(patch_body: msgspec.Struct) -> dict[str, Any]:
@@ -596,9 +631,9 @@ class ProductController(Controller):
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[ProductIn]
     ) -> ProductOut:
         """Create a product."""
-        made = await _catalog(state).create_product(
-            _actor(request), Product(id=0, **msgspec.structs.asdict(data))
-        )
+        fields = msgspec.structs.asdict(data)
+        fields["waivers"] = [w.waiver() for w in data.waivers]
+        made = await _catalog(state).create_product(_actor(request), Product(id=0, **fields))
         return _out(ProductOut, made, await _repo(state).meta("product", made.id))
 
     @get("/{product_id:int}")
@@ -618,7 +653,10 @@ class ProductController(Controller):
         data: JSONBody[ProductPatch],
     ) -> ProductOut:
         """Change some fields."""
-        made = await _catalog(state).update_product(_actor(request), product_id, changes_of(data))
+        changes = changes_of(data)
+        if "waivers" in changes:
+            changes["waivers"] = [w.waiver() for w in changes["waivers"]]
+        made = await _catalog(state).update_product(_actor(request), product_id, changes)
         return _out(ProductOut, made, await _repo(state).meta("product", product_id))
 
     @delete("/{product_id:int}", status_code=204)

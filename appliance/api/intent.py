@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, post
 from litestar.datastructures import State
-from litestar.params import JSONBody
+from litestar.params import JSONBody, KwargDefinition
 
+from appliance.api.schema_hints import StageName
 from appliance.auth.guards import access
-from appliance.practice.agents.intent import LinearIntentClassifier, check_request
+from appliance.practice.agents.intent import MAX_TEXT_CHARS, LinearIntentClassifier, check_request
 
 
 class IntentIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A text (1-2000 characters) and, optionally, the stage it was said in."""
 
-    text: str
-    stage: str | None = None
+    text: Annotated[str, KwargDefinition(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")]
+    stage: StageName | None = None
 
 
 class IntentOut(msgspec.Struct, kw_only=True):

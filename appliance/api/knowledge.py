@@ -25,6 +25,7 @@ from litestar.openapi.spec import (
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.params import PathId, QueryId
+from appliance.api.schema_hints import SchemaExtra
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import AuthService
 from appliance.auth.socket_watch import close_when_void
@@ -33,7 +34,7 @@ from appliance.db.jobs import Job
 from appliance.errors import InvalidInput
 from appliance.knowledge.answer import answer
 from appliance.knowledge.errors import UnsupportedType
-from appliance.knowledge.search import MAX_SEARCH_K
+from appliance.knowledge.search import MAX_SEARCH_K, MODES
 from appliance.knowledge.service import (
     KnowledgeService,
     SearchResponse,
@@ -300,9 +301,9 @@ class KnowledgeController(Controller):
     async def search(
         self,
         state: State,
-        q: FromQuery[str] = "",
+        q: Annotated[str, QueryParameter(schema_extra=SchemaExtra(min_length=1, pattern=r"\S"))],
         k: Annotated[int | None, QueryParameter(ge=1, le=MAX_SEARCH_K)] = None,
-        mode: FromQuery[str] = "hybrid",
+        mode: Annotated[str, QueryParameter(schema_extra=SchemaExtra(enum=MODES))] = "hybrid",
         collection: FromQuery[str | None] = None,
         tag: FromQuery[str | None] = None,
         document: QueryId = None,

@@ -21,12 +21,12 @@ from litestar import Controller, Request, Response, Router, get
 from litestar.datastructures import Cookie, State
 from litestar.datastructures.headers import CacheControlHeader
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from appliance.api.errors import app_error_handler, http_error_handler
-from appliance.api.params import PathId
+from appliance.api.params import PathId, QueryId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import AuthService
 from appliance.db.practice import SessionRow
@@ -45,6 +45,8 @@ from appliance.web.render import STATIC_DIR, render_page
 
 HTML = "text/html"  # Litestar appends "; charset=utf-8" to text/* itself
 LANG_COOKIE_AGE = 365 * 24 * 3600
+AUDIT_PAGE = 100
+"""Audit entries per page of /admin/audit."""
 
 
 def _language(request: Request[Any, Any, Any]) -> tuple[UiLanguage, bool]:
@@ -330,6 +332,12 @@ class ManagerPages(Controller):
                     else None,
                 }
             )
+        coordinator = _coordinator(state)
+        sessions: list[SessionRow] = []
+        if user.role == "admin":
+            sessions = await coordinator.repo.list_sessions(limit=200)
+        elif user.team_id is not None:
+            sessions = await coordinator.repo.list_sessions(team_id=user.team_id, limit=200)
         return page(
             request,
             "team.html",
@@ -337,6 +345,7 @@ class ManagerPages(Controller):
             rows=rows,
             dims=dim_names,
             score_class=score_class,
+            sessions=sessions,
         )
 
     @get("/live")
@@ -401,6 +410,30 @@ class AdminPages(Controller):
         """Create users, change role and team, disable, reset passwords."""
         auth: AuthService = state.auth
         return page(request, "users.html", "users", users=await auth.users.list())
+
+    @get("/admin/audit")
+    async def audit(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        action: FromQuery[str | None] = None,
+        actor: FromQuery[str | None] = None,
+        before: QueryId = None,
+    ) -> Response[str]:
+        """The audit log, newest first, a page at a time, filtered by action and actor."""
+        auth: AuthService = state.auth
+        found = await auth.audit.list(action or None, AUDIT_PAGE + 1, actor=actor, before=before)
+        entries = found[:AUDIT_PAGE]
+        return page(
+            request,
+            "audit.html",
+            "audit",
+            entries=entries,
+            actions=await auth.audit.actions(),
+            action=action or "",
+            actor=actor or "",
+            next_before=entries[-1].id if len(found) > AUDIT_PAGE else None,
+        )
 
     @get("/admin/system")
     async def system(self, request: Request[Any, Any, Any], state: State) -> Response[str]:

@@ -1,23 +1,28 @@
-"""/api/sessions: create, list, detail with transcript, end, report (JSON and printable HTML), trends."""
+"""/api/sessions: create, list, CSV export, detail with transcript, end, report (JSON and printable
+HTML), trends."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
+from appliance.api.auth import actor_of
 from appliance.api.params import PathId, RowId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Principal
 from appliance.db.practice import SessionRow, TurnRow
-from appliance.errors import Forbidden, NotAuthenticated, NotFound
-from appliance.practice.access import may_practice, may_view
+from appliance.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
+from appliance.practice.access import may_delete, may_practice, may_view
 from appliance.practice.coordinator import Coordinator
 from appliance.practice.errors import SessionNotFound
+from appliance.practice.export import sessions_csv
 from appliance.practice.model import Report
+from appliance.practice.retention import SESSIONS_DELETED
 from appliance.web.reports import render_report_html
 
 Scope = Literal["mine", "team", "all"]
@@ -152,6 +157,21 @@ async def _viewable(coordinator: Coordinator, principal: Principal, session_id: 
     return session
 
 
+def _scope_filter(principal: Principal, view: Scope) -> tuple[int | None, int | None]:
+    """(user id, team id) to filter a scope's sessions by; Forbidden when the caller's role
+    does not reach that scope."""
+    user = principal.user
+    if view == "mine":
+        return user.id, None
+    if view == "team":
+        if user.role == "trainee" or user.team_id is None:
+            raise Forbidden("scope=team is for managers with a team")
+        return None, user.team_id
+    if user.role != "admin":
+        raise Forbidden("scope=all is for admins")
+    return None, None
+
+
 class SessionController(Controller):
     """Practice sessions over HTTP; the turns themselves go over /ws/practice/{id}."""
 
@@ -185,23 +205,41 @@ class SessionController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> list[SessionOut]:
         """Mine (default); a manager's team (``scope=team``); everyone's for admins (``scope=all``)."""
-        user = _principal(request).user
         coordinator: Coordinator = state.coordinator
-        if view == "mine":
-            rows = await coordinator.repo.list_sessions(
-                user_id=user.id, state=session_state, limit=limit
-            )
-        elif view == "team":
-            if user.role == "trainee" or user.team_id is None:
-                raise Forbidden("scope=team is for managers with a team")
-            rows = await coordinator.repo.list_sessions(
-                team_id=user.team_id, state=session_state, limit=limit
-            )
-        else:
-            if user.role != "admin":
-                raise Forbidden("scope=all is for admins")
-            rows = await coordinator.repo.list_sessions(state=session_state, limit=limit)
+        user_id, team_id = _scope_filter(_principal(request), view)
+        rows = await coordinator.repo.list_sessions(
+            user_id=user_id, team_id=team_id, state=session_state, limit=limit
+        )
         return [_out(r) for r in rows]
+
+    @get("/export.csv")
+    async def export_csv(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        view: Annotated[Scope, QueryParameter(name="scope")] = "mine",
+        since: FromQuery[date | None] = None,
+        until: FromQuery[date | None] = None,
+    ) -> Response[str]:
+        """The sessions of a scope (as for the list) as a spreadsheet: one row per session with
+        its scores per rubric dimension; ``since``/``until`` (dates, included) bound the day it
+        started."""
+        if since is not None and until is not None and until < since:
+            raise InvalidInput("until is before since", detail={"field": "until"})
+        coordinator: Coordinator = state.coordinator
+        user_id, team_id = _scope_filter(_principal(request), view)
+        rows = await coordinator.repo.export_rows(
+            user_id=user_id,
+            team_id=team_id,
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
+        )
+        name = f"salesboost-sessions-{view}-{datetime.now(UTC).date().isoformat()}.csv"
+        return Response(
+            sessions_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     @get("/{session_id:int}")
     async def detail(
@@ -230,6 +268,31 @@ class SessionController(Controller):
             raise Forbidden("only the session's trainee or an admin can end it")
         await coordinator.end(session_id, reason="api")
         return _out(await coordinator.session(session_id))
+
+    @delete("/{session_id:int}", status_code=204)
+    async def delete_session(
+        self, request: Request[Any, Any, Any], state: State, session_id: PathId
+    ) -> None:
+        """Delete a session with its transcript, events, report and tool calls (admins, and
+        managers of its team). A live session is stopped first; its sockets close with 4410."""
+        coordinator: Coordinator = state.coordinator
+        principal = _principal(request)
+        session = await _viewable(coordinator, principal, session_id)
+        user = principal.user
+        if not may_delete(session, role=user.role, team_id=user.team_id):
+            raise Forbidden("only an admin or a manager of the session's team can delete it")
+        deleted = await coordinator.delete_session(session_id)
+        SESSIONS_DELETED.labels("api").inc()
+        actor = actor_of(request)
+        # what was deleted, never what was said in it
+        await state.auth.audit.record(
+            "session_deleted",
+            actor=actor.name,
+            actor_id=actor.id,
+            target=f"session:{session_id}",
+            ip=actor.ip,
+            detail={"user_id": deleted.user_id, "state": deleted.state, "turns": deleted.turns},
+        )
 
     @get("/{session_id:int}/report")
     async def report(

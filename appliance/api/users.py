@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.auth import UserOut, actor_of, user_out
-from appliance.api.params import PathId
+from appliance.api.params import PathId, QueryId
 from appliance.auth.guards import access
 from appliance.auth.service import AuthService
 from appliance.db.audit import AuditEntry
 from appliance.db.users import Role
+from appliance.practice.coordinator import Coordinator
+from appliance.practice.retention import SESSIONS_DELETED
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\S+$")]
 TeamName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+MAX_AUDIT_PAGE = 1000
+"""The most audit entries one request returns (``limit``)."""
 
 
 class UserIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -112,6 +117,21 @@ class UserController(Controller):
         )
         return user_out(user)
 
+    @delete("/{user_id:int}", status_code=204)
+    async def erase(self, request: Request[Any, Any, Any], state: State, user_id: PathId) -> None:
+        """Erase a person: the account, their practice sessions (live ones are stopped, their
+        sockets close), API tokens and logins. Documents they uploaded stay, uploader unset.
+        Not yourself (409 self_erase), not the last enabled admin (409 last_admin)."""
+        auth: AuthService = state.auth
+        coordinator: Coordinator = state.coordinator
+        actor = actor_of(request)
+        await auth.erasable(actor, user_id)  # refuse before anything is deleted
+        sessions = await coordinator.delete_sessions(
+            await coordinator.repo.session_ids_of_user(user_id)
+        )
+        counts = await auth.erase_user(actor, user_id, sessions_deleted=len(sessions))
+        SESSIONS_DELETED.labels("erasure").inc(counts.sessions)
+
     @post("/{user_id:int}/reset-password", status_code=200)
     async def reset_password(
         self,
@@ -135,8 +155,24 @@ class AuditController(Controller):
 
     @get("/")
     async def list_entries(
-        self, state: State, action: FromQuery[str | None] = None, limit: FromQuery[int] = 200
+        self,
+        state: State,
+        action: FromQuery[str | None] = None,
+        actor: FromQuery[str | None] = None,
+        since: FromQuery[date | None] = None,
+        until: FromQuery[date | None] = None,
+        before: QueryId = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_AUDIT_PAGE)] = 200,
     ) -> list[AuditEntry]:
-        """Newest entries first, optionally of one action."""
+        """Newest entries first, filtered by action, actor (a username), the days of
+        ``since``..``until`` (included), and ``before`` (an id: the next page of a list that
+        ended at that entry)."""
         auth: AuthService = state.auth
-        return await auth.audit.list(action, max(1, min(limit, 1000)))
+        return await auth.audit.list(
+            action,
+            limit,
+            actor=actor,
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
+            before=before,
+        )

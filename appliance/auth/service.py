@@ -14,13 +14,14 @@ from appliance.db.audit import AuditRepository
 from appliance.db.database import Database
 from appliance.db.login_failures import LoginFailureRepository
 from appliance.db.tokens import ApiToken, TokenRepository
-from appliance.db.users import ROLES, Role, User, UserRepository
+from appliance.db.users import ROLES, ErasedCounts, Role, User, UserRepository
 from appliance.errors import (
     InvalidCredentials,
     InvalidInput,
     LastAdmin,
     LockedOut,
     NotFound,
+    SelfErase,
     UserExists,
     check_text,
 )
@@ -427,6 +428,47 @@ class AuthService:
             ip=ip,
         )
         return await self.get_user(user.id)
+
+    async def erasable(self, actor: Actor, user_id: int) -> User:
+        """The user if the actor may erase them: NotFound, SelfErase or LastAdmin otherwise."""
+        user = await self.get_user(user_id)
+        if actor.id is not None and actor.id == user.id:
+            raise SelfErase("you cannot erase your own account; another admin can")
+        if user.role == "admin" and not user.disabled and await self.users.count_admins() <= 1:
+            raise LastAdmin("the last enabled admin cannot be erased")
+        return user
+
+    async def erase_user(
+        self, actor: Actor, user_id: int, *, sessions_deleted: int = 0
+    ) -> ErasedCounts:
+        """Erase a person: the account, their practice sessions, API tokens and logins (open
+        sockets close); documents they uploaded stay. The audit log keeps the id, not the name.
+
+        ``sessions_deleted``: their sessions the caller already deleted (counted in the audit).
+        """
+        user = await self.erasable(actor, user_id)
+        erased = await self.users.erase(user.id, user.username)
+        await self.users.db.checkpoint()  # no copy of the erased rows left in the WAL
+        counts = ErasedCounts(
+            sessions=erased.sessions + sessions_deleted,
+            tokens=erased.tokens,
+            documents_kept=erased.documents_kept,
+        )
+        self._token_touched.clear()
+        self._login_changed(user.id)
+        await self.audit.record(
+            "user_erased",
+            actor=actor.name,
+            actor_id=actor.id,
+            target=f"user:#{user.id}",
+            ip=actor.ip,
+            detail={
+                "sessions": counts.sessions,
+                "tokens": counts.tokens,
+                "documents_kept": counts.documents_kept,
+            },
+        )
+        return counts
 
     async def bootstrap_admin(self, username: str = "admin") -> str | None:
         """Create the first admin with a generated password when there is none; returns it once."""

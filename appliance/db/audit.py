@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import msgspec
@@ -45,12 +46,37 @@ class AuditRepository:
             (actor_id, actor, action, target, ip, msgspec.json.encode(detail or {}).decode()),
         )
 
-    async def list(self, action: str | None = None, limit: int = 200) -> list[AuditEntry]:
-        """Newest first, optionally one action."""
+    async def list(
+        self,
+        action: str | None = None,
+        limit: int = 200,
+        *,
+        actor: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        before: int | None = None,
+    ) -> list[AuditEntry]:
+        """Newest first, filtered by action, actor name, day range (ISO dates, ``until``
+        included) and ``before`` (an entry id: the page after one that ended there)."""
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (
+            ("action = ?", action),
+            ("actor = ?", actor),
+            ("at >= ?", since),
+            ("at < date(?, '+1 day')", until),
+            ("id < ?", before),
+        ):
+            if value is not None and value != "":
+                where.append(clause)
+                params.append(value)
         sql = "SELECT id, at, actor_id, actor, action, target, ip, detail FROM audit_log"
-        params: tuple[Any, ...] = ()
-        if action:
-            sql += " WHERE action = ?"
-            params = (action,)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         rows = await self.db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
         return [AuditEntry(**{**dict(r), "detail": msgspec.json.decode(r["detail"])}) for r in rows]
+
+    async def actions(self) -> builtins.list[str]:
+        """The actions the log holds, for a filter's choices."""
+        rows = await self.db.fetchall("SELECT DISTINCT action FROM audit_log ORDER BY action")
+        return [r["action"] for r in rows]

@@ -33,6 +33,9 @@ async def _open(path: Path, readonly: bool) -> aiosqlite.Connection:
     await conn.execute("PRAGMA foreign_keys=ON")
     await conn.execute("PRAGMA busy_timeout=10000")
     await conn.execute("PRAGMA synchronous=NORMAL")
+    # deleted rows (a practice transcript, an erased user) are overwritten with zeros, not
+    # left readable in free pages of the file until they happen to be reused
+    await conn.execute("PRAGMA secure_delete=ON")
     if readonly:
         await conn.execute("PRAGMA query_only=ON")
     return conn
@@ -111,6 +114,22 @@ class Database:
         async with self.transaction() as conn:
             cur = await conn.execute(sql, params)
             return cur.lastrowid or 0
+
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """Copy the WAL into the database file and truncate it (``wal_checkpoint(TRUNCATE)``).
+
+        After a deletion this leaves no old copy of the deleted pages in the WAL; returns
+        SQLite's (busy, WAL frames, frames checkpointed): busy 1 means a reader held it back.
+        """
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise DatabaseClosedError(
+                    "the database is not open (start() not called, or closed)"
+                )
+            cur = await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = await cur.fetchone()
+            return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""

@@ -299,6 +299,48 @@ class PracticeRepository:
         )
         return cur.lastrowid or 0
 
+    # --- deletion (retention, erasure) ----------------------------------------------------
+
+    @staticmethod
+    async def delete_sessions(conn: aiosqlite.Connection, session_ids: Sequence[int]) -> int:
+        """Inside a transaction: delete sessions; their turns, events, report and tool calls go
+        with them (ON DELETE CASCADE, migration 0004). Returns how many sessions were deleted."""
+        if not session_ids:
+            return 0
+        marks = ", ".join("?" * len(session_ids))
+        cur = await conn.execute(
+            f"DELETE FROM practice_sessions WHERE id IN ({marks})",  # noqa: S608
+            list(session_ids),
+        )
+        return cur.rowcount
+
+    async def expired_session_ids(self, cutoff: str, limit: int) -> list[int]:
+        """Ended sessions whose end (or start, if no end was stored) is before ``cutoff``
+        (an ISO-8601 UTC time as the tables store it), oldest first, at most ``limit``."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM practice_sessions WHERE state = 'ended' "
+            "AND COALESCE(ended_at, created_at) < ? ORDER BY id LIMIT ?",
+            (cutoff, limit),
+        )
+        return [int(r[0]) for r in rows]
+
+    async def count_expired(self, cutoff: str) -> int:
+        """How many sessions :meth:`expired_session_ids` would give, all batches together."""
+        return int(
+            await self.db.fetchval(
+                "SELECT COUNT(*) FROM practice_sessions WHERE state = 'ended' "
+                "AND COALESCE(ended_at, created_at) < ?",
+                (cutoff,),
+            )
+        )
+
+    async def session_ids_of_user(self, user_id: int) -> list[int]:
+        """Every session of one trainee (any state)."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM practice_sessions WHERE user_id = ? ORDER BY id", (user_id,)
+        )
+        return [int(r[0]) for r in rows]
+
     async def report(self, session_id: int) -> ReportRow | None:
         """A session's stored report."""
         row = await self.db.fetchone(
@@ -348,3 +390,60 @@ class PracticeRepository:
             (session_id,),
         )
         return [dict(r) for r in rows]
+
+    async def export_rows(
+        self,
+        *,
+        user_id: int | None = None,
+        team_id: int | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 100_000,
+    ) -> list[ExportRow]:
+        """Sessions with names and report bodies, oldest first, for a spreadsheet export.
+
+        ``since`` / ``until``: ISO dates; a session counts from the day it started, ``until``
+        included.
+        """
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        for column, value in (("s.user_id", user_id), ("s.team_id", team_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("s.created_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("s.created_at < date(?, '+1 day')")
+            params.append(until)
+        rows = await self.db.fetchall(
+            "SELECT s.id AS session_id, s.created_at, s.ended_at, s.state, s.language, s.turns, "  # noqa: S608
+            "u.username, u.display_name, t.name AS team, sc.name AS scenario, "
+            "p.name AS persona, r.body AS report "
+            "FROM practice_sessions s JOIN users u ON u.id = s.user_id "
+            "LEFT JOIN teams t ON t.id = s.team_id "
+            "LEFT JOIN scenarios sc ON sc.id = s.scenario_id "
+            "LEFT JOIN personas p ON p.id = s.persona_id "
+            "LEFT JOIN practice_reports r ON r.session_id = s.id "
+            f"WHERE {' AND '.join(where)} ORDER BY s.id LIMIT ?",
+            (*params, limit),
+        )
+        return [ExportRow(**dict(r)) for r in rows]
+
+
+class ExportRow(msgspec.Struct, kw_only=True):
+    """A session as a spreadsheet export needs it (``report``: the Report's JSON, if any)."""
+
+    session_id: int
+    created_at: str
+    ended_at: str | None
+    state: str
+    language: str
+    turns: int
+    username: str
+    display_name: str
+    team: str | None
+    scenario: str | None
+    persona: str | None
+    report: str | None

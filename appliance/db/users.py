@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
@@ -26,6 +28,15 @@ class User(msgspec.Struct, kw_only=True, frozen=True):
     auth_epoch: int
     created_at: str
     password_hash: str = msgspec.field(default="", name="-")
+
+
+@dataclass(frozen=True)
+class ErasedCounts:
+    """What went with an erased user, and what stayed."""
+
+    sessions: int
+    tokens: int
+    documents_kept: int
 
 
 _SELECT = """
@@ -113,12 +124,66 @@ class UserRepository:
         display_name: str = "",
         must_change_password: bool = False,
     ) -> int:
-        """Insert a user; returns its id (IntegrityError when the name is taken)."""
+        """Insert a user; returns its id (IntegrityError when the name is taken).
+
+        Its auth epoch starts at a random number, not 0: SQLite may give a new user the id of
+        an erased one (the highest id is reused), and a browser session left over from the
+        erased user (it stores the id and the epoch) must not match the newcomer.
+        """
         return await self.db.execute(
             "INSERT INTO users (username, display_name, role, team_id, password_hash, "
-            "must_change_password) VALUES (?, ?, ?, ?, ?, ?)",
-            (username, display_name, role, team_id, password_hash, int(must_change_password)),
+            "must_change_password, auth_epoch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                username,
+                display_name,
+                role,
+                team_id,
+                password_hash,
+                int(must_change_password),
+                secrets.randbelow(2**62),
+            ),
         )
+
+    async def erase(self, user_id: int, username: str) -> ErasedCounts:
+        """In one transaction: delete the user (their API tokens and practice sessions cascade;
+        documents they uploaded stay, ``uploader_id`` set NULL) and take their name out of the
+        audit log and the login throttle; audit rows keep the numeric id."""
+        label = f"erased-user:{user_id}"
+        target = f"user:#{user_id}"
+        async with self.db.transaction() as conn:
+
+            async def count(sql: str) -> int:
+                async with conn.execute(sql, (user_id,)) as cur:
+                    row = await cur.fetchone()
+                return int(row[0]) if row else 0
+
+            counts = ErasedCounts(
+                sessions=await count("SELECT count(*) FROM practice_sessions WHERE user_id = ?"),
+                tokens=await count("SELECT count(*) FROM api_tokens WHERE user_id = ?"),
+                documents_kept=await count("SELECT count(*) FROM documents WHERE uploader_id = ?"),
+            )
+            await conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            await conn.execute(
+                "UPDATE audit_log SET actor = ? WHERE actor_id = ?", (label, user_id)
+            )
+            await conn.execute(
+                "UPDATE audit_log SET actor = ? WHERE actor_id IS NULL AND actor = ? COLLATE NOCASE",
+                (label, username),
+            )
+            await conn.execute(
+                "UPDATE audit_log SET target = ? "
+                "WHERE target = ? COLLATE NOCASE OR target = ? COLLATE NOCASE",
+                (target, f"user:{username}", username),
+            )
+            await conn.execute(
+                "UPDATE audit_log SET detail = json_set(detail, '$.user', ?) "
+                "WHERE json_valid(detail) AND json_extract(detail, '$.user') = ? COLLATE NOCASE",
+                (label, username),
+            )
+            await conn.execute(
+                "DELETE FROM login_failures WHERE username = ? COLLATE NOCASE", (username,)
+            )
+        return counts
 
     async def update(
         self,

@@ -15,3 +15,10 @@ def may_view(session: SessionRow, *, user_id: int, role: str, team_id: int | Non
     if session.user_id == user_id or role == "admin":
         return True
     return role == "manager" and team_id is not None and team_id == session.team_id
+
+
+def may_delete(session: SessionRow, *, role: str, team_id: int | None) -> bool:
+    """An admin, or a manager of the session's team (a trainee cannot delete, not even their own)."""
+    if role == "admin":
+        return True
+    return role == "manager" and team_id is not None and team_id == session.team_id

@@ -32,6 +32,7 @@ import contextlib
 import logging
 import re
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,7 @@ class Coordinator:
         self._warming: dict[int, asyncio.Task[Any]] = {}
         self._warm_gate = asyncio.Semaphore(_MAX_WARMING)
         self._observers: dict[int, Counter[str]] = {}
+        self._gone: weakref.WeakValueDictionary[int, asyncio.Event] = weakref.WeakValueDictionary()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -388,6 +390,79 @@ class Coordinator:
     def current_seq(self, session: SessionRow) -> int:
         """The seq of the last stored event of a session, as far as this process knows."""
         return max(self._last_seq.get(session.id, 0), session.last_seq)
+
+    # --- deletion (an admin or manager, retention, erasure) ---------------------------------
+
+    def deleted_signal(self, session_id: int) -> asyncio.Event:
+        """An event set when the session is deleted; its sockets hold it and close on it.
+
+        Kept in a weak mapping: it lives as long as some socket waits on it.
+        """
+        signal = self._gone.get(session_id)
+        if signal is None:
+            signal = self._gone[session_id] = asyncio.Event()
+        return signal
+
+    async def delete_session(self, session_id: int) -> SessionRow:
+        """Delete one session, live or ended; SessionNotFound when there is no such session."""
+        deleted = await self.delete_sessions([session_id])
+        if not deleted:
+            raise SessionNotFound(f"practice session {session_id} does not exist")
+        return deleted[0]
+
+    async def delete_sessions(self, session_ids: Sequence[int]) -> list[SessionRow]:
+        """Delete sessions with everything stored of them, in one transaction; returns those
+        that existed.
+
+        A live session is stopped, not refused: a turn in flight completes first (the same lock
+        as :meth:`end`), its background work (coach tip, score, report, warm-up) is cancelled,
+        no report is written, and its sockets (trainee and observers) are closed with 4410.
+        """
+        ids = sorted(set(session_ids))
+        async with contextlib.AsyncExitStack() as stack:
+            for sid in ids:  # in id order, so two deleters cannot deadlock
+                await stack.enter_async_context(self._turn_locks.setdefault(sid, asyncio.Lock()))
+            rows = [row for sid in ids if (row := await self.repo.get_session(sid)) is not None]
+            for row in rows:
+                await self._cancel_background(row.id)
+            for row in rows:  # nothing stores an event of these sessions meanwhile
+                await stack.enter_async_context(
+                    self._event_locks.setdefault(row.id, asyncio.Lock())
+                )
+            if rows:
+                async with self.db.transaction() as conn:
+                    await PracticeRepository.delete_sessions(conn, [r.id for r in rows])
+        self.forget(ids)
+        if rows:  # leave no copy of the deleted pages in the WAL (secure_delete zeroes the rest)
+            await self.db.checkpoint()
+        return rows
+
+    async def _cancel_background(self, session_id: int) -> None:
+        tasks = list(self._background.get(session_id, ()))
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+    def forget(self, session_ids: Sequence[int]) -> None:
+        """Drop what this process holds of deleted sessions and close their sockets.
+
+        Also called after a deletion made without the coordinator (a retention batch).
+        """
+        for sid in session_ids:
+            for store in (
+                self._turn_locks,
+                self._event_locks,
+                self._background,
+                self._last_seq,
+                self._warming,
+                self._observers,
+            ):
+                store.pop(sid, None)
+            signal = self._gone.pop(sid, None)
+            if signal is not None:
+                signal.set()
 
     # --- a turn ---------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_IDLE = 4408
+CLOSE_GONE = 4410
+"""The session was deleted (an admin or manager, the retention sweep, a person's erasure)."""
 CLOSE_TOO_SLOW = 4429
 
 

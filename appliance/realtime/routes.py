@@ -4,7 +4,8 @@ Both authenticate like HTTP (session cookie or ``Authorization: Bearer``; the sa
 applies). The trainee's own session only (else close 4403); observers are admins and managers of
 the trainee's team. Every frame is decoded as a protocol message; errors go back as ``error``
 events and the connection stays. A connection silent for ``realtime.idle_timeout_s`` is closed
-(4408); ``ping`` keeps it open.
+(4408); ``ping`` keeps it open. A deleted session's connections are closed with 4410 (at once
+when this process deleted it; at the next frame or login recheck when the CLI did).
 """
 
 from __future__ import annotations
@@ -95,13 +96,17 @@ async def _serve(
         )
         if now is None:
             return c.CLOSE_NOT_AUTHENTICATED
+        if await coordinator.repo.get_session(session_id) is None:  # deleted by another process
+            return c.CLOSE_GONE
         if role == "observer" and not may_view(
             session, user_id=now.user.id, role=now.user.role, team_id=now.user.team_id
         ):
             return c.CLOSE_FORBIDDEN
         return None
 
+    deleted = coordinator.deleted_signal(session_id)
     async with hub.subscribe(session_id) as subscriber:
+        gone = asyncio.ensure_future(_close_when_deleted(socket, deleted))
         pump = asyncio.ensure_future(_pump(subscriber.iter_events(), conn))
         writer = asyncio.ensure_future(_write(socket, conn))
         watch = asyncio.ensure_future(
@@ -115,16 +120,30 @@ async def _serve(
             pump.cancel()
             writer.cancel()
             watch.cancel()
-            for task in (pump, writer, watch):
+            gone.cancel()
+            for task in (pump, writer, watch, gone):
                 with contextlib.suppress(BaseException):
                     await task
             for task in list(conn.tasks):  # a turn in flight goes on: it is not the socket's
                 task.remove_done_callback(conn.tasks.discard)
-            if role == "observer" and conn.greeted:  # the trainee's "watching" note ends
-                try:
-                    await coordinator.observer_left(session_id, user.username)
-                except Exception:
-                    log.exception("practice: could not record an observer leaving %s", session_id)
+            # the trainee's "watching" note ends (a deleted session has no log to note it in)
+            if role == "observer" and conn.greeted and not deleted.is_set():
+                await _observer_left(coordinator, session_id, user.username)
+
+
+async def _observer_left(coordinator: Coordinator, session_id: int, name: str) -> None:
+    try:
+        await coordinator.observer_left(session_id, name)
+    except LookupError:  # deleted by another process (the CLI) meanwhile
+        pass
+    except Exception:
+        log.exception("practice: could not record an observer leaving %s", session_id)
+
+
+async def _close_when_deleted(socket: WebSocket[Any, Any, Any], deleted: asyncio.Event) -> None:
+    await deleted.wait()
+    with contextlib.suppress(Exception):
+        await socket.close(code=c.CLOSE_GONE, reason="this session was deleted")
 
 
 async def _pump(events: Any, conn: c.Connection) -> None:

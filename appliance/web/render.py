@@ -70,6 +70,7 @@ _NAV["admin"] = [
     *_NAV["manager"],
     NavItem("nav_users", "/admin/users"),
     NavItem("nav_system", "/admin/system"),
+    NavItem("nav_audit", "/admin/audit"),
 ]
 
 

@@ -254,7 +254,10 @@ def test_control_characters_are_refused_in_every_stored_text(
     _invalid_text(
         manager.post(
             "/api/rubrics",
-            json={"name": "QA2 rubric", "dimensions": [{"key": "k\x00", "name": "K", "weight": 1}]},
+            json={
+                "name": "QA2 rubric",
+                "dimensions": [{"key": "k\x00", "name": "K", "weight": 1, "description": "d"}],
+            },
         ),
         "dimensions[0].key",
         "U+0000",
@@ -359,7 +362,10 @@ def test_bidi_overrides_are_refused_in_names_and_kept_in_free_text(
     _invalid_text(
         manager.post(
             "/api/rubrics",
-            json={"name": "QA2 r", "dimensions": [{"key": "k", "name": spoof, "weight": 1}]},
+            json={
+                "name": "QA2 r",
+                "dimensions": [{"key": "k", "name": spoof, "weight": 1, "description": "d"}],
+            },
         ),
         "dimensions[0].name",
         "U+202E",

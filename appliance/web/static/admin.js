@@ -70,6 +70,13 @@
           msg.replaceChildren(document.createTextNode(T.generated_password + " "), el("code", { text: out.password }));
         } catch (err) { msg.textContent = describe(err); }
       });
+      row.querySelector("button.erase").addEventListener("click", async function () {
+        if (!window.confirm(T.erase_confirm.replace("{u}", row.dataset.username))) return;
+        msg.textContent = "";
+        msg.classList.remove("error");
+        try { await api("DELETE", "/api/users/" + id); row.remove(); }
+        catch (err) { msg.textContent = describe(err); msg.classList.add("error"); }
+      });
     });
   }
 

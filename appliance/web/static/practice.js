@@ -352,6 +352,7 @@
       updateControls();
       if (ev.code === 4401) { location.assign("/login?next=" + encodeURIComponent(location.pathname)); return; }
       if (ev.code === 4403 || ev.code === 4404) { showBanner(ev.reason || ("closed " + ev.code), "bad"); return; }
+      if (ev.code === 4410) { showBanner(T.session_deleted, "bad"); return; }  // deleted: nothing to resume
       if (sessionState !== "active" && !pending && ended.querySelector("#report-link")) return;
       showBanner(T.reconnecting, "warn");
       attempts += 1;
