@@ -54,6 +54,7 @@ from appliance.practice.stages import ALL_SLOTS, StageFSM
 from appliance.readiness import Check, Readiness
 from appliance.realtime.hub import Hub
 from appliance.realtime.routes import observe_socket, practice_socket
+from appliance.scheduled_backup import BackupScheduler
 from appliance.secrets import SESSION_KEY, SecretStore
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -95,6 +96,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         config=settings.realtime,
         initial_slots=lambda: dict.fromkeys(ALL_SLOTS, False),
     )
+    scheduled_backup = BackupScheduler(settings, AuditRepository(db))
     retention = RetentionSweeper(
         db=db,
         config=settings.practice,
@@ -116,9 +118,11 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
                 async with llm:
                     await coordinator.start()
                     await retention.start()
+                    await scheduled_backup.start()
                     try:
                         yield
                     finally:
+                        await scheduled_backup.stop()
                         await retention.stop()
                         await coordinator.stop()
             finally:
@@ -211,6 +215,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     app.state.hub = hub
     app.state.coordinator = coordinator
     app.state.retention = retention
+    app.state.scheduled_backup = scheduled_backup
     # Wrap outside the router, where Litestar itself puts CORS: 404s and 405s get the
     # request id, the security headers and an access line too.
     app.asgi_handler = RequestContextMiddleware(

@@ -499,6 +499,38 @@ class PracticeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = 100
 
 
+class BackupConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Scheduled backups the server writes itself (the archive of `salesboost backup`)."""
+
+    dir: Annotated[
+        str,
+        _doc(
+            "Directory the server writes a backup archive into on a schedule: another disk or "
+            "a mounted share, not the state directory's disk. Empty turns scheduled backups off."
+        ),
+    ] = ""
+    every_hours: Annotated[
+        float, _doc("Hours between two scheduled backups (counted from the newest one).", gt=0)
+    ] = 24.0
+    keep: Annotated[
+        int, _doc("Scheduled archives kept in `dir`; older ones are deleted.", ge=1, le=1000)
+    ] = 7
+    with_secrets: Annotated[
+        bool,
+        _doc(
+            "Put the file keyring in the archives (the session key and any remote LLM key, in "
+            "plain text), as `salesboost backup --with-secrets` does."
+        ),
+    ] = False
+    first_delay_s: Annotated[
+        float,
+        _doc("Seconds after start before the first backup when `dir` holds none yet.", ge=0),
+    ] = 300.0
+    retry_minutes: Annotated[
+        float, _doc("Minutes before another try after a failed scheduled backup.", gt=0)
+    ] = 60.0
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration."""
 
@@ -515,6 +547,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     demo: DemoConfig = msgspec.field(default_factory=DemoConfig)
     intent: IntentConfig = msgspec.field(default_factory=IntentConfig)
     practice: PracticeConfig = msgspec.field(default_factory=PracticeConfig)
+    backup: BackupConfig = msgspec.field(default_factory=BackupConfig)
 
     @property
     def state_dir(self) -> Path:

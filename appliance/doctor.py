@@ -9,8 +9,10 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import psutil
@@ -136,6 +138,33 @@ def _state_dir(settings: Settings) -> Check:
     return Check("state dir", status, f"{path} writable, {free_mb} MiB free (need {need})")
 
 
+def _backups(settings: Settings) -> Check:
+    from appliance.scheduled_backup import archives_in
+
+    config = settings.backup
+    if not config.dir:
+        return Check("backups", "info", "scheduled backups off (backup.dir is empty)")
+    path = Path(config.dir).expanduser()
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".doctor-"):
+            pass
+    except OSError as err:
+        return Check("backups", "warn", f"backup.dir {path} is not writable: {err}")
+    found = archives_in(path)
+    age_h = (time.time() - found[-1].stat().st_mtime) / 3600 if found else None
+    detail = f"{path}: {len(found)} archives" + (f", newest {age_h:.1f} h old" if found else "")
+    if age_h is not None and age_h > 2 * config.every_hours:
+        return Check(
+            "backups", "warn", detail + f" (more than twice every_hours={config.every_hours:g})"
+        )
+    state = settings.state_dir
+    if state.exists() and path.resolve().stat().st_dev == state.resolve().stat().st_dev:
+        return Check(
+            "backups", "warn", detail + "; on the state directory's disk: a disk failure loses both"
+        )
+    return Check("backups", "ok", detail)
+
+
 def _secrets(settings: Settings) -> Check:
     from appliance.secrets import SESSION_KEY, SecretError, SecretStore
 
@@ -243,6 +272,7 @@ def run_checks(settings: Settings) -> list[Check]:
         lambda: _models(settings),
         lambda: _state_dir(settings),
         lambda: _secrets(settings),
+        lambda: _backups(settings),
         lambda: _database(settings),
         lambda: _port(settings),
         lambda: _intent(settings),

@@ -464,6 +464,7 @@ class AdminPages(Controller):
             llm=llm_state,
             queue=queue,
             active=active,
+            backups=state.scheduled_backup.status,
             took_ms=round((time.perf_counter() - started) * 1000),
         )
 

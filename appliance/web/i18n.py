@@ -162,6 +162,19 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "created": ("Created", "创建时间"),
     "last_used": ("Last used", "最近使用"),
     "system_title": ("System", "系统"),
+    "backups": ("Scheduled backups", "定时备份"),
+    "backup_dir": ("Directory", "目录"),
+    "backup_every": ("every %g h, the newest %d kept", "每 %g 小时一次，保留最新 %d 份"),
+    "backup_last": ("Last backup", "上次备份"),
+    "backup_error": ("Last failure", "上次失败"),
+    "backup_next": ("Next backup (UTC)", "下次备份（UTC）"),
+    "backup_count": ("Archives kept", "保留的备份数"),
+    "backup_off": (
+        "Off. Set backup.dir to another disk or a mounted share and the server backs itself "
+        "up on a schedule; `salesboost backup` takes one by hand.",
+        "未开启。将 backup.dir 设为另一块磁盘或已挂载的共享目录，服务器即会按计划自动备份；"
+        "也可用 `salesboost backup` 手动备份。",
+    ),
     "audit_title": ("Audit log", "审计日志"),
     "audit_intro": (
         "Who did what, from where: sign-ins, user and content changes, deletions. Newest first.",
