@@ -13,7 +13,8 @@ DocState = Literal["queued", "running", "done", "failed"]
 
 _COLUMNS = (
     "id, title, filename, sniffed_type, sha256, size, version, collection, tags, uploader_id, "
-    "state, routes, warnings, pages, chunk_count, parent_count, retired, created_at, updated_at"
+    "state, routes, warnings, pages, chunk_count, parent_count, retired, created_at, updated_at, "
+    "(SELECT username FROM users WHERE users.id = documents.uploader_id) AS uploader"
 )
 
 
@@ -39,6 +40,8 @@ class Document(msgspec.Struct, kw_only=True, frozen=True):
     retired: bool
     created_at: str
     updated_at: str
+    uploader: str | None = None
+    """The uploader's username; None for a `salesboost ingest` or an erased uploader."""
 
 
 def _document(row: Row) -> Document:

@@ -26,6 +26,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "nav_tokens": ("API tokens", "API 令牌"),
     "nav_system": ("System", "系统"),
     "nav_audit": ("Audit log", "审计日志"),
+    "uploaded_by": ("Uploaded by", "上传者"),
     "logout": ("Log out", "退出"),
     "language": ("Language", "语言"),
     "login_title": ("Log in", "登录"),

@@ -249,6 +249,9 @@ def test_erase_a_person(srv: ServerProcess, people: dict[str, httpx.Client]) -> 
         assert httpx.get(f"{srv.url}/api/auth/me", headers=bearer).status_code == 200
         docs = ingest(client, {"leaver-sheet.md": "# Sheet\n\nGold card fees."}, collection="rt")
         doc_id = docs[0]["document"]["id"]
+        shown = admin.get(f"/api/knowledge/documents/{doc_id}").json()["document"]
+        assert shown["uploader_id"] == user_id and shown["uploader"] == name
+        assert name in admin.get(f"/knowledge/documents/{doc_id}").text  # "Uploaded by"
         session = new_session(client)
         ws = WS.open(srv.url, session["id"], client)
         ws.hello()
@@ -277,7 +280,9 @@ def test_erase_a_person(srv: ServerProcess, people: dict[str, httpx.Client]) -> 
     ]
     assert _rows(srv, "SELECT count(*) FROM api_tokens WHERE user_id = ?", (user_id,)) == [(0,)]
     doc = admin.get(f"/api/knowledge/documents/{doc_id}").raise_for_status().json()
-    assert doc["document"]["uploader_id"] is None
+    assert doc["document"]["uploader_id"] is None and doc["document"]["uploader"] is None
+    assert name not in admin.get(f"/knowledge/documents/{doc_id}").text
+    assert name not in admin.get("/knowledge").text
     # the audit log keeps the id, never the name
     audit = _rows(srv, "SELECT actor, target, detail FROM audit_log")
     assert not any(name.lower() in " ".join(r).lower() for r in audit)
