@@ -14,7 +14,7 @@ from appliance.db.audit import AuditRepository
 from appliance.db.database import Database
 from appliance.db.login_failures import LoginFailureRepository
 from appliance.db.tokens import ApiToken, TokenRepository
-from appliance.db.users import ROLES, ErasedCounts, Role, User, UserRepository
+from appliance.db.users import ROLES, ErasedCounts, NoAdminLeft, Role, User, UserRepository
 from appliance.errors import (
     InvalidCredentials,
     InvalidInput,
@@ -344,14 +344,18 @@ class AuthService:
         end_sessions = (disabled is True and not user.disabled) or (
             role_ is not None and role_ != user.role
         )
-        await self.users.update(
-            user_id,
-            role=role_,
-            team_id=team_id,
-            display_name=display_name,
-            disabled=disabled,
-            end_sessions=end_sessions,
-        )
+        try:
+            await self.users.update(
+                user_id,
+                role=role_,
+                team_id=team_id,
+                display_name=display_name,
+                disabled=disabled,
+                end_sessions=end_sessions,
+                keep_an_admin=demoting_admin and not user.disabled,
+            )
+        except NoAdminLeft:  # another admin was demoted or disabled since the check above
+            raise LastAdmin("the last enabled admin cannot be disabled or demoted") from None
         self._login_changed(user_id)  # role and team decide what an open socket may watch
         target = f"user:{user.username}"
         if role_ is not None and role_ != user.role:
@@ -447,7 +451,12 @@ class AuthService:
         ``sessions_deleted``: their sessions the caller already deleted (counted in the audit).
         """
         user = await self.erasable(actor, user_id)
-        erased = await self.users.erase(user.id, user.username)
+        try:
+            erased = await self.users.erase(
+                user.id, user.username, keep_an_admin=user.role == "admin" and not user.disabled
+            )
+        except NoAdminLeft:  # another admin was erased or demoted since the check above
+            raise LastAdmin("the last enabled admin cannot be erased") from None
         await self.users.db.checkpoint()  # no copy of the erased rows left in the WAL
         counts = ErasedCounts(
             sessions=erased.sessions + sessions_deleted,

@@ -6,12 +6,20 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
+import aiosqlite
 import msgspec
 
 from appliance.db.database import Database, Row
 
 Role = Literal["admin", "manager", "trainee"]
 ROLES: tuple[Role, ...] = ("admin", "manager", "trainee")
+
+
+class NoAdminLeft(Exception):
+    """The change would leave no enabled admin; it was rolled back."""
+
+
+_ENABLED_ADMINS = "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0"
 
 
 class User(msgspec.Struct, kw_only=True, frozen=True):
@@ -100,9 +108,7 @@ class UserRepository:
 
     async def count_admins(self) -> int:
         """Enabled admins."""
-        value = await self.db.fetchval(
-            "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0"
-        )
+        value = await self.db.fetchval(_ENABLED_ADMINS)
         return int(value or 0)
 
     async def ensure_team(self, name: str) -> int:
@@ -144,10 +150,16 @@ class UserRepository:
             ),
         )
 
-    async def erase(self, user_id: int, username: str) -> ErasedCounts:
+    async def erase(
+        self, user_id: int, username: str, *, keep_an_admin: bool = False
+    ) -> ErasedCounts:
         """In one transaction: delete the user (their API tokens and practice sessions cascade;
         documents they uploaded stay, ``uploader_id`` set NULL) and take their name out of the
-        audit log and the login throttle; audit rows keep the numeric id."""
+        audit log and the login throttle; audit rows keep the numeric id.
+
+        ``keep_an_admin``: NoAdminLeft (nothing changed) when it would erase the last enabled
+        admin, checked in the transaction, so two admins erasing each other at the same moment
+        cannot both succeed."""
         label = f"erased-user:{user_id}"
         target = f"user:#{user_id}"
         async with self.db.transaction() as conn:
@@ -163,6 +175,8 @@ class UserRepository:
                 documents_kept=await count("SELECT count(*) FROM documents WHERE uploader_id = ?"),
             )
             await conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            if keep_an_admin:
+                await self._keep_an_admin(conn)
             await conn.execute(
                 "UPDATE audit_log SET actor = ? WHERE actor_id = ?", (label, user_id)
             )
@@ -196,8 +210,13 @@ class UserRepository:
         password_hash: str | None = None,
         must_change_password: bool | None = None,
         end_sessions: bool = False,
+        keep_an_admin: bool = False,
     ) -> None:
-        """Change the given fields; ``end_sessions`` voids every session and cookie at once."""
+        """Change the given fields; ``end_sessions`` voids every session and cookie at once.
+
+        ``keep_an_admin``: NoAdminLeft (nothing changed) when the change leaves no enabled
+        admin, checked in the same write transaction, so that two admins demoting or disabling
+        each other at the same moment cannot both succeed."""
         sets: list[str] = []
         params: list[object] = []
         for column, value in (
@@ -219,7 +238,18 @@ class UserRepository:
         if not sets:
             return
         sets.append("updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
-        await self.db.execute(
-            f"UPDATE users SET {', '.join(sets)} WHERE id = ?",  # noqa: S608 - columns are fixed names
-            (*params, user_id),
-        )
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                f"UPDATE users SET {', '.join(sets)} WHERE id = ?",  # noqa: S608 - columns are fixed names
+                (*params, user_id),
+            )
+            if keep_an_admin:
+                await self._keep_an_admin(conn)
+
+    @staticmethod
+    async def _keep_an_admin(conn: aiosqlite.Connection) -> None:
+        """Inside a write transaction: NoAdminLeft (rolling it back) when no admin is enabled."""
+        async with conn.execute(_ENABLED_ADMINS) as cur:
+            row = await cur.fetchone()
+        if not row or int(row[0]) == 0:
+            raise NoAdminLeft("no enabled admin would be left")
