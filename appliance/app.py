@@ -44,11 +44,13 @@ from appliance.db.domain import DomainRepository
 from appliance.knowledge.service import KnowledgeService
 from appliance.llm.base import LLMBackend
 from appliance.llm.factory import build_backend
+from appliance.loop_lag import LoopLagProbe
 from appliance.practice.agents.intent import load_intent_classifier
 from appliance.practice.catalog import CatalogService
 from appliance.practice.coordinator import Coordinator
 from appliance.practice.demo.loader import load_demo_if_empty
 from appliance.practice.factory import build_agents
+from appliance.practice.idle import IdleSessionCloser
 from appliance.practice.retention import RetentionSweeper
 from appliance.practice.stages import ALL_SLOTS, StageFSM
 from appliance.readiness import Check, Readiness
@@ -103,6 +105,8 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         audit=AuditRepository(db),
         delete_sessions=coordinator.delete_sessions,
     )
+    idle_sessions = IdleSessionCloser(db=db, config=settings.practice, coordinator=coordinator)
+    loop_lag = LoopLagProbe()
 
     def read_key() -> bytes | None:
         value = secrets.get(SESSION_KEY)
@@ -111,6 +115,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         async with db, SessionKeyWatcher(auth, read_key):
+            await loop_lag.start()
             await readiness.start()
             await knowledge.start()
             demo = _start_demo_load(settings, db, knowledge)
@@ -118,17 +123,20 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
                 async with llm:
                     await coordinator.start()
                     await retention.start()
+                    await idle_sessions.start()
                     await scheduled_backup.start()
                     try:
                         yield
                     finally:
                         await scheduled_backup.stop()
+                        await idle_sessions.stop()
                         await retention.stop()
                         await coordinator.stop()
             finally:
                 await _stop_demo_load(demo)
                 await knowledge.stop()
                 await readiness.stop()
+                await loop_lag.stop()
 
     secure = settings.auth.secure_cookies == "always" or (
         settings.auth.secure_cookies == "auto" and settings.tls
@@ -215,6 +223,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     app.state.hub = hub
     app.state.coordinator = coordinator
     app.state.retention = retention
+    app.state.loop_lag = loop_lag
     app.state.scheduled_backup = scheduled_backup
     # Wrap outside the router, where Litestar itself puts CORS: 404s and 405s get the
     # request id, the security headers and an access line too.

@@ -475,6 +475,20 @@ class PracticeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     coach_search_k: Annotated[
         int, _doc("Knowledge search results the coach's tool returns.", ge=1, le=20)
     ] = 3
+    idle_end_minutes: Annotated[
+        float,
+        _doc(
+            "A live session with no trainee line for this many minutes (counted from its "
+            "last turn, or its start) is ended by the server with reason `idle`, and its "
+            "report written (not scored when it had no turns). 0 leaves sessions open until "
+            "someone ends them.",
+            ge=0,
+            le=10080,
+        ),
+    ] = 60.0
+    idle_check_interval_s: Annotated[
+        float, _doc("Seconds between two checks for idle sessions (idle_end_minutes > 0).", gt=0)
+    ] = 60.0
     retention_days: Annotated[
         int,
         _doc(

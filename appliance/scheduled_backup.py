@@ -14,7 +14,6 @@ comes after ``retry_minutes``. Nothing here runs when ``backup.dir`` is empty (t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from prometheus_client import Counter, Gauge
 
+from appliance.background import BackgroundTask
 from appliance.backup import backup
 from appliance.config import Settings
 from appliance.db.audit import AuditRepository
@@ -85,7 +85,7 @@ class BackupScheduler:
             every_hours=self.config.every_hours,
             keep=self.config.keep,
         )
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("scheduled-backup")
         self._next: float = 0.0
 
     async def start(self) -> None:
@@ -100,15 +100,11 @@ class BackupScheduler:
         else:
             self._next = time.time() + self.config.first_delay_s
         self._show_next()
-        self._task = asyncio.create_task(self._run(), name="scheduled-backup")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
         """Stop the schedule; a backup being written is abandoned (its temp file is removed)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     def _show_next(self) -> None:
         self.status.next_due = datetime.fromtimestamp(self._next, UTC).isoformat(timespec="seconds")

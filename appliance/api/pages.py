@@ -465,6 +465,7 @@ class AdminPages(Controller):
             queue=queue,
             active=active,
             backups=state.scheduled_backup.status,
+            loop_lag=state.loop_lag.summary(),
             took_ms=round((time.perf_counter() - started) * 1000),
         )
 

@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
 
+from appliance.loop_lag import LoopLagProbe
 from appliance.testing import ServerProcess, add_user
 
 PASSWORD = secrets.token_urlsafe(18)  # the bench users live in a throwaway state dir
@@ -73,6 +74,32 @@ def _raise_fd_limit() -> None:
 
 def _pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 4) if values else None
+
+
+async def _loop_lag_buckets(client: httpx.AsyncClient) -> dict[float, float]:
+    """The server's event-loop lag histogram from /metrics: cumulative count per bucket bound."""
+    text = (await client.get("/metrics")).raise_for_status().text
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("salesboost_event_loop_lag_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def _loop_lag_figures(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """What the server's event loop did between two scrapes: probes (one per 0.25 s), how many
+    woke more than 25, 50 and 100 ms late, and the bucket of the latest one."""
+    delta = {b: after.get(b, 0.0) - before.get(b, 0.0) for b in sorted(after)}
+    total = delta.get(float("inf"), 0.0)
+    worst = next((b for b in sorted(delta) if delta[b] >= total), float("inf"))
+    return {
+        "loop_lag_probes": int(total),
+        "loop_lag_over_25ms": int(total - delta.get(0.025, 0.0)),
+        "loop_lag_over_50ms": int(total - delta.get(0.05, 0.0)),
+        "loop_lag_over_100ms": int(total - delta.get(0.1, 0.0)),
+        "loop_lag_max_le_s": worst,
+    }
 
 
 def _add_users(state: Path, users: list[tuple[str, str]]) -> None:
@@ -242,6 +269,7 @@ async def _practice(
                 )
             tallies = [_Trainee() for _ in sockets]
             rng = random.Random(level)
+            lag_before = await _loop_lag_buckets(admin)
             started = time.perf_counter()
             with rss:
                 await asyncio.gather(
@@ -270,6 +298,7 @@ async def _practice(
                     "turn_p50_s": _pct(turn_s, 50),
                     "turns_per_min": round(done / elapsed * 60, 1),
                     "rss_peak_mb": rss.peak_mb,
+                    **_loop_lag_figures(lag_before, await _loop_lag_buckets(admin)),
                 }
             )
             console.print(rows[-1])
@@ -434,6 +463,9 @@ async def _fanout(
         ]
         trainees = [_Trainee() for _ in active_ws]
         rng = random.Random(7)
+        lag_before = await _loop_lag_buckets(observer_client)
+        own_lag = LoopLagProbe(interval_s=0.05, window_s=3600)  # this process reads every socket
+        await own_lag.start()
         started = time.perf_counter()
         with rss:
             await asyncio.gather(
@@ -444,6 +476,9 @@ async def _fanout(
             )
             await asyncio.sleep(2)  # let the last coach tips and scores arrive
         elapsed = time.perf_counter() - started
+        lag = _loop_lag_figures(lag_before, await _loop_lag_buckets(observer_client))
+        await own_lag.stop()
+        client_lag = own_lag.summary()
         stop.set()
         for task in listeners:
             task.cancel()
@@ -488,6 +523,9 @@ async def _fanout(
             ),
             "rss_peak_mb": rss.peak_mb,
             "rss_end_mb": rss.now_mb(),
+            **lag,
+            "client_loop_lag_p99_ms": client_lag.p99_ms,
+            "client_loop_lag_max_ms": client_lag.max_ms,
             "duration_s": round(elapsed, 1),
         }
     finally:

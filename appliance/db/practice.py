@@ -334,6 +334,16 @@ class PracticeRepository:
             )
         )
 
+    async def idle_session_ids(self, cutoff: str, limit: int) -> list[int]:
+        """Live sessions with no turn since ``cutoff`` (their last turn, or their start when
+        they have none, is older), longest idle first, at most ``limit``."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM practice_sessions WHERE state = 'active' AND updated_at < ? "
+            "ORDER BY updated_at, id LIMIT ?",
+            (cutoff, limit),
+        )
+        return [int(r[0]) for r in rows]
+
     async def session_ids_of_user(self, user_id: int) -> list[int]:
         """Every session of one trainee (any state)."""
         rows = await self.db.fetchall(

@@ -640,15 +640,21 @@ class Coordinator:
 
     # --- the end and the report -----------------------------------------------------------
 
-    async def end(self, session_id: int, reason: str = "trainee") -> bool:
+    async def end(
+        self, session_id: int, reason: str = "trainee", *, idle_since: str | None = None
+    ) -> bool:
         """End a session (after a turn in flight completes); the report is written in the background.
 
-        Returns False when it had already ended.
+        Returns False when it had already ended. With ``idle_since`` (an ISO-8601 UTC time as
+        the tables store it) it ends only a session with no turn since then: a line said while
+        the idle check waited for the turn lock keeps the session going.
         """
         lock = self._turn_locks.setdefault(session_id, asyncio.Lock())
         async with lock:
             session = await self.session(session_id)
             if session.state != "active":
+                return False
+            if idle_since is not None and session.updated_at >= idle_since:
                 return False
             update = self.stages.end(
                 StageState(stage=session.stage, slots=dict(session.slots))  # type: ignore[arg-type]
@@ -683,6 +689,11 @@ class Coordinator:
                 return False
         self._spawn(session_id, self._write_report(session_id))
         return True
+
+    async def settled(self, session_id: int) -> None:
+        """Wait for a session's background work (coach tip, score, report) to finish."""
+        while tasks := [t for t in self._background.get(session_id, ()) if not t.done()]:
+            await asyncio.wait(tasks)  # unlike gather, a cancelled waiter cancels none of them
 
     async def _write_report(self, session_id: int) -> None:
         me = asyncio.current_task()

@@ -12,13 +12,13 @@ command line (with or without a server running). Live sessions are never touched
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
+from appliance.background import BackgroundTask
 from appliance.config import PracticeConfig
 from appliance.db.audit import AuditRepository
 from appliance.db.database import Database
@@ -81,22 +81,18 @@ class RetentionSweeper:
         self.config = config
         self.audit = audit
         self._delete_sessions = delete_sessions
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("retention-sweep")
 
     async def start(self) -> None:
         """Start sweeping (nothing to do when retention_days is 0: keep forever)."""
         if self.config.retention_days <= 0:
             log.info("retention: practice sessions are kept forever (practice.retention_days 0)")
             return
-        self._task = asyncio.create_task(self._run(), name="retention-sweep")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
         """Stop the sweep (a batch in progress is rolled back or already committed)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

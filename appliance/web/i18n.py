@@ -92,6 +92,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "reconnecting": ("Connection lost: reconnecting…", "连接已断开，正在重连…"),
     "reconnected": ("Reconnected.", "已重新连接。"),
     "ended": ("Session ended. Writing the report…", "练习已结束，正在生成报告…"),
+    "ended_idle": (
+        "This session was ended because nothing was said in it for a long time. "
+        "Start a new one to practise again.",
+        "本次练习长时间没有发言，已自动结束。如需继续练习，请开始新的练习。",
+    ),
     "report_ready": ("The report is ready.", "报告已生成。"),
     "view_report": ("View the report", "查看报告"),
     "you": ("You", "你"),
@@ -195,6 +200,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "doctor": ("Doctor", "诊断"),
     "llm": ("Language model", "语言模型"),
     "queue_depth": ("Queue depth", "排队数"),
+    "loop_lag": ("Event loop lag", "事件循环延迟"),
+    "loop_lag_figures": (
+        "p50 %s ms · p99 %s ms · max %s ms (last %s minutes; every connection waits this long)",
+        "p50 %s 毫秒 · p99 %s 毫秒 · 最大 %s 毫秒（最近 %s 分钟；所有连接都要等这么久）",
+    ),
     "active_sequences": ("Active sequences", "运行中序列"),
     "breaker": ("Breaker", "熔断器"),
     "check": ("Check", "检查项"),

@@ -48,6 +48,7 @@ def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
         SALESBOOST__AUTH__LOGIN_RATE_PER_MINUTE="100000",
         SALESBOOST__AUTH__API_RATE_PER_MINUTE="100000",
         SALESBOOST__DEMO__LOAD_ON_EMPTY="true",  # scenarios, personas, rubric, rules, documents
+        SALESBOOST__PRACTICE__IDLE_CHECK_INTERVAL_S="1",  # idle sessions (60 min) seen at once
     )
     server.start(timeout=180)
     try:

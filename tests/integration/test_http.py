@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from appliance.testing import ServerProcess
 
@@ -109,6 +111,26 @@ def test_metrics_and_schema(anon: httpx.Client, clients: dict[str, httpx.Client]
     form = upload["multipart/form-data"]["schema"]
     assert form["required"] == ["files"]
     assert set(form["properties"]) == {"files", "collection", "tags", "title"}
+
+
+def test_the_event_loop_lag_is_measured_and_shown(
+    anon: httpx.Client, clients: dict[str, httpx.Client]
+) -> None:
+    """The server's loop-lag probe runs: /metrics counts its samples (one per 0.25 s) and the
+    System page shows the last minutes' percentiles."""
+
+    def probes() -> float:
+        for line in anon.get("/metrics").text.splitlines():
+            if line.startswith("salesboost_event_loop_lag_seconds_count "):
+                return float(line.split()[1])
+        raise AssertionError("no salesboost_event_loop_lag_seconds on /metrics")
+
+    first = probes()
+    time.sleep(1.2)
+    assert probes() >= first + 3
+    system = clients["admin"].get("/admin/system").text
+    row = system.split('id="loop-lag">', 1)[1].split("</dd>", 1)[0]
+    assert "p99" in row and "max" in row and " ms" in row, row
 
 
 def test_cookieless_requests_store_no_session(

@@ -33,13 +33,15 @@ RETENTION_DAYS = 30
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The demo appliance with a 30-day retention swept every second."""
+    """The demo appliance with a 30-day retention swept every second, and idle sessions
+    (the default 60 minutes) checked every second."""
     with demo_server(
         tmp_path_factory.mktemp("retention-state"),
         PEOPLE,
         SALESBOOST__PRACTICE__RETENTION_DAYS=str(RETENTION_DAYS),
         SALESBOOST__PRACTICE__RETENTION_SWEEP_INTERVAL_S="1",
         SALESBOOST__PRACTICE__RETENTION_BATCH="2",
+        SALESBOOST__PRACTICE__IDLE_CHECK_INTERVAL_S="1",
     ) as server:
         yield server
 
@@ -77,6 +79,14 @@ def _closed_with(ws: WS, timeout: float = 20) -> int:
         assert closed.rcvd is not None
         return closed.rcvd.code
     raise AssertionError(f"still open after {timeout} s")
+
+
+def _state(client: httpx.Client, session_id: int) -> str:
+    """A session's state: active or ended."""
+    state: str = (
+        client.get(f"/api/sessions/{session_id}").raise_for_status().json()["session"]["state"]
+    )
+    return state
 
 
 def _ended_session(client: httpx.Client) -> int:
@@ -203,6 +213,71 @@ def test_retention_sweep_deletes_only_old_ended_sessions(
     assert sum(int(d.split('"sessions":')[1].split(",")[0]) for _, d in purged) >= 4
     metrics = people["admin"].get("/metrics").text
     assert 'salesboost_practice_sessions_deleted_total{reason="retention"}' in metrics
+
+
+def test_a_session_left_idle_is_ended_and_scored_by_the_server(
+    srv: ServerProcess, people: dict[str, httpx.Client]
+) -> None:
+    """A trainee who walked away: no line for practice.idle_end_minutes (60) ends the session
+    with reason idle, and the report is written, scored when it had turns; a session with a
+    recent line stays live."""
+    trainee, manager = people["trainee"], people["manager"]
+    walked_away = new_session(trainee)["id"]
+    ws = WS.open(srv.url, walked_away, trainee)
+    ws.hello()
+    ws.say("Good afternoon, I am calling about your premium card and its annual fee.")
+    never_spoke = new_session(trainee)["id"]
+    still_talking = new_session(trainee)["id"]
+    talking = WS.open(srv.url, still_talking, trainee)
+    talking.hello()
+    talking.say("Hello, do you have a minute to talk about your card?")
+
+    two_hours_ago = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 2 * 3600))
+    fifty_minutes_ago = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 50 * 60))
+    _write(
+        srv,
+        "UPDATE practice_sessions SET updated_at = ? WHERE id IN (?, ?)",
+        (two_hours_ago, walked_away, never_spoke),
+    )
+    _write(
+        srv,
+        "UPDATE practice_sessions SET updated_at = ? WHERE id = ?",
+        (fifty_minutes_ago, still_talking),
+    )
+
+    ended = ws.until("session_ended", timeout=60)[-1]
+    assert ended["reason"] == "idle"
+    ready = ws.until("report_ready", timeout=400)[-1]
+    assert ready["scored"] is True
+    ws.close()
+    report = trainee.get(f"/api/sessions/{walked_away}/report").raise_for_status().json()
+    assert report["scored"] is True and report["dimensions"]
+
+    deadline = time.monotonic() + 60
+    while _state(trainee, never_spoke) != "ended":
+        assert time.monotonic() < deadline, "the session with no turns was not ended"
+        time.sleep(0.5)
+    deadline = time.monotonic() + 60
+    while (unscored := trainee.get(f"/api/sessions/{never_spoke}/report")).status_code != 200:
+        assert time.monotonic() < deadline, "no report for the session with no turns"
+        time.sleep(0.5)
+    assert unscored.json()["scored"] is False
+    assert unscored.json()["not_scored_reason"] == "no_turns"
+
+    # 50 minutes without a line is not 60: it stays live and takes the next line
+    assert _state(trainee, still_talking) == "active"
+    talking.say("May I ask how often you travel for business?")
+    talking.close()
+    live = manager.get("/api/sessions", params={"scope": "team", "state": "active"}).json()
+    live_ids = {s["id"] for s in live}
+    assert still_talking in live_ids and not {walked_away, never_spoke} & live_ids
+    metrics = people["admin"].get("/metrics").text
+    count = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("salesboost_practice_sessions_idle_ended_total ")
+    ]
+    assert count and float(count[0].split()[1]) >= 2
 
 
 def test_sessions_purge_cli(srv: ServerProcess, people: dict[str, httpx.Client]) -> None:

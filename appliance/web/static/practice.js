@@ -29,6 +29,7 @@
 
   let socket = null;
   let lastSeq = 0;
+  let endedIdle = false;
   let dimensions = {};              // rubric dimension key -> name, from the welcome
   let welcomeSeq = 0;               // the welcome's last_seq: stored events up to it are history
   let replayUntil = null;           // while the log is replayed after a welcome, its last_seq
@@ -259,7 +260,8 @@
 
   function showEnded(text, ready) {
     ended.hidden = false;
-    ended.replaceChildren(document.createTextNode(text + " "));
+    // a session the server ended for lack of lines says so first, also once the report is in
+    ended.replaceChildren(document.createTextNode((endedIdle ? T.ended_idle + " " : "") + text + " "));
     if (ready) {
       ended.append(el("a", { href: "/api/sessions/" + sessionId + "/report.html", id: "report-link", text: T.view_report }));
     }
@@ -282,6 +284,7 @@
       case "compliance_flag": onFlag(e); break;
       case "session_ended":
         sessionState = "ended";
+        endedIdle = e.reason === "idle";
         showEnded(T.ended, false);
         updateControls();
         break;
