@@ -7,15 +7,25 @@ measures how late it wakes. The lateness goes to ``/metrics``
 (``salesboost_event_loop_lag_seconds``, a histogram) and, for the last five minutes, to the
 System page; a stall of half a second or more is logged (at most once a minute) so that an
 operator can match it with what the server was doing.
+
+The lag says *that* the loop was blocked, not *by what*. A watchdog thread (:class:`StallWatch`)
+says by what: the loop beats every 50 ms, and when a beat is half a second late the thread logs
+the stack of the loop's thread as it is at that moment, the code that holds up everyone.
+(Python code that blocks is caught in the act; C code that blocks while holding the GIL keeps
+the watchdog out too, so it is seen only by the lag.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass
+from types import FrameType
 
 from prometheus_client import Histogram
 
@@ -47,6 +57,76 @@ class LagSummary:
     max_ms: float
 
 
+def _task_stack(frame: FrameType) -> str:
+    """The stack below the event loop's own frames (the task's code), innermost 12 frames."""
+    frames = traceback.extract_stack(frame)
+    inside = [i for i, f in enumerate(frames) if f.filename.endswith("asyncio/events.py")]
+    own = frames[inside[-1] + 1 :] if inside else frames
+    return "".join(traceback.format_list(own[-12:]))
+
+
+class StallWatch:
+    """A watchdog thread that logs where the event loop's thread is while the loop is blocked."""
+
+    def __init__(self, after_s: float = WARN_S, beat_s: float = 0.05) -> None:
+        self.after_s = after_s
+        self.beat_s = beat_s
+        self.caught: list[str] = []
+        """The stacks logged so far (newest last, at most 10)."""
+        self._beat = time.monotonic()
+        self._loop_thread: int | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._warned_at = -WARN_EVERY_S
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start beating on ``loop`` (call from the loop's thread) and watching from a thread."""
+        self._loop_thread = threading.get_ident()
+        self._beat = time.monotonic()
+        self._handle = loop.call_later(self.beat_s, self._on_beat, loop)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="loop-stall-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and watching."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+            self._thread = None
+
+    def _on_beat(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._beat = time.monotonic()
+        self._handle = loop.call_later(self.beat_s, self._on_beat, loop)
+
+    def _watch(self) -> None:
+        reported = 0.0  # the beat whose stall was logged
+        while not self._stop.wait(self.beat_s):
+            beat = self._beat
+            late = time.monotonic() - beat - self.beat_s
+            if late < self.after_s or beat == reported:
+                continue
+            reported = beat
+            now = time.monotonic()
+            if now - self._warned_at < WARN_EVERY_S:
+                continue
+            frame = sys._current_frames().get(self._loop_thread or 0)
+            if frame is None:
+                continue
+            stack = _task_stack(frame)
+            self._warned_at = now
+            self.caught = [*self.caught[-9:], stack]
+            log.warning(
+                "the event loop has been blocked for %.2f s so far; its thread is in:\n%s",
+                late,
+                stack.rstrip(),
+            )
+
+
 class LoopLagProbe:
     """Measures the event loop's lateness while the server runs."""
 
@@ -56,13 +136,16 @@ class LoopLagProbe:
         self._recent: deque[tuple[float, float]] = deque(maxlen=int(window_s / interval_s) + 1)
         self._task = BackgroundTask("loop-lag")
         self._warned_at = -WARN_EVERY_S
+        self.stalls = StallWatch()
 
     async def start(self) -> None:
-        """Start probing."""
+        """Start probing, and the stall watchdog."""
         self._task.start(self._run())
+        self.stalls.start(asyncio.get_running_loop())
 
     async def stop(self) -> None:
-        """Stop probing."""
+        """Stop probing and watching."""
+        self.stalls.stop()
         await self._task.stop()
 
     async def _run(self) -> None:

@@ -1,5 +1,5 @@
 """The event-loop lag probe sees a loop blocked on purpose (a fault injection: time.sleep on
-the loop), counts it on /metrics' histogram and logs the stall."""
+the loop), counts it on /metrics' histogram, logs the stall and where the loop was."""
 
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ def test_fault_injection_a_blocked_loop_shows_as_lag(caplog: pytest.LogCaptureFi
     assert summary.p50_ms < 100  # the other samples were on time
     assert _count_over(0.5) == before + 1
     assert any("event loop was blocked for 0.7" in r.getMessage() for r in caplog.records)
+    # the watchdog caught the loop's thread in the act: the stack names the blocking line
+    assert len(probe.stalls.caught) == 1
+    assert "test_loop_lag.py" in probe.stalls.caught[0]
+    assert "time.sleep(0.7)" in probe.stalls.caught[0]
+    assert any("has been blocked for" in r.getMessage() for r in caplog.records)
 
 
 def test_summary_keeps_only_the_window() -> None:
