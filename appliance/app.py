@@ -44,7 +44,7 @@ from appliance.db.domain import DomainRepository
 from appliance.knowledge.service import KnowledgeService
 from appliance.llm.base import LLMBackend
 from appliance.llm.factory import build_backend
-from appliance.loop_lag import LoopLagProbe
+from appliance.loop_lag import LoopLagProbe, freeze_heap
 from appliance.practice.agents.intent import load_intent_classifier
 from appliance.practice.catalog import CatalogService
 from appliance.practice.coordinator import Coordinator
@@ -106,7 +106,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         delete_sessions=coordinator.delete_sessions,
     )
     idle_sessions = IdleSessionCloser(db=db, config=settings.practice, coordinator=coordinator)
-    loop_lag = LoopLagProbe()
+    loop_lag = LoopLagProbe(stall_s=settings.log.stall_s)
 
     def read_key() -> bytes | None:
         value = secrets.get(SESSION_KEY)
@@ -125,6 +125,8 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
                     await retention.start()
                     await idle_sessions.start()
                     await scheduled_backup.start()
+                    if settings.server.gc_freeze:
+                        freeze_heap("started")
                     try:
                         yield
                     finally:
@@ -242,10 +244,13 @@ def _start_demo_load(
 
     async def run() -> object:
         try:
-            return await load_demo_if_empty(db, knowledge, collection=settings.demo.collection)
+            loaded = await load_demo_if_empty(db, knowledge, collection=settings.demo.collection)
         except Exception:
             logging.getLogger("appliance.practice.demo").exception("demo pack load failed")
             return None
+        if loaded and settings.server.gc_freeze:
+            freeze_heap("demo pack loaded")
+        return loaded
 
     return asyncio.create_task(run(), name="demo-load")
 

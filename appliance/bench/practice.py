@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.table import Table
 from websockets.asyncio.client import ClientConnection, connect
 
-from appliance.loop_lag import LoopLagProbe
+from appliance.loop_lag import LoopLagProbe, freeze_heap
 from appliance.testing import ServerProcess, add_user
 
 PASSWORD = secrets.token_urlsafe(18)  # the bench users live in a throwaway state dir
@@ -76,29 +76,51 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 4) if values else None
 
 
-async def _loop_lag_buckets(client: httpx.AsyncClient) -> dict[float, float]:
-    """The server's event-loop lag histogram from /metrics: cumulative count per bucket bound."""
+async def _loop_lag_buckets(client: httpx.AsyncClient) -> dict[str, dict[float, float]]:
+    """The server's event-loop lag and generation-2 GC pause histograms from /metrics:
+    cumulative count per bucket bound."""
     text = (await client.get("/metrics")).raise_for_status().text
-    buckets: dict[float, float] = {}
+    found: dict[str, dict[float, float]] = {"lag": {}, "gc2": {}}
     for line in text.splitlines():
         if line.startswith("salesboost_event_loop_lag_seconds_bucket{"):
-            bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
-    return buckets
+            which = "lag"
+        elif line.startswith('salesboost_gc_pause_seconds_bucket{generation="2",'):
+            which = "gc2"
+        else:
+            continue
+        bound = line.split('le="', 1)[1].split('"', 1)[0]
+        found[which][float(bound)] = float(line.rsplit(" ", 1)[1])
+    return found
 
 
-def _loop_lag_figures(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
-    """What the server's event loop did between two scrapes: probes (one per 0.25 s), how many
-    woke more than 25, 50 and 100 ms late, and the bucket of the latest one."""
+def _over(
+    before: dict[float, float], after: dict[float, float]
+) -> tuple[dict[float, float], float]:
     delta = {b: after.get(b, 0.0) - before.get(b, 0.0) for b in sorted(after)}
-    total = delta.get(float("inf"), 0.0)
-    worst = next((b for b in sorted(delta) if delta[b] >= total), float("inf"))
+    return delta, delta.get(float("inf"), 0.0)
+
+
+def _loop_lag_figures(
+    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
+) -> dict[str, Any]:
+    """What the server's event loop did between two scrapes: probes (one per 0.25 s), how many
+    woke more than 25, 50 and 100 ms late, the bucket of the latest one; generation-2 garbage
+    collections, how many took over 50 ms, and the bucket of the longest."""
+    lag, total = _over(before["lag"], after["lag"])
+    gc2, collections = _over(before["gc2"], after["gc2"])
+
+    def worst(delta: dict[float, float], count: float) -> float | None:
+        return next((b for b in sorted(delta) if delta[b] >= count), None) if count else None
+
     return {
         "loop_lag_probes": int(total),
-        "loop_lag_over_25ms": int(total - delta.get(0.025, 0.0)),
-        "loop_lag_over_50ms": int(total - delta.get(0.05, 0.0)),
-        "loop_lag_over_100ms": int(total - delta.get(0.1, 0.0)),
-        "loop_lag_max_le_s": worst,
+        "loop_lag_over_25ms": int(total - lag.get(0.025, 0.0)),
+        "loop_lag_over_50ms": int(total - lag.get(0.05, 0.0)),
+        "loop_lag_over_100ms": int(total - lag.get(0.1, 0.0)),
+        "loop_lag_max_le_s": worst(lag, total),
+        "gc_gen2_collections": int(collections),
+        "gc_gen2_over_50ms": int(collections - gc2.get(0.05, 0.0)),
+        "gc_gen2_max_le_s": worst(gc2, collections),
     }
 
 
@@ -463,6 +485,7 @@ async def _fanout(
         ]
         trainees = [_Trainee() for _ in active_ws]
         rng = random.Random(7)
+        freeze_heap("bench client connected")  # its own full collections would add to latency
         lag_before = await _loop_lag_buckets(observer_client)
         own_lag = LoopLagProbe(interval_s=0.05, window_s=3600)  # this process reads every socket
         await own_lag.start()

@@ -4,11 +4,12 @@ the loop), counts it on /metrics' histogram, logs the stall and where the loop w
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 
 import pytest
-from appliance.loop_lag import LOOP_LAG, LoopLagProbe
+from appliance.loop_lag import GC_PAUSE, LOOP_LAG, GcTimer, LoopLagProbe, freeze_heap
 
 
 def _count_over(seconds: float) -> float:
@@ -58,3 +59,38 @@ def test_summary_keeps_only_the_window() -> None:
     late = probe.summary(now=112.0)
     assert late.samples == 2 and late.max_ms == 4.0
     assert probe.summary(now=200.0).samples == 0
+
+
+def _gc_count(generation: int) -> float:
+    for family in GC_PAUSE.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_count") and sample.labels["generation"] == str(generation):
+                return sample.value
+    return 0.0
+
+
+def test_collections_are_timed_and_a_long_one_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    timer = GcTimer(log_s=0.0)  # every collection counts as long here
+    before = _gc_count(2)
+    timer.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="appliance.loop_lag"):
+            gc.collect(2)
+    finally:
+        timer.stop()
+    assert _gc_count(2) == before + 1
+    assert timer.longest_s > 0
+    assert any("a garbage collection (generation 2" in r.getMessage() for r in caplog.records)
+    gc.collect(2)  # not timed once stopped
+    assert _gc_count(2) == before + 1
+
+
+def test_freeze_heap_keeps_what_is_alive_out_of_later_collections() -> None:
+    try:
+        frozen = freeze_heap("test")
+        assert frozen == gc.get_freeze_count() > 1000
+        assert gc.collect(2) >= 0  # a full collection still runs, over what came after
+    finally:
+        gc.unfreeze()
