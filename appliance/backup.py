@@ -22,7 +22,9 @@ login sessions (``sessions/``) and logs are left out.
 
 ``salesboost restore ARCHIVE`` checks every member's sha256 while extracting into a sibling
 temporary directory, migrates that database, and only then swaps it in with renames (an old
-state is moved aside to ``<state>.before-restore-<timestamp>``, never deleted).
+state is moved aside to ``<state>.before-restore-<timestamp>``, never deleted). Before the swap,
+the erasures and deletions the replaced database recorded after the archive's snapshot are
+applied again to the restored copy (:mod:`appliance.deletion_replay`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from typing import IO, Any, TypeVar
 
 from appliance import __version__
 from appliance.config import Settings
+from appliance.deletion_replay import Replayed, replay_deletions
 from appliance.errors import AppError
 from appliance.secrets import file_keyring_path
 from appliance.statelock import LOCK_NAME, hold_state_lock, release_state_lock
@@ -124,6 +127,8 @@ class RestoreResult:
     secrets: str  # "archive", "kept", "none"
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    replayed: Replayed = field(default_factory=Replayed)
+    """Erasures and deletions the replaced database recorded after the snapshot, applied again."""
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:
@@ -708,6 +713,11 @@ def _unpack_and_swap(
         applied = [m.path.name for m in migrate(work / DB_NAME)]
     except MigrationError as err:
         raise RestoreFailed(f"the restored database cannot be migrated: {err}") from err
+    replayed = Replayed()
+    if held_target and (target / DB_NAME).exists():  # nothing erased here comes back
+        replayed = replay_deletions(target / DB_NAME, work / DB_NAME)
+        if replayed.skipped:
+            warnings.append(replayed.skipped)
     locks.append(hold_state_lock(work, purpose="salesboost restore"))
     exists = target.is_dir()
     if exists and not held_target:  # made since we looked (a `serve` started meanwhile?)
@@ -726,7 +736,7 @@ def _unpack_and_swap(
     # beside it (a hidden .<state>.restore-* dir); running restore again puts it in place
     work.rename(target)
     _fsync_dir(target.parent)
-    return RestoreResult(target, manifest, moved, applied, secrets, 0.0, warnings)
+    return RestoreResult(target, manifest, moved, applied, secrets, 0.0, warnings, replayed)
 
 
 def _only_lock(state_dir: Path) -> bool:

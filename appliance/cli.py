@@ -332,6 +332,12 @@ def restore(obj: Ctx, archive: Path, force: bool, check: bool) -> None:
     click.echo(f"contents: {_counts_line(manifest)}")
     if result.moved_aside:
         click.echo(f"the previous state is kept in {result.moved_aside}")
+    if result.replayed.anything:
+        done = result.replayed
+        click.echo(
+            "erased and deleted since the backup, and so again now: "
+            f"{done.users} people, {done.sessions} sessions, {done.purged} purged sessions"
+        )
     for name in result.migrations:
         click.echo(f"applied {name}")
     click.echo(

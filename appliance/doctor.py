@@ -157,6 +157,17 @@ def _backups(settings: Settings) -> Check:
         return Check(
             "backups", "warn", detail + f" (more than twice every_hours={config.every_hours:g})"
         )
+    span_days = config.keep * config.every_hours / 24
+    retention = settings.practice.retention_days
+    if 0 < retention < span_days:
+        fits = max(1, int(retention * 24 // config.every_hours))
+        return Check(
+            "backups",
+            "warn",
+            detail + f"; backup.keep={config.keep} archives every {config.every_hours:g} h span "
+            f"{span_days:g} days, longer than practice.retention_days={retention}: what the "
+            f"retention deleted stays in the archives that long (backup.keep={fits} fits)",
+        )
     state = settings.state_dir
     if state.exists() and path.resolve().stat().st_dev == state.resolve().stat().st_dev:
         return Check(

@@ -100,3 +100,29 @@ def test_doctor_reports_the_schedule(tmp_path: Path) -> None:
         state, "doctor", "--json", env=appliance_env(state, SALESBOOST__BACKUP__DIR=str(env_dir))
     )
     assert "is not writable" in missing.stdout
+    # archives kept longer than the retention period keep what it deleted: doctor says so
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    longer = cli(
+        state,
+        "doctor",
+        "--json",
+        env=appliance_env(
+            state,
+            SALESBOOST__BACKUP__DIR=str(kept),
+            SALESBOOST__PRACTICE__RETENTION_DAYS="3",
+        ),
+    )
+    assert "span 7 days, longer than practice.retention_days=3" in longer.stdout
+    assert "backup.keep=3 fits" in longer.stdout
+    within = cli(
+        state,
+        "doctor",
+        "--json",
+        env=appliance_env(
+            state,
+            SALESBOOST__BACKUP__DIR=str(kept),
+            SALESBOOST__PRACTICE__RETENTION_DAYS="30",
+        ),
+    )
+    assert "longer than practice.retention_days" not in within.stdout

@@ -1,0 +1,119 @@
+"""A restore does not bring back what was erased or deleted after the backup was taken.
+
+A real state dir (the CLI's migrations and users, practice sessions written into its SQLite
+file), `salesboost backup`, then a person erased (`users erase`), sessions purged
+(`sessions purge`) and one session deleted through a real server (`DELETE
+/api/sessions/{id}`); `salesboost restore --force` of the earlier archive applies all three
+again, keeps their audit rows (so a second restore of the same archive does too), and refuses
+to replay onto it the history of another appliance's archive.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from appliance.testing import ServerProcess, cli
+
+from tests.conftest import Account, add_user
+
+pytestmark = pytest.mark.timeout(300)
+
+ADMIN = Account("rr-admin", "admin", "hq")
+ANN = Account("rr-ann", "trainee", "alpha")
+BOB = Account("rr-bob", "trainee", "alpha")
+LONG_AGO = "2020-01-01T00:00:00.000Z"
+
+
+def _rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _session(db: Path, username: str, ended_at: str | None) -> int:
+    """A practice session row of this user (ended at ``ended_at``, live when None)."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        (user_id,) = conn.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchone()
+        cur = conn.execute(
+            "INSERT INTO practice_sessions (user_id, scenario_id, persona_id, rubric_id, "
+            "rubric_version, state, ended_at) VALUES (?, 1, 1, 1, 1, ?, ?)",
+            (user_id, "active" if ended_at is None else "ended", ended_at),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+
+def _fresh_state(root: Path, *accounts: Account) -> Path:
+    state = root / "state"
+    state.mkdir(parents=True)
+    assert cli(state, "migrate").returncode == 0
+    for account in accounts:
+        add_user(state, account)
+    return state
+
+
+def test_erasures_and_deletions_after_the_backup_are_applied_again(tmp_path: Path) -> None:
+    state = _fresh_state(tmp_path / "a", ADMIN, ANN, BOB)
+    db = state / "salesboost.db"
+    _session(db, ANN.username, None)
+    _session(db, BOB.username, LONG_AGO)
+    bob_deleted = _session(db, BOB.username, None)
+    bob_kept = _session(db, BOB.username, "2099-01-01T00:00:00.000Z")
+    archive = tmp_path / "before.tar"
+    made = cli(state, "backup", str(archive))
+    assert made.returncode == 0, made.stderr
+
+    # after the backup: a person erased, old sessions purged, one session deleted over HTTP
+    assert cli(state, "users", "erase", ANN.username, "--yes").returncode == 0
+    assert cli(state, "sessions", "purge", "--older-than", "365").returncode == 0
+    server = ServerProcess(state)
+    server.start(timeout=120)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as admin:
+            admin.post(
+                "/api/auth/login", json={"username": ADMIN.username, "password": ADMIN.password}
+            ).raise_for_status()
+            assert admin.delete(f"/api/sessions/{bob_deleted}").status_code == 204
+    finally:
+        server.stop()
+    assert _rows(db, "SELECT id FROM practice_sessions ORDER BY id") == [(bob_kept,)]
+
+    restored = cli(state, "restore", "--force", str(archive))
+    assert restored.returncode == 0, restored.stderr
+    assert "erased and deleted since the backup, and so again now: 1 people, 1 sessions, " in (
+        restored.stdout
+    )
+    assert "1 purged sessions" in restored.stdout
+    users = {name for (name,) in _rows(db, "SELECT username FROM users")}
+    assert ANN.username not in users and {ADMIN.username, BOB.username} <= users
+    assert _rows(db, "SELECT id FROM practice_sessions ORDER BY id") == [(bob_kept,)]
+    audit = _rows(db, "SELECT actor, action, target, detail FROM audit_log ORDER BY id")
+    assert not [row for row in audit if ANN.username in " ".join(map(str, row))]
+    actions = [action for _, action, _, _ in audit]
+    assert {"user_erased", "session_deleted", "sessions_purged", "deletions_replayed"} <= set(
+        actions
+    )
+    assert list(tmp_path.joinpath("a").glob("state.before-restore-*"))
+
+    # the same archive once more: the replayed rows are in this database's history now
+    time.sleep(1.1)  # the moved-aside folder is named by the second
+    again = cli(state, "restore", "--force", str(archive))
+    assert again.returncode == 0, again.stderr
+    assert "1 people, 1 sessions, 1 purged sessions" in again.stdout
+    assert ANN.username not in {n for (n,) in _rows(db, "SELECT username FROM users")}
+
+    # another appliance's archive: its ids are other people, nothing is replayed onto it
+    other = _fresh_state(tmp_path / "b", Account("rr-other", "admin", "hq"), ANN)
+    foreign = tmp_path / "foreign.tar"
+    assert cli(other, "backup", str(foreign)).returncode == 0
+    time.sleep(1.1)
+    onto = cli(state, "restore", "--force", str(foreign))
+    assert onto.returncode == 0, onto.stderr
+    assert "not an earlier copy of the database it replaces" in onto.stderr
+    assert "erased and deleted since the backup" not in onto.stdout
+    assert ANN.username in {n for (n,) in _rows(db, "SELECT username FROM users")}
