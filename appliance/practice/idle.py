@@ -25,6 +25,7 @@ from appliance.config import PracticeConfig
 from appliance.db.database import Database
 from appliance.db.practice import PracticeRepository
 from appliance.practice.coordinator import Coordinator
+from appliance.practice.errors import SessionNotFound
 from appliance.practice.retention import cutoff_for
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,10 @@ class IdleSessionCloser:
         cutoff = cutoff_for(minutes / (24 * 60))
         ended = 0
         for session_id in await self.repo.idle_session_ids(cutoff, _BATCH):
-            if not await self.coordinator.end(session_id, reason="idle", idle_since=cutoff):
+            try:
+                if not await self.coordinator.end(session_id, reason="idle", idle_since=cutoff):
+                    continue
+            except SessionNotFound:  # deleted meanwhile (an erasure, a manager)
                 continue
             ended += 1
             SESSIONS_ENDED_IDLE.inc()
