@@ -143,13 +143,19 @@ class StallWatch:
 
 
 class GcTimer:
-    """Times every garbage collection (``gc.callbacks``) and logs a long one."""
+    """Times every garbage collection (``gc.callbacks``) and logs a long one.
+
+    The callback runs inside the collector, in whatever thread allocated: it only takes the
+    time and counts it; the log line is written later, by :meth:`flush_log` (the lag probe
+    calls it from the event loop), never from inside a collection.
+    """
 
     def __init__(self, log_s: float = WARN_S) -> None:
         self.log_s = log_s
         self.longest_s = 0.0
         self._started = 0.0
         self._warned_at = -WARN_EVERY_S
+        self._long: tuple[int, int, float] | None = None
 
     def start(self) -> None:
         """Begin timing collections."""
@@ -169,16 +175,20 @@ class GcTimer:
         generation = int(info.get("generation", 0))
         GC_PAUSE.labels(str(generation)).observe(took)
         self.longest_s = max(self.longest_s, took)
+        if took >= self.log_s and (self._long is None or took > self._long[2]):
+            self._long = (generation, int(info.get("collected", 0)), took)
+
+    def flush_log(self) -> None:
+        """Log the longest collection over ``log_s`` since the last call (once a minute)."""
+        long, self._long = self._long, None
         now = time.monotonic()
-        if took >= self.log_s and now - self._warned_at >= WARN_EVERY_S:
-            self._warned_at = now
-            log.warning(
-                "a garbage collection (generation %s, %s objects freed) held the process "
-                "for %.2f s",
-                generation,
-                info.get("collected", 0),
-                took,
-            )
+        if long is None or now - self._warned_at < WARN_EVERY_S:
+            return
+        self._warned_at = now
+        log.warning(
+            "a garbage collection (generation %s, %s objects freed) held the process for %.2f s",
+            *long,
+        )
 
 
 def freeze_heap(why: str) -> int:
@@ -231,6 +241,7 @@ class LoopLagProbe:
             await asyncio.sleep(self.interval_s)
             now = loop.time()
             self.record(max(0.0, now - before - self.interval_s), now)
+            self.gc.flush_log()
 
     def record(self, lag_s: float, at: float | None = None) -> None:
         """One sample: the metric, the window and, for a long stall, the log."""
