@@ -355,6 +355,9 @@ class LlamaEngine:
         """
         idle = [s for s in self.slots if not s.busy]
         assert idle, "acquire() without an idle slot"
+        # first, so that a rejected grammar leaves every slot as it was (a parked prefix
+        # restored for nothing would keep its cells and widen every decode step)
+        self._make_samplers(job)
         owned = [s for s in idle if job.session_key and s.owner == job.session_key]
         if owned:
             slot = owned[0]
@@ -387,7 +390,6 @@ class LlamaEngine:
                 llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
                 keep = 0
             del slot.tokens[keep:]
-        self._make_samplers(job)  # may raise (a rejected grammar) before the slot is taken
         slot.owner = job.session_key
         slot.busy = True
         job.slot = slot

@@ -282,6 +282,45 @@ def test_idle_sessions_are_parked_and_requests_take_the_lowest_sequence_ids(
     assert loop.run(local_llm.generate(again)).cached_tokens > 0  # restored from RAM
 
 
+def test_fault_injection_a_rejected_grammar_leaves_the_sessions_prefix_parked(
+    local_llm: LlamaCppBackend, loop: LoopThread
+) -> None:
+    """Fault injected on purpose: a session's next request carries a grammar llama.cpp
+    rejects. It fails alone; the session's parked prefix stays parked (no KV cells left in the
+    cache to widen every decode step) and its next request still reuses it."""
+    import llama_cpp
+    from appliance.llm.engine import Job
+
+    engine = local_llm.engine
+    key = "grammar-victim"
+    first = conversation("coffee", 1, session_key=key, max_tokens=8)
+    loop.run(local_llm.generate(first))
+    errors: list[BaseException] = []
+    broken = Job(
+        prompt=local_llm.prompt(first).tokens,
+        stops=[],
+        max_tokens=4,
+        grammar="root ::= this is not gbnf (",
+        session_key=key,
+        emit=lambda item: errors.append(item) if isinstance(item, BaseException) else None,
+    )
+
+    async def scenario() -> None:
+        local_llm.scheduler.submit(broken)
+        for _ in range(200):
+            if errors:
+                return
+            await asyncio.sleep(0.05)
+
+    loop.run(scenario())
+    assert [type(e).__name__ for e in errors] == ["SchemaError"]
+    owned = next(s for s in engine.slots if s.owner == key)
+    assert owned.parked is not None and owned.tokens
+    for slot in engine.slots:
+        assert llama_cpp.llama_memory_seq_pos_max(engine.mem, slot.seq) == -1, slot.seq
+    assert loop.run(local_llm.generate(first)).cached_tokens > 0
+
+
 def test_fault_injection_a_failed_decode_fails_only_the_request_whose_tokens_fail(
     local_llm: LlamaCppBackend, loop: LoopThread
 ) -> None:
