@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 
@@ -27,6 +28,30 @@ class BackgroundTask:
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as this task (the event loop keeps a reference until it ends)."""
         self._task = asyncio.create_task(coro, name=self.name)
+
+    def start_every(
+        self,
+        interval_s: float,
+        work: Callable[[], Awaitable[object]],
+        *,
+        first_now: bool,
+        log: logging.Logger,
+        what: str,
+    ) -> None:
+        """Run ``work`` every ``interval_s`` (at once first when ``first_now``); a failure is
+        logged as "``what`` failed" and the next round tries again, the server keeps serving."""
+
+        async def rounds() -> None:
+            if not first_now:
+                await asyncio.sleep(interval_s)
+            while True:
+                try:
+                    await work()
+                except Exception:
+                    log.exception("%s failed", what)
+                await asyncio.sleep(interval_s)
+
+        self.start(rounds())
 
     async def stop(self) -> None:
         """Cancel the task and wait until it has ended (its exception, if any, is dropped)."""

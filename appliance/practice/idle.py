@@ -15,7 +15,6 @@ session going (:meth:`Coordinator.end` re-checks under the lock).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from prometheus_client import Counter
@@ -54,19 +53,17 @@ class IdleSessionCloser:
         if self.config.idle_end_minutes <= 0:
             log.info("practice: idle sessions stay open (practice.idle_end_minutes 0)")
             return
-        self._task.start(self._run())
+        self._task.start_every(
+            self.config.idle_check_interval_s,
+            self.sweep,
+            first_now=False,
+            log=log,
+            what="practice: the idle-session check",
+        )
 
     async def stop(self) -> None:
         """Stop checking (a session being ended is ended or not; its report resumes at start)."""
         await self._task.stop()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.idle_check_interval_s)
-            try:
-                await self.sweep()
-            except Exception:  # the next check tries again; the server keeps serving
-                log.exception("practice: the idle-session check failed")
 
     async def sweep(self) -> int:
         """End the sessions idle for longer than the limit; returns how many were ended."""

@@ -88,19 +88,17 @@ class RetentionSweeper:
         if self.config.retention_days <= 0:
             log.info("retention: practice sessions are kept forever (practice.retention_days 0)")
             return
-        self._task.start(self._run())
+        self._task.start_every(
+            self.config.retention_sweep_interval_s,
+            self.sweep,
+            first_now=True,
+            log=log,
+            what="retention: the sweep",
+        )
 
     async def stop(self) -> None:
         """Stop the sweep (a batch in progress is rolled back or already committed)."""
         await self._task.stop()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:  # the next sweep tries again; the server keeps serving
-                log.exception("retention: the sweep failed")
-            await asyncio.sleep(self.config.retention_sweep_interval_s)
 
     async def sweep(self) -> int:
         """One sweep: delete every expired session; returns how many."""
