@@ -55,6 +55,9 @@ class SessionOut(msgspec.Struct, kw_only=True):
     last_seq: int
     created_at: str
     ended_at: str | None
+    end_reason: str | None
+    """Why it ended: ``trainee`` (End on the practice page), ``api`` (``POST .../end``) or
+    ``idle`` (the appliance ended it after ``practice.idle_end_minutes`` without a line)."""
     report_id: int | None
     overall: float | None
     websocket: str
@@ -118,6 +121,7 @@ def _out(s: SessionRow) -> SessionOut:
         last_seq=s.last_seq,
         created_at=s.created_at,
         ended_at=s.ended_at,
+        end_reason=s.end_reason,
         report_id=s.report_id,
         overall=s.overall,
         websocket=f"/ws/practice/{s.id}",
@@ -312,7 +316,7 @@ class SessionController(Controller):
         session = await _viewable(coordinator, _principal(request), session_id)
         report = await coordinator.report(session_id)
         ctx = await coordinator.context(session)
-        html = render_report_html(report, ctx, session.username)
+        html = render_report_html(report, ctx, session.username, end_reason=session.end_reason)
         return Response(html, media_type="text/html")
 
 

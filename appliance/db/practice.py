@@ -34,6 +34,8 @@ class SessionRow(msgspec.Struct, kw_only=True):
     created_at: str
     updated_at: str
     ended_at: str | None
+    end_reason: str | None = None
+    """Why it ended: ``trainee``, ``api`` or ``idle`` (None while active)."""
     username: str = ""
     report_id: int | None = None
     overall: float | None = None
@@ -82,7 +84,7 @@ _UNSCORED = "json_extract(r.body, '$.scored') IS 0"
 _SESSION_COLS = (
     "s.id, s.user_id, s.team_id, s.scenario_id, s.persona_id, s.rubric_id, s.rubric_version, "
     "s.language, s.state, s.stage, s.slots, s.mood, s.turns, s.last_seq, s.created_at, "
-    "s.updated_at, s.ended_at, u.username, r.id AS report_id, "
+    "s.updated_at, s.ended_at, s.end_reason, u.username, r.id AS report_id, "
     f"CASE WHEN {_UNSCORED} THEN NULL ELSE r.overall END AS overall"
 )
 _SESSION_FROM = (
@@ -272,12 +274,12 @@ class PracticeRepository:
         )
 
     @staticmethod
-    async def mark_ended(conn: aiosqlite.Connection, session_id: int) -> bool:
+    async def mark_ended(conn: aiosqlite.Connection, session_id: int, reason: str) -> bool:
         """Inside a transaction: end an active session; False if it had already ended."""
         cur = await conn.execute(
             f"UPDATE practice_sessions SET state = 'ended', ended_at = {_NOW}, "  # noqa: S608
-            f"updated_at = {_NOW} WHERE id = ? AND state = 'active'",
-            (session_id,),
+            f"updated_at = {_NOW}, end_reason = ? WHERE id = ? AND state = 'active'",
+            (reason, session_id),
         )
         return cur.rowcount > 0
 
@@ -428,7 +430,8 @@ class PracticeRepository:
             where.append("s.created_at < date(?, '+1 day')")
             params.append(until)
         rows = await self.db.fetchall(
-            "SELECT s.id AS session_id, s.created_at, s.ended_at, s.state, s.language, s.turns, "  # noqa: S608
+            "SELECT s.id AS session_id, s.created_at, s.ended_at, s.state, s.end_reason, "  # noqa: S608
+            "s.language, s.turns, "
             "u.username, u.display_name, t.name AS team, sc.name AS scenario, "
             "p.name AS persona, r.body AS report "
             "FROM practice_sessions s JOIN users u ON u.id = s.user_id "
@@ -449,6 +452,7 @@ class ExportRow(msgspec.Struct, kw_only=True):
     created_at: str
     ended_at: str | None
     state: str
+    end_reason: str | None
     language: str
     turns: int
     username: str

@@ -672,7 +672,7 @@ class Coordinator:
             items.append(ev.SessionEnded(reason=reason))
 
             async def mark(conn: Any) -> None:
-                if not await PracticeRepository.mark_ended(conn, session_id):
+                if not await PracticeRepository.mark_ended(conn, session_id, reason):
                     raise _AlreadyEnded
                 await PracticeRepository.update_state(
                     conn,

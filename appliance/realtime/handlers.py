@@ -61,6 +61,7 @@ async def on_hello(coordinator: Coordinator, conn: Connection, msg: Hello) -> No
             "turns": session.turns,
             "created_at": session.created_at,
             "ended_at": session.ended_at,
+            "end_reason": session.end_reason,
             "report_id": session.report_id,
             "turn_in_flight": coordinator.turn_in_flight(session.id),
         },

@@ -299,6 +299,11 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "state_failed": ("failed", "失败"),
     "duplicate": ("duplicate", "重复"),
     "state_ended": ("ended", "已结束"),
+    "state_ended_idle": ("ended (idle)", "已结束（无发言）"),
+    "ended_idle_hint": (
+        "The appliance ended this session: nothing was said in it for a long time.",
+        "本次练习长时间没有发言，由系统自动结束。",
+    ),
     "role_trainee": ("trainee", "学员"),
     "role_manager": ("manager", "主管"),
     "role_admin": ("admin", "管理员"),

@@ -85,6 +85,10 @@ _REPORT_STRINGS: dict[str, tuple[str, str]] = {
     "no_incidents": ("No incidents.", "无违规。"),
     "transcript": ("Transcript", "对话记录"),
     "not_scored": ("Not scored: no turns", "未评分：没有对话轮次"),
+    "ended_idle": (
+        "Ended by the appliance: nothing was said in this session for a long time.",
+        "本次练习长时间没有发言，由系统自动结束。",
+    ),
 }
 
 
@@ -94,8 +98,13 @@ def report_strings(language: str) -> dict[str, str]:
     return {key: pair[index] for key, pair in _REPORT_STRINGS.items()}
 
 
-def render_report_html(report: Report, ctx: SessionContext, trainee: str) -> str:
-    """The report page for one session, in the session's language."""
+def render_report_html(
+    report: Report, ctx: SessionContext, trainee: str, *, end_reason: str | None = None
+) -> str:
+    """The report page for one session, in the session's language.
+
+    ``end_reason`` ``idle`` adds a line saying the appliance, not the trainee, ended it.
+    """
     chart = (
         radar_svg([d.name for d in report.dimensions], [d.score for d in report.dimensions])
         if report.scored
@@ -108,6 +117,7 @@ def render_report_html(report: Report, ctx: SessionContext, trainee: str) -> str
         persona=ctx.persona,
         rubric=ctx.rubric,
         trainee=trainee,
+        end_reason=end_reason,
         history={t.turn: t for t in ctx.history},
         chart=markupsafe.Markup(chart),  # noqa: S704 - built here, every label escaped
         lang=ctx.language,

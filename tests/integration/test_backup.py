@@ -490,8 +490,9 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(taken: Taken, tmp_p
     old_state, new_state = tmp_path / "old", tmp_path / "new"
     for state in (old_state, new_state):
         assert cli(state, "restore", str(taken.archive)).returncode == 0
-    with sqlite3.connect(old_state / "salesboost.db") as conn:  # as if 0006 never ran
-        conn.execute("DELETE FROM schema_version WHERE version = 6")
+    with sqlite3.connect(old_state / "salesboost.db") as conn:  # as if 0006 and 0007 never ran
+        conn.execute("ALTER TABLE practice_sessions DROP COLUMN end_reason")
+        conn.execute("DELETE FROM schema_version WHERE version IN (6, 7)")
     with sqlite3.connect(new_state / "salesboost.db") as conn:  # as if a later build ran 0099
         conn.execute(
             "INSERT INTO schema_version (version, name, checksum) VALUES (99, 'future', 'x')"
@@ -505,8 +506,10 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(taken: Taken, tmp_p
     restored = cli(target, "restore", str(old_archive))
     assert restored.returncode == 0, restored.stderr
     assert "applied 0006_unscored_reports.sql" in restored.stdout
+    assert "applied 0007_session_end_reason.sql" in restored.stdout
     with sqlite3.connect(target / "salesboost.db") as conn:
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 6
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 7
+        conn.execute("SELECT end_reason FROM practice_sessions").fetchall()
 
     other = tmp_path / "other"
     refused = cli(other, "restore", str(new_archive))

@@ -81,7 +81,9 @@ def test_a_manager_exports_the_teams_sessions_with_scores(
     for dim in report["dimensions"]:
         assert float(ended[f"{dim['name']} ({dim['key']})"]) == dim["score"]
     assert ended["scenario"] and ended["persona"] and ended["ended_at"]
+    assert ended["end_reason"] == "trainee"  # the End frame; "idle" is in test_retention
     assert live["state"] == "active" and live["scored"] == "" and live["overall"] == ""
+    assert live["end_reason"] == ""
     # a name that reads as a formula is shown as text, not evaluated
     assert live["display_name"] == "'" + SPOOF
 

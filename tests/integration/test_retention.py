@@ -3,6 +3,8 @@ purge`, erasing a person (real SQLite file, the bundled LLM for one turn and its
 
 from __future__ import annotations
 
+import csv
+import io
 import sqlite3
 import time
 import uuid
@@ -278,6 +280,22 @@ def test_a_session_left_idle_is_ended_and_scored_by_the_server(
         if line.startswith("salesboost_practice_sessions_idle_ended_total ")
     ]
     assert count and float(count[0].split()[1]) >= 2
+
+    # the lists, the report and the export say the appliance ended it, not the trainee
+    detail = trainee.get(f"/api/sessions/{walked_away}").raise_for_status().json()["session"]
+    assert detail["end_reason"] == "idle"
+    history = trainee.get("/history").raise_for_status().text
+    row = history.split(f'data-session="{walked_away}"', 1)[1].split("</tr>", 1)[0]
+    assert "ended (idle)" in row
+    page = trainee.get(f"/api/sessions/{walked_away}/report.html").raise_for_status().text
+    assert 'id="ended-idle"' in page
+    export = manager.get("/api/sessions/export.csv", params={"scope": "team"})
+    reasons = {
+        int(r["session_id"]): r["end_reason"]
+        for r in csv.DictReader(io.StringIO(export.raise_for_status().content.decode("utf-8-sig")))
+    }
+    assert reasons[walked_away] == reasons[never_spoke] == "idle"
+    assert reasons[still_talking] == ""
 
 
 def test_sessions_purge_cli(srv: ServerProcess, people: dict[str, httpx.Client]) -> None:

@@ -105,13 +105,27 @@ def test_serve_refuses_a_tampered_database(tmp_path: Path) -> None:
     assert "0001_foundation.sql was changed after it was applied" in result.stderr
 
 
+def hold_from(directory: Path, version: int) -> list[Path]:
+    """Move the migrations from ``version`` on aside (an install from before them); returns
+    where they were, for ``release``."""
+    held = directory.parent / "held"
+    held.mkdir(exist_ok=True)
+    later = [m.path for m in discover(directory) if m.version >= version]
+    for path in later:
+        path.rename(held / path.name)
+    return later
+
+
+def release(later: list[Path]) -> None:
+    """Put the held migrations back."""
+    for path in later:
+        (path.parent.parent / "held" / path.name).rename(path)
+
+
 def test_old_reports_of_sessions_without_turns_become_unscored(tmp_path: Path) -> None:
     directory = copy_migrations(tmp_path)
-    later = sorted(directory.glob("0006_*.sql"))
-    assert [p.name for p in later] == ["0006_unscored_reports.sql"]
-    held = tmp_path / "held"
-    held.mkdir()
-    later[0].rename(held / later[0].name)
+    later = hold_from(directory, 6)
+    assert later[0].name == "0006_unscored_reports.sql"
     db = tmp_path / "s.db"
     migrate(db, directory)  # an install from before the change, with two old reports
     old_body = '{"overall": 0.0, "dimensions": [], "generated_by": "llm"}'
@@ -130,11 +144,50 @@ def test_old_reports_of_sessions_without_turns_become_unscored(tmp_path: Path) -
                 "VALUES (?, 1, 1, ?, ?)",
                 (sid, 0.0 if turns == 0 else 3.5, old_body),
             )
-    (held / later[0].name).rename(later[0])
-    assert [m.name for m in migrate(db, directory)] == ["unscored_reports"]
+    release(later)
+    assert [m.name for m in migrate(db, directory)] == ["unscored_reports", "session_end_reason"]
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
             "SELECT session_id, json_extract(body, '$.scored'), "
             "json_extract(body, '$.not_scored_reason') FROM practice_reports ORDER BY session_id"
         ).fetchall()
     assert rows == [(1, 0, "no_turns"), (2, None, None)]  # the session with turns is untouched
+
+
+def test_sessions_ended_before_end_reasons_were_kept_take_theirs_from_the_event(
+    tmp_path: Path,
+) -> None:
+    directory = copy_migrations(tmp_path)
+    later = hold_from(directory, 7)
+    assert later[0].name == "0007_session_end_reason.sql"
+    db = tmp_path / "s.db"
+    migrate(db, directory)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO users (id, username, password_hash, role) VALUES (1, 't', 'x', 'trainee')"
+        )
+        for sid, state, reason in (
+            (1, "ended", "idle"),
+            (2, "ended", "trainee"),
+            (3, "active", None),
+        ):
+            conn.execute(
+                "INSERT INTO practice_sessions (id, user_id, scenario_id, persona_id, rubric_id, "
+                "rubric_version, state) VALUES (?, 1, 1, 1, 1, 1, ?)",
+                (sid, state),
+            )
+            conn.execute(
+                "INSERT INTO practice_events (session_id, seq, type, body) VALUES (?, 1, 'hello', '{}')",
+                (sid,),
+            )
+            if reason:
+                conn.execute(
+                    "INSERT INTO practice_events (session_id, seq, type, body) "
+                    "VALUES (?, 2, 'session_ended', json_object('type', 'session_ended', 'reason', ?))",
+                    (sid, reason),
+                )
+    release(later)
+    assert [m.name for m in migrate(db, directory)] == ["session_end_reason"]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT id, end_reason FROM practice_sessions ORDER BY id").fetchall()
+    assert rows == [(1, "idle"), (2, "trainee"), (3, None)]
