@@ -35,6 +35,7 @@ from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
 from appliance.auth.key_watch import SessionKeyWatcher
 from appliance.auth.middleware import AuthMiddleware
+from appliance.auth.other_writers import OtherWritersWatch
 from appliance.auth.service import AuthService
 from appliance.auth.sessions import LazySessionConfig
 from appliance.config import Settings
@@ -107,6 +108,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     )
     idle_sessions = IdleSessionCloser(db=db, config=settings.practice, coordinator=coordinator)
     loop_lag = LoopLagProbe(stall_s=settings.log.stall_s)
+    other_writers = OtherWritersWatch(db, auth)
 
     def read_key() -> bytes | None:
         value = secrets.get(SESSION_KEY)
@@ -116,6 +118,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         async with db, SessionKeyWatcher(auth, read_key):
             await loop_lag.start()
+            await other_writers.start()
             await readiness.start()
             await knowledge.start()
             demo = _start_demo_load(settings, db, knowledge)
@@ -138,6 +141,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
                 await _stop_demo_load(demo)
                 await knowledge.stop()
                 await readiness.stop()
+                await other_writers.stop()
                 await loop_lag.stop()
 
     secure = settings.auth.secure_cookies == "always" or (

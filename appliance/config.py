@@ -115,8 +115,10 @@ class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         float,
         _doc(
             "How often an open WebSocket re-checks its login (disabled, password reset, token "
-            "revoked, role or team changed by the CLI or another process); changes made through "
-            "this server's API close the user's sockets at once.",
+            "revoked, role or team changed) in any case. Changes made through this server's API "
+            "close the user's sockets at once, and those the CLI makes within about a second "
+            "(the server watches the database for another process's audited changes); this "
+            "period is the backstop.",
             gt=0,
         ),
     ] = 30.0

@@ -84,6 +84,11 @@ class AuthService:
         change.user_id = user_id
         change.done.set()
 
+    def logins_changed_elsewhere(self) -> None:
+        """Another process (the CLI) changed users, tokens or sessions: every socket waiting in
+        :meth:`wait_login_change` checks its caller again now."""
+        self._login_changed(None)
+
     async def wait_login_change(self, user_id: int, timeout_s: float) -> None:
         """Return when this process changed something that may void the user's login, or after
         ``timeout_s`` (a change made by another process, such as the CLI, is seen then)."""

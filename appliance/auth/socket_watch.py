@@ -2,8 +2,9 @@
 
 HTTP checks the login on every request. A socket that only listens (an observer, the job
 progress feed) sends no frames to check on, so this runs beside it: it waits for a login
-change in this process (:meth:`AuthService.wait_login_change`), or ``recheck_s`` for one made
-elsewhere (the CLI), and asks ``still_allowed`` again.
+change (:meth:`AuthService.wait_login_change`: one made in this process, or one the CLI made,
+seen by :mod:`appliance.auth.other_writers`), or ``recheck_s`` at most, and asks
+``still_allowed`` again.
 """
 
 from __future__ import annotations

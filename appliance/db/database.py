@@ -131,6 +131,20 @@ class Database:
             row = await cur.fetchone()
             return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
+    async def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on the writer connection: it changes when another
+        connection commits to the file (another process, such as the CLI), never for this
+        process's own writes (they all go through the writer)."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise DatabaseClosedError(
+                    "the database is not open (start() not called, or closed)"
+                )
+            cur = await conn.execute("PRAGMA data_version")
+            row = await cur.fetchone()
+            return 0 if row is None else int(row[0])
+
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
         await self.fetchone("SELECT 1")

@@ -5,7 +5,8 @@ applies). The trainee's own session only (else close 4403); observers are admins
 the trainee's team. Every frame is decoded as a protocol message; errors go back as ``error``
 events and the connection stays. A connection silent for ``realtime.idle_timeout_s`` is closed
 (4408); ``ping`` keeps it open. A deleted session's connections are closed with 4410 (at once
-when this process deleted it; at the next frame or login recheck when the CLI did).
+when this process deleted it; within about a second when the CLI did, see
+``appliance.auth.other_writers``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 HTTP re-checks the login on every request and the practice socket on every frame; an
 observer or the job feed sends none, so the server closes them itself: at once when the
-change is made through this server (the admin API), within ``auth.socket_recheck_s`` when
-another process made it (the CLI). Real server, real sockets, real CLI.
+change is made through this server (the admin API), within a few seconds when another process
+made it (the CLI; ``auth.socket_recheck_s`` is only the backstop). Real server, real sockets,
+real CLI.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def test_disabling_a_manager_closes_their_job_feed_at_once(
     assert took < 5, f"closed after {took:.1f} s"
 
 
-def test_a_disable_from_the_cli_closes_a_listening_socket_within_the_recheck_period(
+def test_a_disable_from_the_cli_closes_a_listening_socket_within_seconds(
     sock_server: ServerProcess, people: dict[str, httpx.Client]
 ) -> None:
     leaver = login(sock_server, PEOPLE["leaver"])
@@ -124,9 +125,11 @@ def test_a_disable_from_the_cli_closes_a_listening_socket_within_the_recheck_per
         theirs.hello()
         done = cli(sock_server.state_dir, "users", "disable", "sock-leaver")
         assert done.returncode == 0, done.stderr
-        # another process changed the database: this server sees it on its next re-check
+        # another process changed the database: this server sees it within a second or so,
+        # far sooner than the periodic re-check (RECHECK_S) would
         code, took = closed_code(mine, within_s=RECHECK_S + 10)
-        assert code == 4401 and took <= RECHECK_S + 5, took
+        assert code == 4401
+        assert took < 5, f"closed after {took:.1f} s: the periodic re-check, not the change"
         theirs.send(type="ping")
         assert theirs.until("pong", timeout=10)[-1]["type"] == "pong"
     finally:
