@@ -463,8 +463,23 @@ class PracticeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Practice sessions: the customer, the coach, the evaluator and their tools."""
 
     npc_max_tokens: Annotated[
-        int, _doc("Longest customer (NPC) reply, in tokens.", ge=8, le=512)
+        int,
+        _doc(
+            "Length of a customer (NPC) reply, in tokens: past it the reply ends at its next "
+            "sentence end.",
+            ge=8,
+            le=512,
+        ),
     ] = 60
+    npc_finish_tokens: Annotated[
+        int,
+        _doc(
+            "Tokens a customer reply may run past `npc_max_tokens` to finish its sentence; a "
+            "sentence still unfinished there is dropped, never shown.",
+            ge=0,
+            le=256,
+        ),
+    ] = 32
     npc_temperature: Annotated[
         float, _doc("Sampling temperature of the customer's replies (0 = greedy).", ge=0, le=2)
     ] = 0.7

@@ -46,7 +46,10 @@ def build_agents(
         breaker_reset_s=config.tool_breaker_reset_s,
     )
     customer = LLMCustomer(
-        llm, max_tokens=config.npc_max_tokens, temperature=config.npc_temperature
+        llm,
+        max_tokens=config.npc_max_tokens,
+        finish_tokens=config.npc_finish_tokens,
+        temperature=config.npc_temperature,
     )
     coach = GroundedCoach(
         llm,

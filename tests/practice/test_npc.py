@@ -82,24 +82,30 @@ def test_next_mood_is_deterministic_and_bounded(llm: LlamaCppBackend) -> None:
     assert customer.next_mood(context(mood=1.0), good, []) == 1.0
 
 
-def fault_injection_model_output(pieces: list[str]) -> TextStream:
-    """Fault injection: a stream of bad model output (labels, asides), as a backend would send it."""
+def fault_injection_model_output(pieces: list[str], finish: str = "stop") -> TextStream:
+    """Fault injection: a stream of bad model output (labels, asides, loops, a cut-off
+    sentence), as a backend would send it; ``finish`` "length" = it hit max_tokens."""
 
     async def events() -> AsyncGenerator[str | Completion, None]:
         for piece in pieces:
             yield piece
-        yield Completion(text="".join(pieces), finish_reason="stop")
+        yield Completion(text="".join(pieces), finish_reason=finish)  # type: ignore[arg-type]
 
     return TextStream(events())
 
 
-def clean_reply(pieces: list[str], language: str = "en") -> tuple[list[str], CustomerReply]:
+def clean_reply(
+    pieces: list[str], language: str = "en", *, finish: str = "stop", soft: int | None = None
+) -> tuple[list[str], CustomerReply]:
     labels = ["Mr. Chen", "Anna", "Assistant", "Narrator"]
     fallback = fallback_line(language, 0.5)  # type: ignore[arg-type]
 
     async def run() -> tuple[list[str], CustomerReply]:
         reply = CustomerReply(
-            fault_injection_model_output(pieces), labels=labels, fallback=fallback
+            fault_injection_model_output(pieces, finish),
+            labels=labels,
+            fallback=fallback,
+            soft_tokens=soft,
         )
         return [p async for p in reply], reply
 
@@ -119,3 +125,71 @@ def test_reply_cleaning_strips_labels_asides_and_cuts_at_other_speakers() -> Non
     assert reply.fallback and reply.text == FALLBACKS["en"][1] == "".join(out)
     out, reply = clean_reply(["（叹气）", "太贵了。"], "zh")
     assert reply.text == "太贵了。" and reply.completion is not None
+
+
+def test_a_reply_says_nothing_twice_and_ends_on_a_whole_sentence() -> None:
+    # the first sentence streams piece by piece; a repeated sentence ends the reply before it
+    out, reply = clean_reply(
+        [" I will", " keep", " my card.", " It is", " fine.", " I will keep", " my card.", " And"]
+    )
+    assert out[:2] == ["I will", " keep"]
+    assert "".join(out) == reply.text == "I will keep my card. It is fine."
+    # cut off by max_tokens: the unfinished sentence was held back and is dropped; "Mr." and
+    # "25.00" do not end a sentence
+    out, reply = clean_reply(
+        [
+            " Thank",
+            " you,",
+            " Mr.",
+            " Chen.",
+            " The fee",
+            " is USD 25.",
+            "00 a",
+            " year.",
+            " And I",
+        ],
+        finish="length",
+    )
+    assert "".join(out) == reply.text == "Thank you, Mr. Chen. The fee is USD 25.00 a year."
+    # the model's own end (not max_tokens) keeps its last words, punctuated or not
+    out, reply = clean_reply([" Sure", " thing.", " Maybe", " later"])
+    assert reply.text == "Sure thing. Maybe later"
+    # past the soft limit the reply ends at the next sentence end
+    out, reply = clean_reply([" One.", " Two.", " Three.", " Four.", " Five."], soft=3)
+    assert "".join(out) == reply.text == "One. Two."
+    out, reply = clean_reply(["好的。", "我知道了。", "好的。", "再见"], "zh", finish="length")
+    assert reply.text == "好的。我知道了。"
+
+
+def test_real_replies_repeat_no_sentence_and_a_cut_one_ends_whole(
+    loop: LoopThread, llm: LlamaCppBackend
+) -> None:
+    """The bundled model with a tight budget: every reply that hit max_tokens still ends on a
+    sentence end, and no reply says a sentence twice."""
+    customer = LLMCustomer(llm, max_tokens=14, finish_tokens=0)
+    lines = [
+        "Good morning Mr. Chen, this is Anna from the bank.",
+        "Can you tell me how you use the card when you travel?",
+        "What would make the annual fee worth it for you?",
+        "Would you like me to explain the fee waiver?",
+    ]
+    cut = 0
+    texts: list[str] = []
+    for i, line in enumerate(lines):
+        pieces, reply = loop.run(collect(customer, {"session_id": 300 + i}, line))
+        texts.append(reply.text)
+        assert "".join(pieces) == reply.text and reply.text
+        keys = [
+            k
+            for k in (
+                " ".join(re.findall(r"\w+", x.lower()))
+                for x in re.split(r"(?<=[.!?])\s+", reply.text)
+            )
+            if k
+        ]
+        assert len(keys) == len(set(keys)), reply.text
+        if reply.completion is not None and reply.completion.finish_reason == "length":
+            cut += 1
+            if re.search(r"[.!?]\s", reply.text):  # past its first sentence: ends on a whole one
+                assert re.search(r"[.!?][\"')]*$", reply.text), reply.text
+    print(f"{cut} of {len(lines)} replies reached max_tokens: {texts}")

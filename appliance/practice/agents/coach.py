@@ -13,7 +13,9 @@ times out is left out, and its record says why.
 - ``citations`` list exactly the tool results that ``advice`` used: the knowledge hit
   (document, version, page) and ``kind="product"`` for product facts and fee figures.
 - ``script_example`` comes from the LLM (priority ``coach``, short), prompted with the
-  technique and the facts; when the output is unusable (under 5 words / 8 CJK characters, a
+  technique and the facts, kept to whole sentences each said once (``whole_sentences``: a
+  small model loops, or runs out of tokens mid-sentence); when the output is unusable (under 5
+  words / 8 CJK characters, a
   speaker label, more than 70% of its words taken from the customer's line, a compliance block
   hit, or the LLM raised busy / unavailable / timeout) the playbook's own example is used.
 - ``stage_hint`` is the stage the intent points to (``STAGE_BY_INTENT``), None if no hint.
@@ -38,6 +40,7 @@ from appliance.practice.agents.coach_tools import (
     product_citation,
 )
 from appliance.practice.agents.compliance import RuleCompliance
+from appliance.practice.agents.sentences import whole_sentences
 from appliance.practice.model import (
     Citation,
     CoachTip,
@@ -288,4 +291,5 @@ class GroundedCoach:
             log.info("coach script: LLM %s (%s); playbook example used", err.code, err.message)
             return playbook.example
         text = " ".join(completion.text.split()).strip(" \"'“”")
+        text = whole_sentences(text, truncated=completion.finish_reason == "length")
         return text if self._usable(ctx, turn, text) else playbook.example

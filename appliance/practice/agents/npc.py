@@ -23,6 +23,14 @@ speaker's label (both are also stop sequences, so the backend stops there). If t
 produced nothing usable (empty, or only punctuation), the reply is a short in-character
 fallback sentence chosen by mood (three per language), and ``CustomerReply.fallback`` says so.
 
+The reply ends on a whole sentence, and says nothing twice. Its first sentence streams as it is
+generated (the trainee sees the customer start at once); every later sentence is released only
+when it is complete. A sentence that repeats one the reply already said (small models loop:
+"I'm going to keep my card. ... I'm going to keep my card.") ends the reply before it. Past
+``practice.npc_max_tokens`` the reply stops at its next sentence end; it may run
+``practice.npc_finish_tokens`` further to reach one, and a sentence still unfinished there is
+dropped (it was held, never shown).
+
 Mood (``next_mood``): a deterministic update from the trainee's line. Each trainee intent has
 a base delta (``MOOD_DELTAS``: rapport and needs questions help, pressure and unclear lines
 hurt), scaled by the classifier's confidence; each compliance flag on the trainee's line
@@ -38,6 +46,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING
 
 from appliance.llm.base import Completion, GenerateRequest, LLMBackend, Message
+from appliance.practice.agents.sentences import CJK_END, SENTENCE_END, ends_sentence, sentence_key
 from appliance.practice.model import (
     ComplianceFlag,
     IntentResult,
@@ -213,9 +222,21 @@ def stage_direction(ctx: SessionContext) -> str:
 class CustomerReply:
     """The customer's reply as it streams; afterwards ``text``, ``completion``, ``fallback``."""
 
-    def __init__(self, stream: TextStream, *, labels: Sequence[str], fallback: str) -> None:
+    def __init__(
+        self,
+        stream: TextStream,
+        *,
+        labels: Sequence[str],
+        fallback: str,
+        soft_tokens: int | None = None,
+    ) -> None:
         self._stream = stream
         self._fallback_text = fallback
+        self._soft_tokens = soft_tokens
+        self._pieces = 0
+        self._said: set[str] = set()  # the sentences released so far, normalized
+        self._scan = 0  # where the next sentence of the cleaned reply starts
+        self._stopped = False  # ended early: a repeated sentence, or the soft limit reached
         names = sorted({label for label in labels if label}, key=len, reverse=True)
         alternation = "|".join(re.escape(n) for n in names)
         self._lead = re.compile(rf"^\s*(?:(?:{alternation})\s*[:：]\s*)*", re.IGNORECASE)
@@ -262,6 +283,37 @@ class CustomerReply:
                 return k
         return 0
 
+    def _releasable(self, clean: str, *, final: bool) -> int:
+        """How much of the cleaned reply may be shown now (see the module docstring); sets
+        ``_stopped`` when the reply should end there."""
+        upto = self._scan
+        for match in SENTENCE_END.finditer(clean, self._scan):
+            end = match.end()
+            if end == len(clean) and not final and not CJK_END.search(match[0]):
+                break  # "USD 25." may go on as "USD 25.00": wait for what follows
+            if not ends_sentence(clean, match):
+                continue
+            key = sentence_key(clean[self._scan : end])
+            if key and key in self._said:  # a repeat: the reply ends before it
+                self._stopped = True
+                return upto
+            if key:
+                self._said.add(key)
+            self._scan = upto = end
+            if self._soft_tokens is not None and self._pieces >= self._soft_tokens:
+                self._stopped = True
+                return upto
+        if not self._said:
+            return len(clean)  # the first sentence streams as it comes
+        if final:
+            key = sentence_key(clean[self._scan :])
+            truncated = self._stream.completion is not None and (
+                self._stream.completion.finish_reason == "length"
+            )
+            if key and key not in self._said and not truncated:
+                return len(clean)  # the model ended here (a line break, a label, its end)
+        return upto
+
     async def _run(self) -> AsyncGenerator[str, None]:
         acc = ""
         start: int | None = None
@@ -270,6 +322,7 @@ class CustomerReply:
         try:
             async for piece in self._stream:
                 acc += piece
+                self._pieces += 1
                 if start is None:
                     head = acc.lstrip()
                     lead = self._lead.match(acc)
@@ -283,24 +336,30 @@ class CustomerReply:
                     cut_short = True
                     break
                 clean = self._clean(raw[: len(raw) - self._held(raw)]).rstrip()
-                if len(clean) > sent:
-                    chunk = clean[sent:]
-                    sent = len(clean)
+                upto = self._releasable(clean, final=False)
+                if upto > sent:
+                    chunk = clean[sent:upto]
+                    sent = upto
                     self.text += chunk
                     yield chunk
+                if self._stopped:
+                    cut_short = True
+                    break
         finally:
             if cut_short:
                 await self._stream.aclose()
         self.completion = self._stream.completion
-        if start is None:
-            start = self._lead.match(acc).end()  # type: ignore[union-attr]
-        raw = acc[start:]
-        cut = self._cut.search(raw)
-        clean = self._clean(raw[: cut.start()] if cut is not None else raw).rstrip()
-        rest = clean[sent:]
-        if rest:
-            self.text += rest
-            yield rest
+        if not self._stopped:
+            if start is None:
+                start = self._lead.match(acc).end()  # type: ignore[union-attr]
+            raw = acc[start:]
+            cut = self._cut.search(raw)
+            clean = self._clean(raw[: cut.start()] if cut is not None else raw).rstrip()
+            upto = self._releasable(clean, final=True)
+            rest = clean[sent:upto].rstrip()
+            if rest:
+                self.text += rest
+                yield rest
         if not re.search(r"\w", self.text):
             self.fallback = True
             extra = self._fallback_text if not self.text else " " + self._fallback_text
@@ -316,12 +375,14 @@ class LLMCustomer:
         llm: LLMBackend,
         *,
         max_tokens: int = 60,
+        finish_tokens: int = 32,
         temperature: float = 0.7,
         top_p: float = 0.9,
         timeout_s: float | None = None,
     ) -> None:
         self.llm = llm
         self.max_tokens = max_tokens
+        self.finish_tokens = finish_tokens
         self.temperature = temperature
         self.top_p = top_p
         self.timeout_s = timeout_s
@@ -362,7 +423,7 @@ class LLMCustomer:
         stops = ["\n", *(f"{o}:" for o in others), *(f"{o}：" for o in others)]
         return GenerateRequest(
             messages=self.messages(ctx, trainee_text),
-            max_tokens=self.max_tokens,
+            max_tokens=self.max_tokens + self.finish_tokens,  # to end on a whole sentence
             temperature=self.temperature,
             top_p=self.top_p,
             seed=ctx.session_id * 1000 + len(ctx.history) + 1,
@@ -395,7 +456,12 @@ class LLMCustomer:
         """The customer's reply, streamed (an async iterator of text pieces)."""
         stream = self.llm.stream(self.request(ctx, trainee_text))
         labels = [ctx.persona.name, self.trainee_label(ctx), *ROLE_WORDS, *ROLE_WORDS_ZH]
-        return CustomerReply(stream, labels=labels, fallback=fallback_line(ctx.language, ctx.mood))
+        return CustomerReply(
+            stream,
+            labels=labels,
+            fallback=fallback_line(ctx.language, ctx.mood),
+            soft_tokens=self.max_tokens,
+        )
 
     def next_mood(
         self, ctx: SessionContext, trainee_intent: IntentResult, flags: Sequence[ComplianceFlag]
