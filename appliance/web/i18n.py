@@ -79,6 +79,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "coach_empty": ("Tips appear here after each turn.", "每轮对话后这里会出现建议。"),
     "example": ("Try saying", "可以这样说"),
     "sources": ("Sources", "来源"),
+    "product_facts": ("product facts", "产品信息"),
     "page": ("page", "页"),
     "page_text": ("Text of page", "页面文本 · 页码"),
     "page_text_none": (

@@ -13,6 +13,7 @@ import jinja2
 import markupsafe
 
 from appliance.practice.model import Report, SessionContext
+from appliance.web.i18n import STRINGS
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -98,6 +99,12 @@ def report_strings(language: str) -> dict[str, str]:
     return {key: pair[index] for key, pair in _REPORT_STRINGS.items()}
 
 
+def slot_names(language: str) -> dict[str, str]:
+    """Stage slot key -> its name as the practice page shows it, in the session's language."""
+    strings = STRINGS["zh" if language == "zh" else "en"]
+    return {key[len("slot_") :]: text for key, text in strings.items() if key.startswith("slot_")}
+
+
 def render_report_html(
     report: Report, ctx: SessionContext, trainee: str, *, end_reason: str | None = None
 ) -> str:
@@ -122,4 +129,5 @@ def render_report_html(
         chart=markupsafe.Markup(chart),  # noqa: S704 - built here, every label escaped
         lang=ctx.language,
         t=report_strings(ctx.language),
+        slot_names=slot_names(ctx.language),
     )

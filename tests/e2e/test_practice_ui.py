@@ -115,6 +115,10 @@ def test_three_turn_practice_streams_and_ends_with_a_report(
     score_line = page.locator("p.scores").first
     expect(score_line).to_be_visible(timeout=TURN_TIMEOUT_MS)
     assert any(name in score_line.inner_text() for name in names.values()), names
+    # each source of a tip is listed once (a fee figure and a benefit are both the product's)
+    for tip in page.locator("#tips li.tip").all():
+        sources = [t.strip() for t in tip.locator(".cites li").all_inner_texts()]
+        assert len(sources) == len(set(sources)), sources
     shot(page, "practice-coach")
 
     page.locator("#end").click()  # the confirm dialog is accepted by the fixture

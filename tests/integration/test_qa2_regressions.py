@@ -108,6 +108,10 @@ def test_a_session_ended_with_no_turns_is_not_scored_and_stays_out_of_trends(
     assert zh_page.status_code == 200
     assert "未评分：没有对话轮次" in zh_page.text
     assert "Not scored" not in zh_page.text
+    # the stage slots never covered are named as the practice page names them, not by key
+    assert "customer addressed by name" in en_page.text
+    assert ">customer_addressed_by_name<" not in en_page.text
+    assert "称呼客户姓名" in zh_page.text
     history = trainee.get("/history", params={"lang": "en"})
     assert history.status_code == 200
     assert "not scored" in history.text  # the session list says why there is no score

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import msgspec
@@ -190,7 +191,7 @@ def test_consistency_guard_re_asks_once_then_resolves(
         by_key["compliance"].score >= 7 and 4 in [e.turn for e in by_key["compliance"].evidence]
     )
     assert all(e.turn <= 6 for d in report.dimensions for e in d.evidence)
-    if "Score set from the per-turn scores" in by_key["compliance"].comment:
+    if "Based on the per-turn scores" in by_key["compliance"].comment:
         # resolved deterministically: the worst turn (the risk-free claim) decides compliance
         assert by_key["compliance"].score == 0
         assert [e.turn for e in by_key["compliance"].evidence] == [4]
@@ -209,7 +210,8 @@ def test_chinese_report(loop: LoopThread, llm: LlamaCppBackend) -> None:
     assert problems["rapport"].startswith("rapport: evidence turns [7] do not exist")
     assert problems["compliance"] == "compliance: missing from the answer"
     score, evidence, comment = evaluator._resolved(ctx, RUBRIC.dimensions[0], [(1, 7.0)], "x")
-    assert (score, evidence) == (7, [1]) and comment.startswith("分数依据逐轮评分确定")
+    assert (score, evidence) == (7, [1]) and comment == "依据逐轮评分：1 轮平均 7.0 分。"  # noqa: RUF001
+    assert not re.search("[A-Za-z]", comment)  # nothing of the English diagnosis shows
 
 
 class Node(msgspec.Struct):

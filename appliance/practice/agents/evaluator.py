@@ -35,7 +35,8 @@ When any dimension is inconsistent the model is asked once more, with each probl
 dimension still inconsistent after that is resolved deterministically: its score becomes the
 rounded mean quick score, its evidence the (up to 3) turns with its best quick scores (for a
 compliance dimension: the lowest quick score, and the turns that scored it: the worst turn
-decides compliance), and its comment says so. If the LLM fails altogether (busy, unavailable, invalid output twice), the whole
+decides compliance), and its comment says what the score rests on, in the session's language
+(why the model's answer was not used is logged, not shown to the trainee). If the LLM fails altogether (busy, unavailable, invalid output twice), the whole
 report is built deterministically that way and ``generated_by`` says so.
 
 A session that ended with no turns is not scored: its report has ``scored`` False and
@@ -397,24 +398,42 @@ class RubricEvaluator:
     def _resolved(
         self, ctx: SessionContext, dim: RubricDimension, quick: list[tuple[int, float]], why: str
     ) -> tuple[int, list[int], str]:
-        """A dimension's score, evidence and comment from the quick scores alone."""
+        """A dimension's score, evidence and comment from the quick scores alone.
+
+        The comment tells the trainee what the score rests on, in the session's language; why
+        the model's own answer was not used (``why``, in English for the model) goes to the log.
+        """
+        log.info("evaluator: %s scored from the per-turn scores (%s)", dim.key, why)
+        zh = ctx.language == "zh"
         if quick and _is_compliance(dim):  # the worst turn decides compliance
             worst = min(v for _, v in quick)
             mean = worst
             evidence = sorted(t for t, v in quick if v == worst)[:3]
+            turns = ", ".join(str(t) for t in evidence)
+            comment = (
+                f"依据逐轮评分：最低一轮（第 {turns} 轮）{worst:g}/10，合规看最差的一轮。"
+                if zh
+                else f"Based on the per-turn scores: the lowest, {worst:g}/10 (turn {turns}); "
+                "compliance is as good as the worst turn."
+            )
         elif quick:
             mean = sum(v for _, v in quick) / len(quick)
             best = sorted(quick, key=lambda tv: (-tv[1], tv[0]))[:3]
             evidence = sorted(t for t, _ in best)
+            comment = (
+                f"依据逐轮评分：{len(quick)} 轮平均 {mean:.1f} 分。"
+                if zh
+                else f"Based on the per-turn scores: {mean:.1f} on average over "
+                f"{len(quick)} turn{'s' if len(quick) != 1 else ''}."
+            )
         else:  # no turn in the dimension's stages: nothing was shown
             mean = 0.0
             evidence = [ctx.history[-1].turn] if ctx.history else []
-        zh = ctx.language == "zh"
-        comment = (
-            f"分数依据逐轮评分确定（{why}）。"
-            if zh
-            else f"Score set from the per-turn scores ({why})."
-        )
+            comment = (
+                "本次通话没有进入这一维度对应的阶段，无从体现。"
+                if zh
+                else "Not shown in this call: no turn reached the stages this dimension covers."
+            )
         return round(mean), evidence, comment
 
     async def _judged(

@@ -139,14 +139,27 @@
   function addTip(e) {
     const empty = tips.querySelector(".empty");
     if (empty) empty.remove();
-    const cites = (e.citations || []).map(function (c) {
-      const label = c.title + (c.page ? " · " + T.page + " " + c.page : "");
+    // one line per source: a document page, or the product's facts (a fee figure and a
+    // benefit are both "the product"); what was used of it shows on hover
+    const byLabel = new Map();
+    (e.citations || []).forEach(function (c) {
+      const label = c.title + (c.kind === "product" ? " · " + T.product_facts : "") + (c.page ? " · " + T.page + " " + c.page : "");
+      const seen = byLabel.get(label);
+      if (seen) {
+        if (c.snippet) seen.title = seen.title ? seen.title + "\n" + c.snippet : c.snippet;
+        return;
+      }
+      let li;
       if (c.kind === "document" && c.document_id) {
         const href = "/knowledge/documents/" + c.document_id + (c.page ? "?page=" + c.page + "#page-" + c.page : "");
-        return el("li", {}, el("a", { href: href, text: label }));
+        li = el("li", {}, el("a", { href: href, text: label }));
+      } else {
+        li = el("li", { text: label });
       }
-      return el("li", { text: label });
+      if (c.snippet) li.title = c.snippet;
+      byLabel.set(label, li);
     });
+    const cites = Array.from(byLabel.values());
     tips.prepend(el("li", { class: "tip", "data-turn": e.turn },
       el("p", { class: "advice", text: e.advice }),
       e.script_example ? el("p", { class: "example" }, el("strong", { text: T.example + ": " }), document.createTextNode(e.script_example)) : null,
