@@ -327,6 +327,7 @@ class ManagerPages(Controller):
                         width=160,
                         height=48,
                         label=member.username,
+                        axes=False,
                     )
                     if overall
                     else None,

@@ -14,9 +14,14 @@ def trend_svg(
     height: int = 240,
     top: float = 10.0,
     label: str = "Score trend",
+    axes: bool = True,
 ) -> markupsafe.Markup:
-    """A line chart of scores (0..top) per series, oldest first; one point per report."""
-    left, right, upper, lower = 36, 12, 12, 28
+    """A line chart of scores (0..top) per series, oldest first; one point per report.
+
+    ``axes`` False: a sparkline for a table cell, the grid lines without their numbers (at
+    48 px high they would overlap); each point still names its score on hover.
+    """
+    left, right, upper, lower = (36, 12, 12, 28) if axes else (4, 4, 4, 4)
     plot_w, plot_h = width - left - right, height - upper - lower
     longest = max((len(v) for v in series.values()), default=0)
     parts = [
@@ -27,14 +32,17 @@ def trend_svg(
         y = upper + plot_h * (1 - level / top)
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#d5d9e0"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#374151">{level:g}</text>'
         )
+        if axes:
+            parts.append(
+                f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
+                f'fill="#374151">{level:g}</text>'
+            )
 
     def x_of(i: int) -> float:
         return left + (plot_w * i / (longest - 1) if longest > 1 else plot_w / 2)
 
-    for i in range(longest):
+    for i in range(longest if axes else 0):
         parts.append(
             f'<text x="{x_of(i):.1f}" y="{height - 8}" text-anchor="middle" font-size="11" '
             f'fill="#374151">{i + 1}</text>'

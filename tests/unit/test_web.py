@@ -42,6 +42,14 @@ def test_trend_svg_is_valid_escaped_svg() -> None:
     assert "<b>" not in svg
 
 
+def test_a_sparkline_has_no_axis_numbers_to_overlap() -> None:
+    root = ET.fromstring(str(trend_svg({"Overall": [4.8]}, width=160, height=48, axes=False)))
+    assert not [e for e in root.iter() if e.tag.endswith("text")]
+    circle = next(e for e in root.iter() if e.tag.endswith("circle"))
+    assert "4.8" in "".join(circle.itertext())  # the score is named on hover
+    assert 4 <= float(circle.get("cy", "0")) <= 44
+
+
 def test_score_classes() -> None:
     assert [score_class(v) for v in (None, 2, 5, 7.4, 9)] == [
         "cell-none",
