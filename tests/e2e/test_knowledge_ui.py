@@ -66,6 +66,9 @@ def test_upload_progress_search_and_cited_page(
     first = page.locator("#results li.result").first
     expect(first).to_contain_text(f"waivers-{marker}")
     expect(first.locator(".page")).to_have_text("· page 2")
+    # the query's words are marked in the passage, whatever their case in it
+    marked = {m.lower() for m in first.locator(".snippet mark").all_inner_texts()}
+    assert {"fee", "waiver", "policy", marker.lower()} <= marked, marked
     shot(page, "knowledge-search")
     first.locator("a.cite").click()
     page.wait_for_url("**/knowledge/documents/*?page=2#page-2")

@@ -126,6 +126,23 @@
   picker.addEventListener("change", function () { upload([...picker.files]); picker.value = ""; });
 
   /* search */
+  // the words of the query marked in a result's text (case-insensitive; a CJK run as a whole)
+  function highlighted(text, q) {
+    const terms = q.split(/[\s,.;:!?，。；：！？、"'()（）]+/).filter(function (w) { return w.length >= 2 || /[\u3400-\u9fff]/.test(w); });
+    const out = document.createDocumentFragment();
+    if (!terms.length) { out.append(text); return out; }
+    const escaped = terms.map(function (w) { return w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); });
+    const pattern = new RegExp("(" + escaped.sort(function (a, b) { return b.length - a.length; }).join("|") + ")", "gi");
+    let last = 0;
+    text.replace(pattern, function (match, _g, offset) {
+      out.append(text.slice(last, offset), el("mark", { text: match }));
+      last = offset + match.length;
+      return match;
+    });
+    out.append(text.slice(last));
+    return out;
+  }
+
   const searchForm = document.getElementById("search-form");
   const results = document.getElementById("results");
   searchForm.addEventListener("submit", async function (ev) {
@@ -144,7 +161,7 @@
           el("a", { href: href, class: "cite" }, document.createTextNode(c.title + " v" + c.version),
             c.page ? el("span", { class: "page", text: " · " + pageText }) : null),
           c.section && c.section.length ? el("span", { class: "muted", text: " · " + c.section.join(" › ") }) : null,
-          el("p", { class: "snippet", text: c.snippet || r.text.slice(0, 300) }));
+          el("p", { class: "snippet" }, highlighted(c.snippet || r.text.slice(0, 300), q)));
       }));
     } catch (err) {
       results.replaceChildren(el("li", { class: "error", text: describe(err) }));
