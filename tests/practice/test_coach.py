@@ -47,6 +47,10 @@ def test_price_objection_tip_is_grounded_with_citations(
     assert sheet.title == "platinum-product-sheet" and sheet.document_id is not None
     assert sheet.page == 2, sheet  # the fee and waiver facts are on page 2 of the PDF
     assert f"{sheet.title} p.2" in tip.advice
+    # one part per line: the technique, the fee figures, the product facts, the document
+    lines = tip.advice.split("\n")
+    assert len(lines) == 4 and all(line.strip() for line in lines), lines
+    assert "40,000 USD" in lines[1] and lines[3].startswith(f"From {sheet.title} p.2")
     assert any(c.kind == "product" and c.title == "Platinum Card" for c in tip.citations)
     assert tip.stage_hint == "OBJECTION_HANDLING"
     assert tip.script_example.strip()

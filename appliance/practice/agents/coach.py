@@ -176,7 +176,8 @@ class GroundedCoach:
     def advice(
         self, ctx: SessionContext, playbook: PlaybookEntry, by_name: dict[str, ToolResult]
     ) -> tuple[str, list[Citation]]:
-        """Deterministic advice: the technique, then the facts found, with their citations."""
+        """Deterministic advice: the technique, then the facts found (one per line), with
+        their citations."""
         zh = ctx.language == "zh"
         parts = [playbook.technique]
         citations: list[Citation] = []
@@ -211,7 +212,7 @@ class GroundedCoach:
                 sentence = first_sentence(best.citation.snippet or best.text)
                 parts.append(f"{'资料' if zh else 'From'} {where}: {sentence}")
                 citations.append(best.citation)
-        return " ".join(parts), citations
+        return "\n".join(parts), citations  # the page shows each part on its own line
 
     def _usable(self, ctx: SessionContext, turn: TurnRecord, text: str) -> bool:
         """Long enough, no speaker label, not an echo of the customer, no compliance block."""
