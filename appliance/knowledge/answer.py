@@ -2,7 +2,8 @@
 
 The best few parents go into a transcript-style prompt (the bundled model is a base model)
 as numbered passages, with the instruction to answer only from them and to cite them by
-number. The reply is kept only when it is usable (some words or figures, not the question
+number. The reply keeps whole sentences, each said once (a small model loops, or stops at its
+token limit mid-sentence), and is kept only when it is usable (some words or figures, not the question
 again); otherwise, or when the LLM is busy, down or too slow, the caller gets the
 passages themselves (``retrieval_only``) and a message that says why. The citations are
 the search results either way, best first.
@@ -18,6 +19,7 @@ from typing import Literal
 from appliance.knowledge.service import SearchResult
 from appliance.llm.base import GenerateRequest, LLMBackend, Message
 from appliance.llm.errors import LLMError
+from appliance.llm.sentences import whole_sentences
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,9 @@ async def answer(llm: LLMBackend, question: str, results: list[SearchResult]) ->
             f"The language model could not answer ({err.code}): these are the passages an "
             "answer would be grounded in, best first, with their citations.",
         )
-    text = " ".join(completion.text.split())
+    text = whole_sentences(
+        " ".join(completion.text.split()), truncated=completion.finish_reason == "length"
+    )
     if not _usable(text, question):
         return Answer(
             passages_text(results),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from appliance.practice.agents.sentences import whole_sentences
+from appliance.llm.sentences import whole_sentences
 
 
 @pytest.mark.parametrize(

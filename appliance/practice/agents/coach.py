@@ -29,6 +29,7 @@ from typing import Any
 
 from appliance.llm.base import GenerateRequest, LLMBackend, Message
 from appliance.llm.errors import LLMError
+from appliance.llm.sentences import whole_sentences
 from appliance.practice.agents.coach_tools import (
     FeeQuote,
     KnowledgeHit,
@@ -40,7 +41,6 @@ from appliance.practice.agents.coach_tools import (
     product_citation,
 )
 from appliance.practice.agents.compliance import RuleCompliance
-from appliance.practice.agents.sentences import whole_sentences
 from appliance.practice.model import (
     Citation,
     CoachTip,

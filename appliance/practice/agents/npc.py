@@ -46,7 +46,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING
 
 from appliance.llm.base import Completion, GenerateRequest, LLMBackend, Message
-from appliance.practice.agents.sentences import CJK_END, SENTENCE_END, ends_sentence, sentence_key
+from appliance.llm.sentences import CJK_END, SENTENCE_END, ends_sentence, sentence_key
 from appliance.practice.model import (
     ComplianceFlag,
     IntentResult,

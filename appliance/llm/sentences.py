@@ -1,9 +1,9 @@
 # ruff: noqa: RUF001 (CJK punctuation and curly quotes on purpose)
 """Sentences of generated text: where they end, and the one a small model says twice.
 
-The customer's reply and the coach's script come from a small local model that can loop
-("I'm sorry to hear that. I'm sorry to hear that. ...") or run out of tokens mid-sentence.
-Both agents keep whole sentences, each said once.
+The customer's reply, the coach's script and a knowledge answer come from a small local model
+that can loop ("I'm sorry to hear that. I'm sorry to hear that. ...") or run out of tokens
+mid-sentence. What is shown keeps whole sentences, each said once.
 """
 
 from __future__ import annotations
