@@ -92,14 +92,20 @@ class Database:
         return None if row is None else row[0]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error)."""
+    async def _writer_alone(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer connection, held by the caller alone (no transaction open)."""
         async with self._write_lock:
             conn = self._writer
             if conn is None:
                 raise DatabaseClosedError(
                     "the database is not open (start() not called, or closed)"
                 )
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error)."""
+        async with self._writer_alone() as conn:
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -121,12 +127,7 @@ class Database:
         After a deletion this leaves no old copy of the deleted pages in the WAL; returns
         SQLite's (busy, WAL frames, frames checkpointed): busy 1 means a reader held it back.
         """
-        async with self._write_lock:
-            conn = self._writer
-            if conn is None:
-                raise DatabaseClosedError(
-                    "the database is not open (start() not called, or closed)"
-                )
+        async with self._writer_alone() as conn:
             cur = await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             row = await cur.fetchone()
             return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
@@ -135,12 +136,7 @@ class Database:
         """SQLite's ``PRAGMA data_version`` on the writer connection: it changes when another
         connection commits to the file (another process, such as the CLI), never for this
         process's own writes (they all go through the writer)."""
-        async with self._write_lock:
-            conn = self._writer
-            if conn is None:
-                raise DatabaseClosedError(
-                    "the database is not open (start() not called, or closed)"
-                )
+        async with self._writer_alone() as conn:
             cur = await conn.execute("PRAGMA data_version")
             row = await cur.fetchone()
             return 0 if row is None else int(row[0])
