@@ -83,3 +83,16 @@ def test_greeting_runs_only_the_cheap_tools(loop: LoopThread, knowledge: Knowled
     turn = TurnRecord(turn=1, trainee_text="Hello", npc_text="Hi, who is this?", intent="greeting")
     calls = coach.calls(context(), turn)
     assert [c.name for c in calls] == ["objection_playbook", "product_facts"]
+
+
+def test_a_script_that_speaks_as_the_customer_is_not_used(knowledge: KnowledgeService) -> None:
+    """The bundled model continuing the transcript sometimes takes the customer's side
+    ("Good morning, I'm Mr. Chen."): such a line is no script for the trainee."""
+    coach = GroundedCoach(LlamaCppBackend(LLMConfig(), MODEL), ToolRunner(coach_tools(knowledge)))
+    turn = TurnRecord(turn=1, trainee_text="Hello", npc_text="Hi, who is this?", intent="greeting")
+    en, zh = context(), context(language="zh")
+    assert not coach._usable(en, turn, "Good morning, I'm Mr. Chen.  How can I help?")
+    assert not coach._usable(en, turn, "Hello, this is Chen speaking, what do you want?")
+    assert coach._usable(en, turn, "Good morning Mr. Chen, may I ask how you use the card?")
+    assert not coach._usable(zh, turn, "您好，我是陈先生，请问有什么事吗？")
+    assert coach._usable(zh, turn, "陈先生您好，我是银行的李娜，想了解一下您平时怎么用卡？")

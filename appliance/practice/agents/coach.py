@@ -15,7 +15,7 @@ times out is left out, and its record says why.
 - ``script_example`` comes from the LLM (priority ``coach``, short), prompted with the
   technique and the facts, kept to whole sentences each said once (``whole_sentences``: a
   small model loops, or runs out of tokens mid-sentence); when the output is unusable (under 5
-  words / 8 CJK characters, a
+  words / 8 CJK characters, a line introducing itself as the customer, a
   speaker label, more than 70% of its words taken from the customer's line, a compliance block
   hit, or the LLM raised busy / unavailable / timeout) the playbook's own example is used.
 - ``stage_hint`` is the stage the intent points to (``STAGE_BY_INTENT``), None if no hint.
@@ -194,9 +194,8 @@ class GroundedCoach:
                 facts = [f for f in facts if f.topic != "fee"] or facts
             facts = facts[:2]
             if facts:
-                joined = (
-                    "；".join(f.text for f in facts) if zh else "; ".join(f.text for f in facts)
-                )
+                texts = [f.text.rstrip(" .;。；") for f in facts]  # "open.; Unlimited" otherwise
+                joined = "；".join(texts) if zh else "; ".join(texts)
                 parts.append(
                     ("产品资料：" if zh else "Product facts: ") + joined + ("。" if zh else ".")
                 )
@@ -214,6 +213,18 @@ class GroundedCoach:
                 citations.append(best.citation)
         return "\n".join(parts), citations  # the page shows each part on its own line
 
+    @staticmethod
+    def _speaks_as_customer(ctx: SessionContext, text: str) -> bool:
+        """Whether the line introduces itself as the customer ("Good morning, I'm Mr. Chen."):
+        a small model continuing the transcript can take the other side."""
+        name = ctx.persona.name.strip()
+        if not name:
+            return False
+        words = [w for w in re.findall(r"\w+", name) if len(w) > 2 or not w.isascii()]
+        names = "|".join(re.escape(n) for n in dict.fromkeys([name, *words]))
+        pattern = rf"\b(?:I am|I'm|this is|my name is|it's)\s+(?:{names})\b|我是\s*(?:{names})"
+        return re.search(pattern, text, re.IGNORECASE) is not None
+
     def _usable(self, ctx: SessionContext, turn: TurnRecord, text: str) -> bool:
         """Long enough, no speaker label, not an echo of the customer, no compliance block."""
         if ctx.language == "zh":
@@ -230,6 +241,8 @@ class GroundedCoach:
         if chars and len(chars & heard) / len(chars) > 0.7:  # it echoes the customer
             return False
         if re.search(r"^\s*\w[\w .]{0,24}[:：]", text):  # a speaker label
+            return False
+        if self._speaks_as_customer(ctx, text):
             return False
         flags = self.compliance.check(text, "trainee", ctx.rules)
         return not any(f.severity == "block" for f in flags)

@@ -213,6 +213,8 @@ def describe_quote(quote: FeeQuote, language: Language) -> str:
     parts: list[str] = []
     for line in quote.fees:
         label = _fee_label(line.fee)
+        if line.waiver:  # a condition written as a sentence reads "(... year.);" in brackets
+            line = msgspec.structs.replace(line, waiver=line.waiver.rstrip(" .。"))
         if language == "zh":
             if line.waived:
                 parts.append(f"{label} {_money(line.amount, cur)}：已满足减免条件（{line.waiver}）")

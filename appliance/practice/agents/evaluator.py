@@ -409,11 +409,16 @@ class RubricEvaluator:
             worst = min(v for _, v in quick)
             mean = worst
             evidence = sorted(t for t, v in quick if v == worst)[:3]
-            turns = ", ".join(str(t) for t in evidence)
-            comment = (
-                f"依据逐轮评分：最低一轮（第 {turns} 轮）{worst:g}/10，合规看最差的一轮。"
+            where = (
+                "第 " + "、".join(str(t) for t in evidence) + " 轮"
                 if zh
-                else f"Based on the per-turn scores: the lowest, {worst:g}/10 (turn {turns}); "
+                else ("turn " if len(evidence) == 1 else "turns ")
+                + ", ".join(str(t) for t in evidence)
+            )
+            comment = (
+                f"依据逐轮评分：最低 {worst:g}/10（{where}），合规看最差的一轮。"
+                if zh
+                else f"Based on the per-turn scores: the lowest, {worst:g}/10 ({where}); "
                 "compliance is as good as the worst turn."
             )
         elif quick:
