@@ -59,21 +59,59 @@ def test_turn_ten_reuses_the_session_prefix(local_llm: LlamaCppBackend, loop: Lo
             assert completion.cached_tokens > completion.prompt_tokens // 2, turn
 
 
+CODE_WORDS = ("walrus", "saffron", "quartz", "meadow")
+
+
+def code_word_request(word: str) -> GenerateRequest:
+    """A prompt whose only sensible answer is its own code word."""
+    return GenerateRequest(
+        messages=[
+            Message(
+                role="system",
+                content=f"Note from the manager: today's door code word is {word.upper()}. "
+                "Staff must say the code word to enter.",
+            ),
+            Message(role="user", content="What is today's door code word?", name="Guard"),
+        ],
+        max_tokens=8,
+        reply_name="Staff",
+        reuse_kv=False,
+    )
+
+
 def test_four_concurrent_sessions_give_what_each_gives_alone(
     local_llm: LlamaCppBackend, loop: LoopThread
 ) -> None:
+    """Greedy and decoded together, each session gives what it gives alone.
+
+    llama.cpp's kernels round differently when a step's shape differs (which sequences share
+    it, how many rows, how many KV cells the fullest holds), and which requests share a step
+    depends on when each arrives. So a near-tie can flip a token: the issue allows that, and
+    BENCHMARKS.md ("LLM", agreement) records the rate; at most one of the four streams may
+    differ here. Mixing up two sessions' KV never may: four sessions, each told its own code
+    word, decoded together, each say their own word and no other.
+    """
     requests = [conversation(p, 2, max_tokens=32) for p in PERSONAS]
     alone = [loop.run(local_llm.generate(cold(r))).text for r in requests]
     assert len(set(alone)) == len(alone)  # clearly different prompts, different replies
 
-    async def together() -> list[Completion]:
-        return list(await asyncio.gather(*(local_llm.generate(cold(r)) for r in requests)))
+    async def together(reqs: list[GenerateRequest]) -> list[Completion]:
+        return list(await asyncio.gather(*(local_llm.generate(cold(r)) for r in reqs)))
 
     before = local_llm.engine.decode_calls
-    batched = loop.run(together())
+    batched = loop.run(together(requests))
     # decoded together: far fewer llama_decode calls than tokens generated
     assert local_llm.engine.decode_calls - before < sum(c.completion_tokens for c in batched)
-    assert [c.text for c in batched] == alone
+    identical = sum(c.text == a for c, a in zip(batched, alone, strict=True))
+    print(f"{identical} of {len(alone)} streams identical to their run alone")
+    assert identical >= len(alone) - 1, ([c.text for c in batched], alone)
+
+    before = local_llm.engine.decode_calls
+    coded = loop.run(together([code_word_request(w) for w in CODE_WORDS]))
+    assert local_llm.engine.decode_calls - before < sum(c.completion_tokens for c in coded)
+    for word, completion in zip(CODE_WORDS, coded, strict=True):
+        said = completion.text.lower()
+        assert word in said and not [w for w in CODE_WORDS if w != word and w in said], said
 
 
 @pytest.fixture(scope="module")
