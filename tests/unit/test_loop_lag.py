@@ -91,7 +91,9 @@ def test_collections_are_timed_and_a_long_one_is_logged(
 def test_freeze_heap_keeps_what_is_alive_out_of_later_collections() -> None:
     try:
         frozen = freeze_heap("test")
-        assert frozen == gc.get_freeze_count() > 1000
+        # other threads of this test process (earlier tests' loops) may free a few frozen
+        # objects meanwhile: the count can only fall, and not by much
+        assert frozen > 1000 and 0.99 * frozen <= gc.get_freeze_count() <= frozen
         assert gc.collect(2) >= 0  # a full collection still runs, over what came after
     finally:
         gc.unfreeze()
