@@ -14,11 +14,12 @@ from appliance.practice.agents.evaluator import (
     ReportOut,
     RubricEvaluator,
     meaningful,
+    product_terms,
 )
 from appliance.practice.model import ComplianceIncident, Report, SessionContext, TurnRecord
 from appliance.practice.stages import ALL_SLOTS
 
-from tests.practice.conftest import RUBRIC, LoopThread, context
+from tests.practice.conftest import PRODUCT, RUBRIC, LoopThread, context
 
 LINES = [
     (
@@ -195,6 +196,77 @@ def test_consistency_guard_re_asks_once_then_resolves(
         # resolved deterministically: the worst turn (the risk-free claim) decides compliance
         assert by_key["compliance"].score == 0
         assert [e.turn for e in by_key["compliance"].evidence] == [4]
+
+
+def test_a_product_fact_is_a_distinctive_word_not_your_card_this_year() -> None:
+    ctx = context()
+    said = RubricEvaluator._mentions_product
+    assert not said(ctx, "How often do you use your card every year, and what do you like?")
+    assert not said(ctx, "Could we talk later? I'll pass it on.")  # "late", "pass": generic
+    assert said(ctx, "Do you use the lounges when you fly?")  # plural of a benefit word
+    assert said(ctx, "The annual fee can be waived.")
+    assert said(ctx, "Your Platinum membership")
+    chinese = msgspec.structs.replace(
+        PRODUCT,
+        name="极光白金卡",
+        benefits=["通过极光贵宾室通行证，持卡人可无限次使用机场贵宾室"],  # noqa: RUF001
+        waivers=[],
+    )
+    ctx_zh = msgspec.structs.replace(context(language="zh"), product=chinese)
+    assert said(ctx_zh, "您可以免费使用机场贵宾室。")
+    assert not said(ctx_zh, "您平时用这张卡消费多吗？")  # noqa: RUF001
+    words, cjk = product_terms(chinese)
+    assert "贵宾室" in cjk and "card" not in words
+
+
+class FaultInjectionUncommentedUnreachedDimension(RubricEvaluator):
+    """Fault injection: the model scores a dimension no turn reached, with no comment."""
+
+    def __init__(self, llm: LlamaCppBackend) -> None:
+        super().__init__(llm)
+        self.asked = 0
+
+    async def _ask(self, ctx: SessionContext, problems: Sequence[str]) -> ReportOut:
+        self.asked += 1
+        return ReportOut(
+            dimensions=[
+                DimensionOut(key="rapport", score=6, evidence=[1], comment="Warm greeting."),
+                DimensionOut(key="needs_discovery", score=0, evidence=[1, 2], comment="..."),
+                DimensionOut(
+                    key="objection_handling",
+                    score=2,
+                    evidence=[2],
+                    comment="No objection came up to handle.",
+                ),
+                DimensionOut(key="compliance", score=10, evidence=[1], comment="Clean."),
+            ],
+            strengths=["A warm greeting"],
+            improvements=["Ask about needs"],
+            recommended_focus="Needs discovery",
+        )
+
+
+def test_an_uncommented_score_of_a_stage_never_reached_says_not_shown(
+    loop: LoopThread, llm: LlamaCppBackend
+) -> None:
+    history = [
+        TurnRecord(turn=1, trainee_text=LINES[0][0], npc_text="Hello.", stage="OPENING"),
+        TurnRecord(
+            turn=2, trainee_text="Nice to talk to you today.", npc_text="Yes.", stage="OPENING"
+        ),
+    ]
+    ctx = context(session_id=302, history=history)
+    evaluator = FaultInjectionUncommentedUnreachedDimension(llm)
+    report = loop.run(evaluator.report(ctx, []), timeout=60)
+    assert evaluator.asked == 1  # nothing inconsistent to re-ask about
+    by_key = {d.key: d for d in report.dimensions}
+    assert by_key["needs_discovery"].score == 0
+    assert by_key["needs_discovery"].comment.startswith("Not shown in this call")
+    assert [e.turn for e in by_key["needs_discovery"].evidence] == [2]
+    # a commented answer about a stage never reached stands as the model gave it
+    assert by_key["objection_handling"].comment == "No objection came up to handle."
+    assert by_key["objection_handling"].score == 2
+    assert by_key["rapport"].comment == "Warm greeting."
 
 
 def test_chinese_report(loop: LoopThread, llm: LlamaCppBackend) -> None:

@@ -10,7 +10,8 @@ out of ``TurnScore.scores``). Start at 5, then, from the trainee's line:
 - every other dimension: +2 for a question when the dimension covers needs discovery (its key
   mentions "need"/"discover" or its stages include NEEDS_DISCOVERY); +1 for addressing the
   customer by name when it covers the opening or rapport; +2 for a concrete fact (a number, or
-  a word of the product's benefits/fees) when it covers product, objections or closing; +1 for
+  a distinctive word of the product's name, fees, benefits or waivers: ``product_terms``; "your
+  card" is not one) when it covers product, objections or closing; +1 for
   an acknowledgement ("I understand", "理解"...) right after a customer objection; -2 for a very
   short line (under 4 words, or 6 CJK characters); +1 / -1 when the customer's mood went up /
   down this turn; -4 per block and -1 per warn compliance flag. Clamped to 0..10.
@@ -37,7 +38,10 @@ rounded mean quick score, its evidence the (up to 3) turns with its best quick s
 compliance dimension: the lowest quick score, and the turns that scored it: the worst turn
 decides compliance), and its comment says what the score rests on, in the session's language
 (why the model's answer was not used is logged, not shown to the trainee). If the LLM fails altogether (busy, unavailable, invalid output twice), the whole
-report is built deterministically that way and ``generated_by`` says so.
+report is built deterministically that way and ``generated_by`` says so. A dimension with
+stages that no turn reached, which the model scored without a comment, is resolved the same way
+("not shown in this call"): a bare number with nothing behind it would read as a judgement of
+turns that were never in those stages.
 
 A session that ended with no turns is not scored: its report has ``scored`` False and
 ``not_scored_reason`` "no_turns", no dimension scores, and the LLM is not called.
@@ -59,6 +63,7 @@ from appliance.practice.model import (
     ComplianceIncident,
     DimensionScore,
     Evidence,
+    Product,
     Report,
     RubricDimension,
     SessionContext,
@@ -175,6 +180,35 @@ def _covers(dim: RubricDimension, stage: Stage, *words: str) -> bool:
     return stage in dim.stages or any(w in key for w in words)
 
 
+GENERIC_WORDS = frozenset(
+    (  # noqa: SIM905 - a word list reads better as one string
+        "about after also against before card cards each else every everything first "
+        "free from further have into late like more next only other over paid pass "
+        "service than that their them then there they this through when will with year "
+        "years your"
+    ).split()
+)
+"""Words of four letters or more that a product's texts use but any call says too ("your card
+this year"): they are not a sign of product knowledge."""
+
+
+def product_terms(product: Product) -> tuple[frozenset[str], frozenset[str]]:
+    """What names the product: its distinctive Latin words (four letters or more, from its
+    name, fee names, benefits and waiver conditions, less :data:`GENERIC_WORDS`), and every
+    three-character CJK run of those texts (a Chinese line names the product when it shares
+    one: "贵宾室", "免年费")."""
+    texts = [product.name, *product.benefits, *(w.condition for w in product.waivers)]
+    texts += [k.replace("_", " ") for k in product.fees]
+    words = {w for t in texts for w in re.findall(r"[a-z]{4,}", t.lower())} - GENERIC_WORDS
+    cjk = {
+        run[i : i + 3]
+        for t in texts
+        for run in re.findall(r"[\u4e00-\u9fff]{3,}", t)
+        for i in range(len(run) - 2)
+    }
+    return frozenset(words | {w.removesuffix("s") for w in words}), frozenset(cjk)
+
+
 class RubricEvaluator:
     """The Evaluator agent."""
 
@@ -258,16 +292,19 @@ class RubricEvaluator:
 
     @staticmethod
     def _mentions_product(ctx: SessionContext, text: str) -> bool:
-        product = ctx.product
-        if product is None:
+        """Whether the line names something of the product (see :func:`product_terms`)."""
+        if ctx.product is None:
             return False
+        words, cjk = product_terms(ctx.product)
         lowered = text.lower()
-        terms = [product.name, *product.benefits, *(k.replace("_", " ") for k in product.fees)]
-        for term in terms:
-            words = [w for w in re.findall(r"[a-z]{4,}", term.lower())]
-            if any(w in lowered for w in words):
-                return True
-        return False
+        said = set(re.findall(r"[a-z]+", lowered))
+        if any(w in words or w.removesuffix("s") in words for w in said):
+            return True
+        return any(
+            run[i : i + 3] in cjk
+            for run in re.findall(r"[\u4e00-\u9fff]{3,}", text)
+            for i in range(len(run) - 2)
+        )
 
     # --- report -----------------------------------------------------------------------------
 
@@ -485,6 +522,8 @@ class RubricEvaluator:
         dimensions: list[DimensionScore] = []
         for dim in ctx.rubric.dimensions:
             entry = matched.get(dim.key)
+            if entry is not None and not quick[dim.key] and not meaningful(entry.comment):
+                issues[dim.key] = "no turn reached its stages and the model gave no comment"
             if dim.key in issues or entry is None:
                 score, evidence, comment = self._resolved(
                     ctx, dim, quick[dim.key], issues.get(dim.key, "missing")
