@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import markupsafe
 
+LABEL_GAP_PX = 28
+"""The least room between two numbers on the x axis."""
 PALETTE = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f")
 
 
@@ -42,7 +44,7 @@ def trend_svg(
     def x_of(i: int) -> float:
         return left + (plot_w * i / (longest - 1) if longest > 1 else plot_w / 2)
 
-    for i in range(longest if axes else 0):
+    for i in _ticks(longest, plot_w) if axes else []:
         parts.append(
             f'<text x="{x_of(i):.1f}" y="{height - 8}" text-anchor="middle" font-size="11" '
             f'fill="#374151">{i + 1}</text>'
@@ -60,13 +62,30 @@ def trend_svg(
                 f'<polyline points="{path}" fill="none" stroke="{color}" '
                 f'stroke-width="{width_px}"><title>{markupsafe.escape(name)}</title></polyline>'
             )
+        # each series' dots are a little smaller than the one before: equal scores of two
+        # series show as rings, one inside the other, not as one dot hiding the other
+        radius = max(1.5, 4.5 - 0.6 * n) if axes else 3.0
         for (x, y), v in zip(points, values, strict=True):
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:g}" fill="{color}" '
+                f'stroke="#fff" stroke-width="0.75">'
                 f"<title>{markupsafe.escape(name)}: {v:.1f}</title></circle>"
             )
     parts.append("</svg>")
     return markupsafe.Markup("".join(parts))  # noqa: S704 - built here, every label escaped
+
+
+def _ticks(points: int, plot_w: int) -> list[int]:
+    """Which points get their number under the x axis: all of them while they fit
+    :data:`LABEL_GAP_PX` apart, else every step-th point, the first and the last always."""
+    step = max(1, -(-points * LABEL_GAP_PX // max(plot_w, 1)))
+    ticks = list(range(0, points, step))
+    if ticks and ticks[-1] != points - 1:
+        if len(ticks) == 1:
+            ticks.append(points - 1)
+        else:
+            ticks[-1] = points - 1  # the last report's number instead of one just before it
+    return ticks
 
 
 def legend(series: list[str]) -> list[tuple[str, str]]:

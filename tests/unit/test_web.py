@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 
 from appliance.web.charts import score_class, trend_svg
@@ -48,6 +49,25 @@ def test_a_sparkline_has_no_axis_numbers_to_overlap() -> None:
     circle = next(e for e in root.iter() if e.tag.endswith("circle"))
     assert "4.8" in "".join(circle.itertext())  # the score is named on hover
     assert 4 <= float(circle.get("cy", "0")) <= 44
+
+
+def test_many_reports_get_numbers_that_do_not_crowd() -> None:
+    root = ET.fromstring(str(trend_svg({"Overall": [5.0] * 120})))
+    labels = [e for e in root.iter() if e.tag.endswith("text") and e.get("text-anchor") == "middle"]
+    xs = [float(e.get("x", "0")) for e in labels]
+    assert labels[0].text == "1" and labels[-1].text == "120"  # the first and the last report
+    assert all(b - a >= 28 for a, b in itertools.pairwise(xs))
+    few = ET.fromstring(str(trend_svg({"Overall": [5.0] * 6})))
+    numbers = [e.text for e in few.iter() if e.tag.endswith("text") and e.get("text-anchor")]
+    assert numbers[-6:] == ["1", "2", "3", "4", "5", "6"]  # while they fit, every report
+
+
+def test_equal_scores_of_two_series_show_as_rings_not_one_dot() -> None:
+    root = ET.fromstring(str(trend_svg({"Overall": [6.0], "Rapport": [6.0], "Closing": [6.0]})))
+    circles = [e for e in root.iter() if e.tag.endswith("circle")]
+    assert len({(c.get("cx"), c.get("cy")) for c in circles}) == 1  # the same spot
+    radii = [float(c.get("r", "0")) for c in circles]
+    assert radii == sorted(radii, reverse=True) and len(set(radii)) == 3  # each drawn inside
 
 
 def test_score_classes() -> None:
