@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 (Chinese test text has full-width punctuation)
 """The tool runner: parallel read-only tools, serial side-effect tools, timeouts, breakers."""
 
 from __future__ import annotations
@@ -5,8 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 import pytest
-from appliance.practice.agents.coach_tools import fee_calculator, objection_playbook, parse_spend
+from appliance.practice.agents.coach_tools import (
+    describe_quote,
+    fee_calculator,
+    objection_playbook,
+    parse_spend,
+)
 from appliance.practice.tools import Tool, ToolCall, ToolRunner, args_digest
 
 from tests.practice.conftest import PRODUCT
@@ -125,6 +132,41 @@ def test_fee_calculator_figures() -> None:
     assert short.fees[0].shortfall == 17500
     unknown = asyncio.run(fee_calculator(product=PRODUCT))
     assert unknown.annual_spend is None and unknown.net == 695
+
+
+def test_the_yearly_cost_counts_only_what_every_customer_pays_each_year() -> None:
+    product = msgspec.structs.replace(
+        PRODUCT,
+        fees={
+            "annual_fee": 695.0,
+            "monthly_fee": 10.0,
+            "supplementary_card_fee": 95.0,
+            "late_payment_fee": 40.0,
+            "foreign_transaction_pct": 0.0,
+        },
+    )
+    quote = asyncio.run(fee_calculator(product=product, annual_spend=18000))
+    assert {line.fee: line.per_year for line in quote.fees} == {
+        "annual_fee": 1,
+        "monthly_fee": 12,
+        "supplementary_card_fee": 0,
+        "late_payment_fee": 0,
+    }
+    assert quote.gross == 695 + 120 and quote.net == 815  # not + 95 + 40: those are per event
+    text = describe_quote(quote, "en")
+    assert "Net yearly cost: 815 USD." in text
+    assert text.endswith(
+        "Charged only when they apply: supplementary card fee 95 USD, late payment fee 40 USD."
+    )
+    zh = describe_quote(quote, "zh")
+    assert "年费 695 USD" in zh and "年度净费用 815 USD" in zh
+    assert "发生时才收取：附属卡年费 95 USD、逾期还款费 40 USD。" in zh
+    only_events = msgspec.structs.replace(PRODUCT, fees={"late_payment_fee": 40.0}, waivers=[])
+    quote = asyncio.run(fee_calculator(product=only_events))
+    assert quote.net == 0
+    assert describe_quote(quote, "en") == (
+        "There is no yearly fee. Charged only when they apply: late payment fee 40 USD."
+    )
 
 
 def test_parse_spend() -> None:

@@ -35,6 +35,20 @@ RATE_SUFFIXES = ("_pct", "_percent", "_rate")
 """Product.fees keys with these endings are rates (percent), not yearly amounts."""
 
 
+def times_a_year(key: str) -> int:
+    """How often a fee of ``Product.fees`` is charged in a year, read from its key: 1 for an
+    annual or yearly fee (``annual_fee``), 12 for a monthly one (``monthly_fee``), 0 for a
+    charge that applies only when something happens or is asked for (``late_payment_fee``,
+    ``supplementary_card_fee``, ``card_replacement_fee``): those are listed, not totalled, so
+    the yearly cost is what every customer pays."""
+    words = key.lower().split("_")
+    if any(w in ("annual", "annually", "yearly", "year") for w in words):
+        return 1
+    if any(w in ("monthly", "month") for w in words):
+        return 12
+    return 0
+
+
 # --- results ------------------------------------------------------------------------------
 
 
@@ -60,7 +74,10 @@ class FeeLine(msgspec.Struct, kw_only=True):
 
     fee: str
     amount: float
+    """As charged: a year's, a month's, or one charge's amount."""
     waived: bool
+    per_year: int = 1
+    """Times a year it is charged (:func:`times_a_year`); 0: only when it applies."""
     waiver: str = ""
     """The condition that waives it (met or not); empty when none is spend-based."""
     shortfall: float | None = None
@@ -77,6 +94,7 @@ class FeeQuote(msgspec.Struct, kw_only=True):
     rates: dict[str, float]
     """Percentage fees (e.g. foreign transactions), not part of the yearly total."""
     gross: float
+    """Fees every customer pays in a year (annual, and monthly x 12), before waivers."""
     waived: float
     net: float
     other_conditions: list[str] = []
@@ -153,7 +171,21 @@ def _money(amount: float, currency: str) -> str:
     return f"{amount:,.0f} {currency}" if amount == int(amount) else f"{amount:,.2f} {currency}"
 
 
-def _fee_label(key: str) -> str:
+FEE_LABELS_ZH = {
+    "annual_fee": "年费",
+    "monthly_fee": "月费",
+    "supplementary_card_fee": "附属卡年费",
+    "late_payment_fee": "逾期还款费",
+    "card_replacement_fee": "补卡费",
+    "overlimit_fee": "超限费",
+    "returned_payment_fee": "还款退回费",
+}
+"""Chinese names of common fee keys; another key is shown as it is written."""
+
+
+def _fee_label(key: str, language: Language = "en") -> str:
+    if language == "zh" and key in FEE_LABELS_ZH:
+        return FEE_LABELS_ZH[key]
     return key.replace("_", " ")
 
 
@@ -176,8 +208,13 @@ def fee_quote(product: Product, annual_spend: float | None) -> FeeQuote:
             for w in spend_waivers
             if annual_spend is not None and annual_spend >= (w.min_annual_spend or 0.0)
         ]
+        per_year = times_a_year(key)
         if met:
-            lines.append(FeeLine(fee=key, amount=amount, waived=True, waiver=met[0].condition))
+            lines.append(
+                FeeLine(
+                    fee=key, amount=amount, waived=True, waiver=met[0].condition, per_year=per_year
+                )
+            )
         elif spend_waivers:
             cheapest = min(spend_waivers, key=lambda w: w.min_annual_spend or 0.0)
             short = (
@@ -187,13 +224,18 @@ def fee_quote(product: Product, annual_spend: float | None) -> FeeQuote:
             )
             lines.append(
                 FeeLine(
-                    fee=key, amount=amount, waived=False, waiver=cheapest.condition, shortfall=short
+                    fee=key,
+                    amount=amount,
+                    waived=False,
+                    waiver=cheapest.condition,
+                    shortfall=short,
+                    per_year=per_year,
                 )
             )
         else:
-            lines.append(FeeLine(fee=key, amount=amount, waived=False))
-    gross = sum(line.amount for line in lines)
-    waived = sum(line.amount for line in lines if line.waived)
+            lines.append(FeeLine(fee=key, amount=amount, waived=False, per_year=per_year))
+    gross = sum(line.amount * line.per_year for line in lines)
+    waived = sum(line.amount * line.per_year for line in lines if line.waived)
     return FeeQuote(
         product=product.name,
         currency=product.currency,
@@ -208,14 +250,21 @@ def fee_quote(product: Product, annual_spend: float | None) -> FeeQuote:
 
 
 def describe_quote(quote: FeeQuote, language: Language) -> str:
-    """The quote in one or two sentences (deterministic)."""
+    """The quote in one or two sentences (deterministic): the yearly fees, with what waives
+    them, and the net yearly cost; then the charges that apply only when they do (a late
+    payment, an extra card), named but not added to it."""
     cur = quote.currency
+    zh = language == "zh"
     parts: list[str] = []
+    when_due: list[str] = []
     for line in quote.fees:
-        label = _fee_label(line.fee)
+        label = _fee_label(line.fee, language)
+        if line.per_year == 0 and not line.waiver:
+            when_due.append(f"{label} {_money(line.amount, cur)}")
+            continue
         if line.waiver:  # a condition written as a sentence reads "(... year.);" in brackets
             line = msgspec.structs.replace(line, waiver=line.waiver.rstrip(" .。"))
-        if language == "zh":
+        if zh:
             if line.waived:
                 parts.append(f"{label} {_money(line.amount, cur)}：已满足减免条件（{line.waiver}）")
             elif line.shortfall is not None and line.shortfall > 0:
@@ -234,19 +283,33 @@ def describe_quote(quote: FeeQuote, language: Language) -> str:
             )
         else:
             parts.append(f"the {label} is {_money(line.amount, cur)}")
-    if language == "zh":
+    if zh:
         spend = (
             f"按年消费 {_money(quote.annual_spend, cur)} 计算，"
             if quote.annual_spend is not None
             else ""
         )
-        return f"{spend}{'；'.join(parts)}。年度净费用 {_money(quote.net, cur)}。"
+        text = (
+            f"{spend}{'；'.join(parts)}。年度净费用 {_money(quote.net, cur)}。"
+            if parts
+            else "没有按年收取的费用。"
+        )
+        if when_due:
+            text += f"发生时才收取：{'、'.join(when_due)}。"
+        return text
     spend = (
         f"At an annual spend of {_money(quote.annual_spend, cur)}, "
         if quote.annual_spend is not None
         else "With no spend stated, "
     )
-    return f"{spend}{'; '.join(parts)}. Net yearly cost: {_money(quote.net, cur)}."
+    text = (
+        f"{spend}{'; '.join(parts)}. Net yearly cost: {_money(quote.net, cur)}."
+        if parts
+        else "There is no yearly fee."
+    )
+    if when_due:
+        text += f" Charged only when they apply: {', '.join(when_due)}."
+    return text
 
 
 def product_fact_list(product: Product) -> list[ProductFact]:
