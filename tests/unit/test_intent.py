@@ -81,6 +81,8 @@ def test_heldout_accuracy_floors_per_language(classifier: LinearIntentClassifier
         ("年费是多少钱？", "price_inquiry"),
         ("That fee is way too expensive for me.", "price_objection"),
         ("Good morning, Mr. Chen.", "greeting"),
+        ("I'm fine. Thank you.", "greeting"),  # the answer to "How are you?", not a refusal
+        ("No thanks, I'm fine with my current card.", "soft_rejection"),
         ("I'm in a meeting, call me later.", "time_pressure"),
         ("我现在很忙，请长话短说。", "time_pressure"),
         ("Can you waive the fee this year?", "negotiation"),
