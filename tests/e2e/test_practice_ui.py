@@ -208,6 +208,11 @@ def test_manager_observes_a_live_session(new_page: Callable[..., Any]) -> None:
     watched = finished(manager, 0)
     expect(watched.locator(".msg.trainee .text")).to_have_text(LINES[0])
     expect(watched.locator(".msg.customer .text")).to_have_text(reply)
+    # the manager is not "You": the trainee's lines carry the trainee's name
+    expect(watched.locator(".msg.trainee .who")).to_have_text(USERS["trainee"].username)
+    expect(li.locator(".msg.trainee .who")).not_to_have_text(USERS["trainee"].username)
+    # the coach's tip reaches the observer too
+    expect(manager.locator("#tips li.tip")).to_have_count(1, timeout=120_000)
     shot(manager, "observe")
     # the note says who watches now: it goes when the manager leaves, and a reload, which
     # replays the stored observer_joined, does not bring it back

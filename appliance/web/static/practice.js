@@ -31,6 +31,7 @@
   let lastSeq = 0;
   let endedIdle = false;
   let dimensions = {};              // rubric dimension key -> name, from the welcome
+  let traineeLabel = T.you;         // an observer sees the trainee's name instead of "You"
   let welcomeSeq = 0;               // the welcome's last_seq: stored events up to it are history
   let replayUntil = null;           // while the log is replayed after a welcome, its last_seq
   const seen = new Set();           // seqs of stored events already applied
@@ -72,7 +73,7 @@
   /* ---------- transcript ---------- */
   function bubble(who, text) {
     return el("div", { class: "msg " + who },
-      el("span", { class: "who", text: who === "trainee" ? T.you : T.customer }),
+      el("span", { class: "who", text: who === "trainee" ? traineeLabel : T.customer }),
       el("p", { class: "text", text: text || "" }));
   }
 
@@ -188,6 +189,10 @@
     socket.sbWelcomed = true;
     welcomeSeq = e.last_seq;
     dimensions = e.dimensions || {};
+    if (observer && e.session.trainee) {
+      traineeLabel = e.session.trainee;
+      for (const who of transcript.querySelectorAll(".msg.trainee .who")) who.textContent = traineeLabel;
+    }
     renderObservers(e.observers || []);
     attempts = 0;
     sessionState = e.session.state;
