@@ -13,6 +13,7 @@ from appliance.practice.agents.evaluator import (
     DimensionOut,
     ReportOut,
     RubricEvaluator,
+    asks_a_question,
     meaningful,
     product_terms,
 )
@@ -217,6 +218,14 @@ def test_a_product_fact_is_a_distinctive_word_not_your_card_this_year() -> None:
     assert not said(ctx_zh, "您平时用这张卡消费多吗？")  # noqa: RUF001
     words, cjk = product_terms(chinese)
     assert "贵宾室" in cjk and "card" not in words
+
+
+def test_small_talk_is_not_a_discovery_question() -> None:
+    assert not asks_a_question("Good morning, thank you for taking my call. How are you today?")
+    assert not asks_a_question("您好，今天好吗？")  # noqa: RUF001
+    assert asks_a_question("How are you? And what do you spend on the card each month?")
+    assert asks_a_question("How is your business going?")
+    assert asks_a_question("您平时用这张卡消费多吗？")  # noqa: RUF001
 
 
 class FaultInjectionUncommentedUnreachedDimension(RubricEvaluator):

@@ -7,14 +7,15 @@ out of ``TurnScore.scores``). Start at 5, then, from the trainee's line:
 
 - compliance dimension (key containing "compliance"): 10, minus 5 per block flag and 2 per
   warn flag of the session's rules on the trainee's line; nothing else counts;
-- every other dimension: +2 for a question when the dimension covers needs discovery (its key
-  mentions "need"/"discover" or its stages include NEEDS_DISCOVERY); +1 for addressing the
-  customer by name when it covers the opening or rapport; +2 for a concrete fact (a number, or
-  a distinctive word of the product's name, fees, benefits or waivers: ``product_terms``; "your
-  card" is not one) when it covers product, objections or closing; +1 for
-  an acknowledgement ("I understand", "理解"...) right after a customer objection; -2 for a very
-  short line (under 4 words, or 6 CJK characters); +1 / -1 when the customer's mood went up /
-  down this turn; -4 per block and -1 per warn compliance flag. Clamped to 0..10.
+- every other dimension: +2 for a question (not small talk: ``asks_a_question``) when the
+  dimension covers needs discovery (its key mentions "need"/"discover" or its stages include
+  NEEDS_DISCOVERY); +1 for addressing the customer by name when it covers the opening or
+  rapport; +2 for a concrete fact (a number, or a distinctive word of the product's name,
+  fees, benefits or waivers: ``product_terms``; "your card" is not one) when it covers
+  product, objections or closing; +1 for an acknowledgement ("I understand", "理解"...) right
+  after a customer objection; -2 for a very short line (under 4 words, or 6 CJK characters);
+  +1 / -1 when the customer's mood went up / down this turn; -4 per block and -1 per warn
+  compliance flag. Clamped to 0..10.
 
 Report (``report``): one ``generate_json`` call (priority ``evaluator``) into the fixed
 :class:`ReportOut` type, registered at construction. Its dimensions map to the rubric's by
@@ -98,6 +99,22 @@ _QUESTION = re.compile(
     r"[?？]|吗|呢|^\s*(what|how|why|when|which|who|could|can|would|do|does|are|is)\b",
     re.IGNORECASE,
 )
+_SMALL_TALK = re.compile(
+    r"\bhow (are|have) you( been| doing)?( today| this morning)?\b|\bhow('s| is) (your day|"
+    r"it going|everything|life)\b|\bhow do you do\b|你好吗|您好吗|最近(怎么样|好吗|还好吗)|"
+    r"还好吗|今天好吗|过得怎么样",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]*")
+
+
+def asks_a_question(text: str) -> bool:
+    """Whether the line asks something other than small talk ("How are you today?" is a
+    greeting, not needs discovery)."""
+    return any(
+        _QUESTION.search(sentence) and not _SMALL_TALK.search(sentence)
+        for sentence in _SENTENCE.findall(text)
+    )
 
 
 def unscored_report(ctx: SessionContext, compliance: Sequence[ComplianceIncident]) -> Report:
@@ -254,7 +271,7 @@ class RubricEvaluator:
         prior_intent = previous[-1].intent if previous else ""
         words = len(re.findall(r"[A-Za-z0-9]+", text)) + len(re.findall(r"[\u4e00-\u9fff]", text))
         short = words < 4 if not re.search(r"[\u4e00-\u9fff]", text) else words < 6
-        question = bool(_QUESTION.search(text))
+        question = asks_a_question(text)
         surname = ctx.persona.name.split()[-1] if ctx.persona.name else ""
         named = bool(ctx.persona.name) and (
             ctx.persona.name.lower() in text.lower() or (surname and surname in text)
