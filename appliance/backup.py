@@ -24,7 +24,10 @@ login sessions (``sessions/``) and logs are left out.
 temporary directory, migrates that database, and only then swaps it in with renames (an old
 state is moved aside to ``<state>.before-restore-<timestamp>``, never deleted). Before the swap,
 the erasures and deletions the replaced database recorded after the archive's snapshot are
-applied again to the restored copy (:mod:`appliance.deletion_replay`).
+applied again to the restored copy (:mod:`appliance.deletion_replay`); when there is no such
+database (an empty box) or it is another appliance's, they are read from the newest later
+archive of the same appliance in the archive's folder (only its manifest and database members
+are read).
 """
 
 from __future__ import annotations
@@ -578,6 +581,28 @@ def read_archive(archive: Path, into: Path | None = None) -> dict[str, Any]:
     return manifest
 
 
+def read_database(archive: Path, into: Path | None) -> dict[str, Any]:
+    """The manifest, and the database member checked (and extracted when ``into``): the
+    first two members of an archive, so the rest (documents, the index) is never read."""
+    manifest: dict[str, Any] | None = None
+    try:
+        with _open_tar(archive) as tar:
+            for member in tar:
+                if manifest is None:
+                    manifest = _read_manifest(tar, member, archive)
+                    if into is None:
+                        return manifest
+                    continue
+                expected = manifest["members"].get(DB_NAME)
+                if member.name != DB_NAME or expected is None or not member.isreg():
+                    break
+                _check_member(tar, member, expected, archive, into)
+                return manifest
+    except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as err:
+        raise ArchiveCorrupt(f"{archive} is damaged or truncated: {err}") from None
+    raise ArchiveCorrupt(f"{archive} holds no {DB_NAME} after its {MANIFEST}")
+
+
 def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path) -> dict[str, Any]:
     if member.name != MANIFEST or not member.isreg():
         raise ArchiveCorrupt(
@@ -713,11 +738,17 @@ def _unpack_and_swap(
         applied = [m.path.name for m in migrate(work / DB_NAME)]
     except MigrationError as err:
         raise RestoreFailed(f"the restored database cannot be migrated: {err}") from err
-    replayed = Replayed()
+    replayed = Replayed(
+        skipped="erasures made after this backup cannot be applied again: there is no database "
+        "here and no later backup beside the archive to read them from"
+    )
     if held_target and (target / DB_NAME).exists():  # nothing erased here comes back
         replayed = replay_deletions(target / DB_NAME, work / DB_NAME)
-        if replayed.skipped:
-            warnings.append(replayed.skipped)
+        replayed.source = f"the database it replaces ({target / DB_NAME})"
+    if replayed.skipped:  # an empty box, or another appliance's database: later archives
+        replayed = _replay_from_later_archives(archive, manifest, work, target, replayed)
+    if replayed.skipped:
+        warnings.append(replayed.skipped)
     locks.append(hold_state_lock(work, purpose="salesboost restore"))
     exists = target.is_dir()
     if exists and not held_target:  # made since we looked (a `serve` started meanwhile?)
@@ -737,6 +768,48 @@ def _unpack_and_swap(
     work.rename(target)
     _fsync_dir(target.parent)
     return RestoreResult(target, manifest, moved, applied, secrets, 0.0, warnings, replayed)
+
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def _later_archives(archive: Path, manifest: dict[str, Any]) -> list[tuple[str, Path]]:
+    """Backup archives beside ``archive`` taken after it, newest first (unreadable files and
+    other tar files are passed over)."""
+    taken = str(manifest.get("created_at", ""))
+    found: list[tuple[str, Path]] = []
+    for path in archive.parent.iterdir():
+        if path == archive or not path.name.endswith(ARCHIVE_SUFFIXES) or not path.is_file():
+            continue
+        try:
+            other = read_database(path, None)
+        except AppError:
+            continue
+        created = str(other.get("created_at", ""))
+        if created > taken:
+            found.append((created, path))
+    return sorted(found, reverse=True)
+
+
+def _replay_from_later_archives(
+    archive: Path, manifest: dict[str, Any], work: Path, target: Path, first: Replayed
+) -> Replayed:
+    """Replay what the newest later archive beside ``archive`` (of the same appliance) recorded
+    after this one's snapshot: how a restore onto an empty box still leaves out the people
+    erased since the backup it restores, as far as the archives taken since know."""
+    for _, later in _later_archives(archive, manifest):
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.replay-", dir=target.parent))
+        try:
+            read_database(later, scratch)
+            replayed = replay_deletions(scratch / DB_NAME, work / DB_NAME)
+        except AppError:
+            continue  # a damaged archive tells nothing: the next older one may
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if not replayed.skipped:
+            replayed.source = f"the later archive {later}"
+            return replayed
+    return first
 
 
 def _only_lock(state_dir: Path) -> bool:

@@ -337,7 +337,10 @@ def restore(obj: Ctx, archive: Path, force: bool, check: bool) -> None:
         click.echo(
             "erased and deleted since the backup, and so again now: "
             f"{done.users} people, {done.sessions} sessions, {done.purged} purged sessions"
+            f" (as recorded in {done.source})"
         )
+    elif result.replayed.source and not result.replayed.skipped:
+        click.echo(f"nothing was erased or deleted since the backup ({result.replayed.source})")
     for name in result.migrations:
         click.echo(f"applied {name}")
     click.echo(

@@ -11,10 +11,13 @@ put in place.
 
 "After the snapshot" is exact: the archive's audit log is an earlier prefix of the one being
 replaced, so every row past its last id happened later. When it is not a prefix (an archive
-from another appliance, or from before this database was created), nothing is replayed and the
-restore says so: ids from another database mean other people. A restore onto an empty box
-(the old disk is gone) has nothing to replay from; the README says to keep backups no longer
-than the retention period for that reason.
+from another appliance, or from before this database was created), nothing is replayed from it:
+ids from another database mean other people. A restore onto an empty box (the old disk is gone,
+or a new one that `serve` has just initialised) reads them instead from the newest later
+archive beside the one restored that is of the same appliance (``appliance.backup``: the
+scheduled backups' folder holds them); with none, the restore warns that what was erased after
+its backup cannot be applied again, and the README says to keep backups no longer than the
+retention period for that reason.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ class Replayed:
     sessions: int = 0
     purged: int = 0
     skipped: str = ""
+    source: str = ""
+    """Where the erasures were read: the replaced database, or a later archive beside the one
+    restored (``appliance.backup``)."""
 
     @property
     def anything(self) -> bool:
@@ -80,16 +86,16 @@ def _later_than_snapshot(current_db: Path, restored_db: Path) -> _Later | str:
         closing(sqlite3.connect(current_db)) as current,
         closing(sqlite3.connect(restored_db)) as restored,
     ):
-        any_here = current.execute(
-            f"SELECT 1 FROM audit_log WHERE action IN ({marks}) LIMIT 1",  # noqa: S608 - fixed marks
-            REPLAYED_ACTIONS,
-        ).fetchone()
-        if any_here is None:
-            return _Later(users=[], sessions=[], cutoffs=[], rows=[])
         last = restored.execute(
             "SELECT id, at, action FROM audit_log ORDER BY id DESC LIMIT 1"
         ).fetchone()
         if last is None:
+            any_here = current.execute(
+                f"SELECT 1 FROM audit_log WHERE action IN ({marks}) LIMIT 1",  # noqa: S608 - fixed marks
+                REPLAYED_ACTIONS,
+            ).fetchone()
+            if any_here is None:  # nothing to place, and nothing that could come back
+                return _Later(users=[], sessions=[], cutoffs=[], rows=[])
             return "the archive's audit log is empty, so it cannot be placed in this one's history"
         same = current.execute("SELECT at, action FROM audit_log WHERE id = ?", (last[0],))
         if same.fetchone() != (last[1], last[2]):

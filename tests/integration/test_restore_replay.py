@@ -5,7 +5,8 @@ file), `salesboost backup`, then a person erased (`users erase`), sessions purge
 (`sessions purge`) and one session deleted through a real server (`DELETE
 /api/sessions/{id}`); `salesboost restore --force` of the earlier archive applies all three
 again, keeps their audit rows (so a second restore of the same archive does too), and refuses
-to replay onto it the history of another appliance's archive.
+to replay onto it the history of another appliance's archive. Onto an empty box, the history
+comes from the later archives in the same folder.
 """
 
 from __future__ import annotations
@@ -117,3 +118,55 @@ def test_erasures_and_deletions_after_the_backup_are_applied_again(tmp_path: Pat
     assert "not an earlier copy of the database it replaces" in onto.stderr
     assert "erased and deleted since the backup" not in onto.stdout
     assert ANN.username in {n for (n,) in _rows(db, "SELECT username FROM users")}
+
+
+def test_onto_an_empty_box_the_erasures_come_from_later_archives_beside_it(
+    tmp_path: Path,
+) -> None:
+    """The old disk is gone: restoring Monday's archive onto a new box reads the erasures from
+    Tuesday's archive in the same folder (a newer archive of another appliance, and a damaged
+    one, beside them are passed over); alone in its folder, the archive restores with a
+    warning that later erasures cannot be applied."""
+    state = _fresh_state(tmp_path / "old-box", ADMIN, ANN, BOB)
+    db = state / "salesboost.db"
+    _session(db, ANN.username, None)
+    bob_deleted = _session(db, BOB.username, None)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    monday = backups / "monday.tar"
+    assert cli(state, "backup", str(monday)).returncode == 0
+    assert cli(state, "users", "erase", ANN.username, "--yes").returncode == 0
+    with closing(sqlite3.connect(db)) as conn, conn:  # as DELETE /api/sessions/{id} records it
+        conn.execute("DELETE FROM practice_sessions WHERE id = ?", (bob_deleted,))
+        conn.execute(
+            "INSERT INTO audit_log (actor, action, target) VALUES ('rr-admin', "
+            "'session_deleted', ?)",
+            (f"session:{bob_deleted}",),
+        )
+    time.sleep(1.1)  # archives are ordered by their manifests' time, to the second
+    assert cli(state, "backup", str(backups / "tuesday.tar")).returncode == 0
+    time.sleep(1.1)
+    other = _fresh_state(tmp_path / "other-box", Account("rr-other", "admin", "hq"), ANN)
+    assert cli(other, "backup", str(backups / "other-appliance.tar")).returncode == 0
+    (backups / "truncated.tar").write_bytes((backups / "tuesday.tar").read_bytes()[:3000])
+
+    new_box = tmp_path / "new-box" / "state"
+    restored = cli(new_box, "restore", str(monday))
+    assert restored.returncode == 0, restored.stderr
+    assert "1 people, 1 sessions, 0 purged sessions" in restored.stdout
+    assert f"(as recorded in the later archive {backups / 'tuesday.tar'})" in restored.stdout
+    new_db = new_box / "salesboost.db"
+    users = {name for (name,) in _rows(new_db, "SELECT username FROM users")}
+    assert ANN.username not in users and {ADMIN.username, BOB.username} <= users
+    assert _rows(new_db, "SELECT id FROM practice_sessions WHERE id = ?", (bob_deleted,)) == []
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "monday.tar").write_bytes(monday.read_bytes())
+    third_box = tmp_path / "third-box" / "state"
+    lonely = cli(third_box, "restore", str(alone / "monday.tar"))
+    assert lonely.returncode == 0, lonely.stderr
+    assert "erasures made after this backup cannot be applied again" in lonely.stderr
+    assert ANN.username in {
+        n for (n,) in _rows(third_box / "salesboost.db", "SELECT username FROM users")
+    }
