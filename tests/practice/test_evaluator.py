@@ -220,6 +220,36 @@ def test_a_product_fact_is_a_distinctive_word_not_your_card_this_year() -> None:
     assert "贵宾室" in cjk and "card" not in words
 
 
+def test_discovery_after_an_early_objection_still_scores_needs_discovery(
+    llm: LlamaCppBackend,
+) -> None:
+    """The customer objects at once, the call jumps to OBJECTION_HANDLING; the trainee's
+    question about spend there covers a NEEDS_DISCOVERY slot, so needs discovery scores it."""
+    history = [
+        TurnRecord(
+            turn=1,
+            trainee_text="Good morning Mr. Chen, thank you for calling.",
+            npc_text="I want to cancel. The fee is too high.",
+            intent="price_objection",
+            stage="OBJECTION_HANDLING",
+            mood=0.4,
+        ),
+        TurnRecord(
+            turn=2,
+            trainee_text="I understand. How much do you spend on the card each year?",
+            npc_text="About 40,000 dollars.",
+            stage="OBJECTION_HANDLING",
+            mood=0.45,
+        ),
+    ]
+    ctx = context(session_id=303, history=history, stage="OBJECTION_HANDLING")
+    evaluator = RubricEvaluator(llm)
+    assert "budget" in evaluator.turn_slots(ctx)[2]
+    assert "needs_discovery" not in evaluator.score_turn(ctx, history[0]).scores
+    assert evaluator.score_turn(ctx, history[1]).scores["needs_discovery"] == 9.0
+    assert evaluator._quick(ctx)["needs_discovery"] == [(2, 9.0)]
+
+
 def test_small_talk_is_not_a_discovery_question() -> None:
     assert not asks_a_question("Good morning, thank you for taking my call. How are you today?")
     assert not asks_a_question("您好，今天好吗？")  # noqa: RUF001

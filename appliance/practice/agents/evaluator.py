@@ -2,8 +2,11 @@
 """The evaluator: a quick deterministic score per turn, and the end-of-session report.
 
 Quick score (``score_turn``, no LLM), per rubric dimension that applies to the turn (its
-``stages`` empty, or containing the stage the turn started in or ended in; others are left
-out of ``TurnScore.scores``). Start at 5, then, from the trainee's line:
+``stages`` empty, or containing the stage the turn started in or ended in, or the turn covered
+a slot of one of those stages: ``turn_slots``; others are left out of ``TurnScore.scores``).
+The slots matter after an early objection: the call jumps past NEEDS_DISCOVERY, and "How much
+do you spend on the card a year?" asked while handling it is still discovery. Start at 5,
+then, from the trainee's line:
 
 - compliance dimension (key containing "compliance"): 10, minus 5 per block flag and 2 per
   warn flag of the session's rules on the trainee's line; nothing else counts;
@@ -52,7 +55,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Annotated
 
 import msgspec
@@ -64,15 +67,17 @@ from appliance.practice.model import (
     ComplianceIncident,
     DimensionScore,
     Evidence,
+    IntentResult,
     Product,
     Report,
     RubricDimension,
     SessionContext,
     Stage,
+    StageState,
     TurnRecord,
     TurnScore,
 )
-from appliance.practice.stages import ALL_SLOTS, missed_slots
+from appliance.practice.stages import ALL_SLOTS, SLOTS, extract, missed_slots
 
 log = logging.getLogger(__name__)
 
@@ -255,13 +260,47 @@ class RubricEvaluator:
         return before, turn.stage
 
     @staticmethod
-    def applies(dim: RubricDimension, stages: tuple[Stage, Stage]) -> bool:
-        """Whether a dimension scores a turn that took place in these stages."""
-        return not dim.stages or any(s in dim.stages for s in stages)
+    def turn_slots(ctx: SessionContext) -> dict[int, set[str]]:
+        """Turn number -> the slots it covered: the stage FSM's extraction step replayed over
+        the history, as the coordinator ran it (intents as recorded)."""
+        state = StageState()
+        covered: dict[int, set[str]] = {}
+        for record in ctx.history:
+            found = extract(
+                state,
+                trainee_text=record.trainee_text,
+                npc_text=record.npc_text,
+                trainee_intent=IntentResult(label=record.trainee_intent, confidence=1.0),
+                customer_intent=IntentResult(
+                    label=record.intent, confidence=record.intent_confidence
+                ),
+                persona_name=ctx.persona.name,
+            )
+            covered[record.turn] = found
+            state = StageState(
+                stage=record.stage, slots={**state.slots, **dict.fromkeys(found, True)}
+            )
+        return covered
 
-    def score_turn(self, ctx: SessionContext, turn: TurnRecord) -> TurnScore:
-        """A quick, deterministic score of one turn (see the module docstring)."""
+    @staticmethod
+    def applies(
+        dim: RubricDimension, stages: tuple[Stage, Stage], slots: Collection[str] = ()
+    ) -> bool:
+        """Whether a dimension scores a turn that took place in these stages and covered these
+        slots."""
+        if not dim.stages or any(s in dim.stages for s in stages):
+            return True
+        return any(slot in SLOTS[stage] for stage in dim.stages for slot in slots)
+
+    def score_turn(
+        self, ctx: SessionContext, turn: TurnRecord, slots: Collection[str] | None = None
+    ) -> TurnScore:
+        """A quick, deterministic score of one turn (see the module docstring); ``slots``: the
+        ones it covered, when the caller has :meth:`turn_slots` already."""
         stages = self.turn_stages(ctx, turn)
+        if slots is None:
+            history = [r for r in ctx.history if r.turn < turn.turn] + [turn]
+            slots = self.turn_slots(msgspec.structs.replace(ctx, history=history))[turn.turn]
         text = turn.trainee_text
         flags = self.compliance.check(text, "trainee", ctx.rules)
         blocks = sum(1 for f in flags if f.severity == "block")
@@ -279,7 +318,7 @@ class RubricEvaluator:
         fact = bool(re.search(r"\d", text)) or self._mentions_product(ctx, text)
         scores: dict[str, float] = {}
         for dim in ctx.rubric.dimensions:
-            if not self.applies(dim, stages):
+            if not self.applies(dim, stages, slots):
                 continue
             if _is_compliance(dim):
                 scores[dim.key] = float(max(0, 10 - 5 * blocks - 2 * warns))
@@ -328,8 +367,9 @@ class RubricEvaluator:
     def _quick(self, ctx: SessionContext) -> dict[str, list[tuple[int, float]]]:
         """Dimension key -> [(turn, quick score)] over the turns it applies to."""
         table: dict[str, list[tuple[int, float]]] = {d.key: [] for d in ctx.rubric.dimensions}
+        covered = self.turn_slots(ctx)
         for turn in ctx.history:
-            for key, value in self.score_turn(ctx, turn).scores.items():
+            for key, value in self.score_turn(ctx, turn, covered[turn.turn]).scores.items():
                 table[key].append((turn.turn, value))
         return table
 
@@ -429,13 +469,11 @@ class RubricEvaluator:
             elif (
                 out.score >= 7
                 and dim.stages
-                and not any(
-                    self.applies(dim, self.turn_stages(ctx, turns[e])) for e in out.evidence
-                )
+                and not any(e in {t for t, _ in quick[dim.key]} for e in out.evidence)
             ):
                 found[dim.key] = (
                     f"{dim.key}: score {out.score} is high but no evidence turn took place in "
-                    f"its stages ({', '.join(dim.stages)})"
+                    f"its stages ({', '.join(dim.stages)}) or did their work"
                 )
             elif mean is not None and out.score <= mean - GAP:
                 found[dim.key] = (
