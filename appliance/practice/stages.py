@@ -28,9 +28,9 @@ OPENING
     rapport: trainee: how are you / thank you for your time / appreciate / loyal customer /
     nice to talk / 最近怎么样 / 感谢 / 老客户 / 很高兴...
 NEEDS_DISCOVERY
-    pain_point: trainee asks about concerns (what's bothering / why cancel / challenge /
-    顾虑 / 困扰 / 为什么要销...) or the customer names a problem (frustrated / problem /
-    不满意 / 麻烦...).
+    pain_point: trainee asks about concerns or needs (what's bothering / why cancel /
+    challenge / what matters most to you / how do you use / 顾虑 / 困扰 / 为什么要销 / 最看重 /
+    平时怎么用...) or the customer names a problem (frustrated / problem / 不满意 / 麻烦...).
     budget: budget / spend / afford / per month / 预算 / 消费 / 花多少 / 每月... in either text.
     timeline: trainee asks when / how soon / renewal / next trip / 什么时候 / 多久 / 近期...
     decision_maker: decide / decision / partner / wife / accountant / 决定 / 商量 / 做主 /
@@ -136,7 +136,10 @@ PAIN_ASK = _rx(
     r"what('s| is) (bothering|wrong|the (problem|issue|concern))|why (do|would) you want to cancel",
     r"\b(concerns?|challenges?|frustrat\w*|pain points?|unhappy|dissatisf\w*)\b",
     r"what (made|makes) you (want|consider|think)|what('s| is) not working",
+    r"what matters (most )?to you|what('s| is) (most )?important to you|what do you need",
+    r"how do you (usually |mostly |normally )?use|what do you (usually |mostly )?use (it|the card) for",
     r"顾虑|困扰|难处|痛点|什么原因|为什么(要|想)?(销|取消|退)|哪里不满意|什么问题|遇到.{0,4}问题",
+    r"最看重|最在意|对您来说.{0,4}重要|平时(怎么|主要)用|主要用.{0,4}(做什么|干什么)",
 )
 PAIN_SAY = _rx(
     r"\b(problem|issue|frustrat\w*|annoy\w*|fed up|tired of|hassle|worried)\b",

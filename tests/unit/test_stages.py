@@ -93,6 +93,23 @@ def test_needs_discovery_needs_three_of_four() -> None:
     assert up.state.stage == "PRODUCT_INTRO"  # 3/4 >= 0.7
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "May I ask how you use your card at the moment, and what matters most to you?",
+        "What is most important to you in a card?",
+        "您平时怎么用这张卡？",
+        "对您来说什么最重要？",
+    ],
+)
+def test_asking_what_matters_to_the_customer_is_needs_discovery(line: str) -> None:
+    assert "pain_point" in turn(StageState(stage="OPENING"), line).filled
+
+
+def test_small_talk_is_not_needs_discovery() -> None:
+    assert "pain_point" not in turn(StageState(stage="OPENING"), "How do you do?").filled
+
+
 def test_needs_discovery_in_chinese() -> None:
     state = StageState(stage="NEEDS_DISCOVERY")
     up = turn(state, "您每个月的消费大概有多少？有什么顾虑吗？", "我得和合伙人商量。")
