@@ -76,6 +76,7 @@ from appliance.practice.model import (
     StageUpdate,
     TurnRecord,
 )
+from appliance.practice.stages import proposes
 
 log = logging.getLogger(__name__)
 
@@ -531,7 +532,11 @@ class Coordinator:
         reply = await self._stream_reply(reply_ctx, text, number, self.current_seq(session))
         npc_text = reply.text
         customer_intent = await asyncio.to_thread(
-            self.intent.classify, npc_text, stage=stage, previous=[t.intent for t in ctx.history]
+            self.intent.classify,
+            npc_text,
+            stage=stage,
+            previous=[t.intent for t in ctx.history],
+            confirmable=proposes(ctx.stage, text),
         )
         update = self.stages.update(
             ctx.stage,

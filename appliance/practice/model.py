@@ -318,9 +318,15 @@ class IntentClassifier(Protocol):
     """Local, fast (< 5 ms) classifier of an utterance's intent."""
 
     def classify(
-        self, text: str, *, stage: Stage | None = None, previous: Sequence[str] = ()
+        self,
+        text: str,
+        *,
+        stage: Stage | None = None,
+        previous: Sequence[str] = (),
+        confirmable: bool = True,
     ) -> IntentResult:
-        """Label ``text``; ``previous`` = the same speaker's earlier intents, oldest first."""
+        """Label ``text``; ``previous`` = the same speaker's earlier intents, oldest first;
+        ``confirmable`` False: nothing was proposed yet, so it cannot be a final confirmation."""
         ...
 
 

@@ -278,6 +278,18 @@ def extract(
     return found
 
 
+PROPOSAL_SLOTS = ("value_proposition", "objection_addressed", "closing_attempt")
+
+
+def proposes(state: StageState, trainee_text: str) -> bool:
+    """Whether the customer has been offered something to agree to: a benefit, an answer to an
+    objection or a closing question, earlier in the call (``PROPOSAL_SLOTS``) or in this line.
+    The customer's "yes" before that answers a question; it confirms nothing."""
+    if any(state.slots.get(s, False) for s in PROPOSAL_SLOTS):
+        return True
+    return bool(VALUE.search(trainee_text) or CLOSE_ASK.search(trainee_text))
+
+
 def coverage(state: StageState, stage: Stage | None = None) -> float:
     """Share of ``stage``'s (default: the current stage's) slots that are filled."""
     slots = SLOTS[stage or state.stage]

@@ -25,7 +25,7 @@ from appliance.practice.agents.intent import (
     training_hash,
 )
 from appliance.practice.model import INTENTS, StageState
-from appliance.practice.stages import StageFSM, missed_slots
+from appliance.practice.stages import StageFSM, missed_slots, proposes
 
 # measured on dev-2c: 0.861 overall, en 0.871, zh 0.852 (BENCHMARKS.md); floors = that minus ~5 pts
 FLOOR = {"all": 0.81, "en": 0.82, "zh": 0.80}
@@ -121,6 +121,31 @@ def test_positive_signal_in_closing_is_final_confirmation(
     assert classifier.classify(text, stage="CLOSING").label == "final_confirmation"
     assert classifier.classify("好的", stage="CLOSING").label == "final_confirmation"
     assert classifier.classify("Okay.", stage="CLOSING").label == "final_confirmation"
+
+
+def test_nothing_proposed_means_nothing_to_confirm(classifier: LinearIntentClassifier) -> None:
+    """A "yes" answering a discovery question is not a final confirmation (rule 6)."""
+    text = "Yes, I have a debit card."
+    assert classifier.classify(text).label == "final_confirmation"  # what the model alone says
+    answer = classifier.classify(text, confirmable=False)
+    assert answer.label not in ("final_confirmation", "positive_feedback")
+    assert classifier.classify("是的，我有一张借记卡。", confirmable=False).label != (
+        "final_confirmation"
+    )
+    # rule 4's positive signal in CLOSING falls back to the label it replaced
+    closing = classifier.classify("That sounds really good.", stage="CLOSING", confirmable=False)
+    assert closing.label == "positive_feedback"
+    deal = "Okay, I'll keep the card then."
+    assert classifier.classify(deal, confirmable=True).label == "final_confirmation"
+
+
+def test_a_proposal_is_a_benefit_an_answered_objection_or_a_closing_question() -> None:
+    opening = StageState(stage="OPENING", slots={"greeting_done": True})
+    assert not proposes(opening, "May I ask how you use your card at the moment?")
+    assert proposes(opening, "Shall we keep the card for another year?")
+    assert proposes(opening, "You get unlimited lounge access.")
+    answered = StageState(stage="OBJECTION_HANDLING", slots={"objection_addressed": True})
+    assert proposes(answered, "How does that sound?")
 
 
 def test_repeated_hesitation_is_a_soft_rejection(classifier: LinearIntentClassifier) -> None:
@@ -271,7 +296,12 @@ def test_a_scripted_retention_call_through_classifier_and_stage_fsm(
     reasons: list[str] = []
     for trainee_text, npc_text in CALLS[lang, persona]:
         t = classifier.classify(trainee_text, stage=state.stage, previous=trainee)
-        c = classifier.classify(npc_text, stage=state.stage, previous=customer)
+        c = classifier.classify(
+            npc_text,
+            stage=state.stage,
+            previous=customer,
+            confirmable=proposes(state, trainee_text),  # as the coordinator asks
+        )
         trainee.append(t.label)
         customer.append(c.label)
         update = fsm.update(

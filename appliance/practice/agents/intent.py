@@ -31,7 +31,13 @@ Context rules, applied in order on top of the model's label
        ("ok", "yes", "好", "行", ...), while ``stage`` is CLOSING -> ``final_confirmation``.
     5. Repeated hesitation: ``hesitation`` when one of the last ``HESITATION_WINDOW`` entries of
        ``previous`` is ``hesitation`` -> ``soft_rejection``.
-    A rule-changed label keeps the model's confidence in the label it replaced.
+    6. Nothing to confirm: ``final_confirmation`` when the caller says nothing was proposed yet
+       (``confirmable`` False: no offer, answer to an objection or closing question so far, see
+       ``appliance.practice.stages.proposes``) -> the label rule 4 replaced, else the model's
+       next most probable label (``unclear`` below ``intent.min_confidence``). "Yes, I have a
+       debit card." answering a discovery question agrees to nothing.
+    A rule-changed label keeps the model's confidence in the label it replaced (rule 6: the
+    confidence of the label it falls back to).
 """
 
 from __future__ import annotations
@@ -343,20 +349,32 @@ class LinearIntentClassifier:
         """Whether a call runs the embedding model (milliseconds, behind the embedder's lock)."""
         return self.model.features == "chars+embedding" and self._embed is not None
 
-    def predict(self, text: str) -> IntentResult:
-        """The model's own top label and probability, no rules (``unclear`` for noise)."""
+    def ranked(self, text: str) -> list[IntentResult]:
+        """Every label with the model's probability, most probable first, no rules (only
+        ``unclear`` at 1.0 for noise)."""
         clean = normalise(text)
         if not _WORDISH.search(clean):
-            return IntentResult(label="unclear", confidence=1.0)
+            return [IntentResult(label="unclear", confidence=1.0)]
         probs = self.model.probabilities(clean, self._embed)
-        best = int(np.argmax(probs))
-        return IntentResult(label=self.model.labels[best], confidence=float(probs[best]))
+        order = np.argsort(-probs, kind="stable")
+        return [IntentResult(label=self.model.labels[i], confidence=float(probs[i])) for i in order]
+
+    def predict(self, text: str) -> IntentResult:
+        """The model's own top label and probability, no rules (``unclear`` for noise)."""
+        return self.ranked(text)[0]
 
     def classify(
-        self, text: str, *, stage: Stage | None = None, previous: Sequence[str] = ()
+        self,
+        text: str,
+        *,
+        stage: Stage | None = None,
+        previous: Sequence[str] = (),
+        confirmable: bool = True,
     ) -> IntentResult:
-        """Label ``text``; ``previous`` = the same speaker's earlier intents, oldest first."""
-        raw = self.predict(text)
+        """Label ``text``; ``previous`` = the same speaker's earlier intents, oldest first;
+        ``confirmable`` False: nothing has been proposed that the speaker could agree to."""
+        ranked = self.ranked(text)
+        raw = ranked[0]
         if raw.label == "unclear" and raw.confidence == 1.0:
             return raw  # rule 1: noise
         if raw.confidence < self.min_confidence:
@@ -371,6 +389,16 @@ class LinearIntentClassifier:
             label = "final_confirmation"
         elif label == "hesitation" and "hesitation" in previous[-HESITATION_WINDOW:]:
             label = "soft_rejection"
+        if label == "final_confirmation" and not confirmable:  # rule 6
+            if raw.label != "final_confirmation":
+                label = raw.label
+            else:
+                second = next(r for r in ranked if r.label != "final_confirmation")
+                if second.confidence < self.min_confidence:
+                    return IntentResult(
+                        label="unclear", confidence=round(1.0 - second.confidence, 4)
+                    )
+                return IntentResult(label=second.label, confidence=round(second.confidence, 4))
         return IntentResult(label=label, confidence=round(raw.confidence, 4))
 
 
