@@ -93,6 +93,38 @@ _REPORT_STRINGS: dict[str, tuple[str, str]] = {
 }
 
 
+_WHY_DETERMINISTIC: dict[str, tuple[str, str]] = {
+    "busy": ("the language model was busy", "语言模型繁忙"),
+    "llm_timeout": ("the language model took too long", "语言模型超时"),
+    "llm_unavailable": ("the language model was unavailable", "语言模型不可用"),
+    "llm_not_started": ("the language model was not running", "语言模型未启动"),
+    "structured_output_invalid": (
+        "the language model gave no valid answer",
+        "语言模型未给出有效答案",
+    ),
+    "inconsistent": (
+        "the answer of {model} did not match the transcript",
+        "{model} 的评分与对话记录不符",
+    ),
+}
+
+
+def scored_by(generated_by: str, language: str) -> str:
+    """Who scored the report, in words: the model, or the per-turn scores and why."""
+    zh = language == "zh"
+    if generated_by.startswith("not scored"):
+        return "未评分" if zh else "not scored"
+    if not generated_by.startswith("deterministic"):
+        return f"评分模型 {generated_by}" if zh else f"scored by {generated_by}"
+    reason = generated_by.removeprefix("deterministic").strip(" ()")
+    code, _, model = reason.partition(": ")
+    pair = _WHY_DETERMINISTIC.get(code)
+    why = (pair[1] if zh else pair[0]).format(model=model) if pair else reason
+    if zh:
+        return "依据逐轮评分" + (f"（{why}）" if why else "")
+    return "scored from the per-turn scores" + (f" ({why})" if why else "")
+
+
 def report_strings(language: str) -> dict[str, str]:
     """The report page's words in the session's language (English unless it is Chinese)."""
     index = 1 if language == "zh" else 0
@@ -129,5 +161,6 @@ def render_report_html(
         chart=markupsafe.Markup(chart),  # noqa: S704 - built here, every label escaped
         lang=ctx.language,
         t=report_strings(ctx.language),
+        scored_by=scored_by(report.generated_by, ctx.language),
         slot_names=slot_names(ctx.language),
     )

@@ -19,6 +19,7 @@ from appliance.practice.agents.evaluator import (
 )
 from appliance.practice.model import ComplianceIncident, Report, SessionContext, TurnRecord
 from appliance.practice.stages import ALL_SLOTS
+from appliance.web.reports import scored_by
 
 from tests.practice.conftest import PRODUCT, RUBRIC, LoopThread, context
 
@@ -306,6 +307,38 @@ def test_an_uncommented_score_of_a_stage_never_reached_says_not_shown(
     assert by_key["objection_handling"].comment == "No objection came up to handle."
     assert by_key["objection_handling"].score == 2
     assert by_key["rapport"].comment == "Warm greeting."
+
+
+class FaultInjectionSkeletonCopy(RubricEvaluator):
+    """Fault injection: every answer copies the prompt's skeleton (what the bundled 270M model
+    mostly does): every score 0, evidence [1, 2, 3], every comment "..."."""
+
+    async def _ask(self, ctx: SessionContext, problems: Sequence[str]) -> ReportOut:
+        return ReportOut(
+            dimensions=[
+                DimensionOut(key=d.key, score=0, evidence=[1, 2, 3], comment="...")
+                for d in RUBRIC.dimensions
+            ],
+            strengths=["..."],
+            improvements=["..."],
+            recommended_focus="...",
+        )
+
+
+def test_a_report_with_nothing_of_the_model_kept_does_not_claim_the_model(
+    loop: LoopThread, llm: LlamaCppBackend
+) -> None:
+    ctx = six_turns()
+    report = loop.run(FaultInjectionSkeletonCopy(llm).report(ctx, incidents(ctx)), timeout=60)
+    check_report(report, ctx)
+    assert report.generated_by == "deterministic (inconsistent: llama_cpp:gemma3-270m-q4-k-m)"
+    assert scored_by(report.generated_by, "en") == (
+        "scored from the per-turn scores (the answer of llama_cpp:gemma3-270m-q4-k-m did not "
+        "match the transcript)"
+    )
+    assert scored_by("deterministic (busy)", "zh") == "依据逐轮评分（语言模型繁忙）"  # noqa: RUF001
+    assert scored_by("llama_cpp:x", "en") == "scored by llama_cpp:x"
+    assert scored_by("not scored (no turns)", "zh") == "未评分"
 
 
 def test_chinese_report(loop: LoopThread, llm: LlamaCppBackend) -> None:

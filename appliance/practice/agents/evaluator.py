@@ -42,7 +42,9 @@ rounded mean quick score, its evidence the (up to 3) turns with its best quick s
 compliance dimension: the lowest quick score, and the turns that scored it: the worst turn
 decides compliance), and its comment says what the score rests on, in the session's language
 (why the model's answer was not used is logged, not shown to the trainee). If the LLM fails altogether (busy, unavailable, invalid output twice), the whole
-report is built deterministically that way and ``generated_by`` says so. A dimension with
+report is built deterministically that way and ``generated_by`` says so (``deterministic
+(busy)``; ``deterministic (inconsistent: MODEL)`` when the model answered but nothing of its
+answer was kept: the bundled 270M model mostly copies the skeleton's 0 and "..."). A dimension with
 stages that no turn reached, which the model scored without a comment, is resolved the same way
 ("not shown in this call"): a bare number with nothing behind it would read as a judgement of
 turns that were never in those stages.
@@ -575,6 +577,7 @@ class RubricEvaluator:
         out, matched, issues, generated_by = await self._judged(ctx, quick, compliance)
         turns = {t.turn: t for t in ctx.history}
         dimensions: list[DimensionScore] = []
+        from_model = 0
         for dim in ctx.rubric.dimensions:
             entry = matched.get(dim.key)
             if entry is not None and not quick[dim.key] and not meaningful(entry.comment):
@@ -586,6 +589,7 @@ class RubricEvaluator:
                 if entry is not None and meaningful(entry.comment):
                     comment = f"{entry.comment.strip()} {comment}"
             else:
+                from_model += 1
                 score, evidence, comment = entry.score, entry.evidence, entry.comment.strip()
                 if not meaningful(comment):
                     comment = (
@@ -610,6 +614,9 @@ class RubricEvaluator:
         strengths = [s.strip() for s in (out.strengths if out else []) if meaningful(s)]
         improvements = [s.strip() for s in (out.improvements if out else []) if meaningful(s)]
         focus = out.recommended_focus.strip() if out and meaningful(out.recommended_focus) else ""
+        if out is not None and not (from_model or strengths or improvements or focus):
+            # nothing the model said was kept: the report must not claim it was the model's
+            generated_by = f"deterministic (inconsistent: {generated_by})"
         if not strengths:
             strengths = [f"{d.name} ({d.score}/10)" for d in reversed(ranked) if d.score >= 6][:2]
         if not improvements:
