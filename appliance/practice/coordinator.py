@@ -836,6 +836,7 @@ def _turn_events(
             stage=update.state.stage,
             client_turn_id=row.client_turn_id,
             trainee_text=row.trainee_text,
+            slots=update.state.slots,
         )
     )
     items += [

@@ -77,6 +77,10 @@ class NpcDone(ServerEvent, tag="npc_done"):
     stage: Stage
     client_turn_id: str
     trainee_text: str
+    slots: dict[str, bool] = msgspec.field(default_factory=dict)
+    """Every stage slot after this turn (a turn can fill slots without changing the stage, so
+    ``stage_changed`` alone would leave the page's list behind); empty in events stored
+    before the field existed."""
 
 
 class IntentEvent(ServerEvent, tag="intent"):

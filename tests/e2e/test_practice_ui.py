@@ -120,6 +120,14 @@ def test_three_turn_practice_streams_and_ends_with_a_report(
         sources = [t.strip() for t in tip.locator(".cites li").all_inner_texts()]
         assert len(sources) == len(set(sources)), sources
     shot(page, "practice-coach")
+    # the slots ticked live are the ones the server holds (a reload rebuilds them from it)
+    filled = page.locator("#slots li.filled")
+    live = filled.all_inner_texts()
+    last_done = [f for f in frames if f["type"] == "npc_done"][-1]
+    assert len(live) == sum(last_done["slots"].values()) > 0, (live, last_done["slots"])
+    page.reload()
+    expect(page.locator("#say")).to_be_enabled(timeout=60_000)
+    expect(filled).to_have_text(live)
 
     page.locator("#end").click()  # the confirm dialog is accepted by the fixture
     page.wait_for_url("**/report.html", timeout=300_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -76,6 +77,15 @@ def test_full_session_six_turns_report_with_evidence(
         assert 0.0 <= done["mood"] <= 1.0
         turns.append(turn)
     assert [t.done["turn"] for t in turns] == [1, 2, 3, 4, 5, 6]
+    # every npc_done carries the slots after its turn (filled ones stay filled), so the page's
+    # list keeps up when a turn fills slots without moving the stage
+    slot_lists = [t.done["slots"] for t in turns]
+    assert all(set(s) == set(slot_lists[0]) and len(s) == 16 for s in slot_lists)
+    for before, after in itertools.pairwise(slot_lists):
+        assert all(after[k] for k, v in before.items() if v)
+    stage_changes = [e for t in turns for e in t.seen if e["type"] == "stage_changed"]
+    for change in stage_changes:  # the same state as the turn's npc_done
+        assert change["slots"] == turns[change["turn"] - 1].done["slots"]
 
     # the trainee's "guaranteed risk-free" is flagged, naming the rule
     flags = [e for e in turns[2].seen if e["type"] == "compliance_flag" and e["who"] == "trainee"]

@@ -255,6 +255,7 @@
       chatError.removeAttribute("title");
     }
     renderMood(e.mood);
+    if (e.slots && Object.keys(e.slots).length) renderStage(e.stage, e.slots);  // filled, same stage
     scrollDown();
   }
 
