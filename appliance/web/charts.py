@@ -49,26 +49,32 @@ def trend_svg(
             f'<text x="{x_of(i):.1f}" y="{height - 8}" text-anchor="middle" font-size="11" '
             f'fill="#374151">{i + 1}</text>'
         )
+
+    def y_of(v: float) -> float:
+        return upper + plot_h * (1 - max(0.0, min(v, top)) / top)
+
+    # series with the same score at the same report share a spot: their dots are set side by
+    # side there (the lines keep the true positions), so none hides another
+    radius = 3.5 if axes else 3.0
+    sharing: dict[tuple[int, int], list[int]] = {}
+    for n, values in enumerate(series.values()):
+        for i, v in enumerate(values):
+            sharing.setdefault((i, round(max(0.0, min(v, top)) * 20)), []).append(n)
     for n, (name, values) in enumerate(series.items()):
-        color = PALETTE[n % len(PALETTE)]
-        points = [
-            (x_of(i), upper + plot_h * (1 - max(0.0, min(v, top)) / top))
-            for i, v in enumerate(values)
-        ]
-        width_px = 3 if n == 0 else 1.5
-        if len(points) > 1:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        if len(values) > 1:
+            path = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, v in enumerate(values))
             parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{color}" '
-                f'stroke-width="{width_px}"><title>{markupsafe.escape(name)}</title></polyline>'
+                f'<polyline points="{path}" fill="none" stroke="{PALETTE[n % len(PALETTE)]}" '
+                f'stroke-width="{3 if n == 0 else 1.5}"><title>{markupsafe.escape(name)}</title>'
+                "</polyline>"
             )
-        # each series' dots are a little smaller than the one before: equal scores of two
-        # series show as rings, one inside the other, not as one dot hiding the other
-        radius = max(1.5, 4.5 - 0.6 * n) if axes else 3.0
-        for (x, y), v in zip(points, values, strict=True):
+    for n, (name, values) in enumerate(series.items()):
+        for i, v in enumerate(values):
+            spot = sharing[(i, round(max(0.0, min(v, top)) * 20))]
+            dx = (spot.index(n) - (len(spot) - 1) / 2) * (2 * radius + 1)
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:g}" fill="{color}" '
-                f'stroke="#fff" stroke-width="0.75">'
+                f'<circle cx="{x_of(i) + dx:.1f}" cy="{y_of(v):.1f}" r="{radius:g}" '
+                f'fill="{PALETTE[n % len(PALETTE)]}" stroke="#fff" stroke-width="0.75">'
                 f"<title>{markupsafe.escape(name)}: {v:.1f}</title></circle>"
             )
     parts.append("</svg>")

@@ -62,12 +62,14 @@ def test_many_reports_get_numbers_that_do_not_crowd() -> None:
     assert numbers[-6:] == ["1", "2", "3", "4", "5", "6"]  # while they fit, every report
 
 
-def test_equal_scores_of_two_series_show_as_rings_not_one_dot() -> None:
+def test_equal_scores_of_several_series_are_set_side_by_side() -> None:
     root = ET.fromstring(str(trend_svg({"Overall": [6.0], "Rapport": [6.0], "Closing": [6.0]})))
     circles = [e for e in root.iter() if e.tag.endswith("circle")]
-    assert len({(c.get("cx"), c.get("cy")) for c in circles}) == 1  # the same spot
-    radii = [float(c.get("r", "0")) for c in circles]
-    assert radii == sorted(radii, reverse=True) and len(set(radii)) == 3  # each drawn inside
+    assert len({c.get("cy") for c in circles}) == 1  # the same score
+    xs = sorted(float(c.get("cx", "0")) for c in circles)
+    radius = float(circles[0].get("r", "0"))
+    assert all(b - a >= 2 * radius for a, b in itertools.pairwise(xs))  # none hides another
+    assert xs[1] == (xs[0] + xs[2]) / 2  # centred on the report's position
 
 
 def test_score_classes() -> None:
