@@ -217,10 +217,27 @@ def test_long_unbroken_text_wraps_at_tablet_width(new_page: Callable[..., Any]) 
         assert manager.evaluate(OVERFLOW) <= 0
         trainee = new_page(width=768, height=1024)
         login(trainee, USERS["trainee"])
+        demo = next(
+            s
+            for s in trainee.request.get("/api/scenarios").json()
+            if s.get("persona_ids") and s["id"] != scenario_id
+        )
+        started = trainee.request.post(
+            "/api/sessions",
+            data={"scenario_id": demo["id"], "persona_id": demo["persona_ids"][0]},
+        )
+        assert started.status == 201, started.text()  # a row with a "Resume" link
         trainee.goto("/home")
         expect(trainee.locator(f'article.scenario[data-scenario="{scenario_id}"]')).to_be_visible()
         shot(trainee, "uiqa-long-text-tablet")
         assert trainee.evaluate(OVERFLOW) <= 0
+        # a session row's link is one word on one line ("Repo / rt" broke in the narrow column)
+        broken = trainee.evaluate(
+            "() => [...document.querySelectorAll('table.data td a')]"
+            ".filter(a => a.getClientRects().length > 1).map(a => a.textContent)"
+        )
+        assert broken == [], broken
+        trainee.request.post(f"/api/sessions/{started.json()['id']}/end")
     finally:
         manager.request.delete(f"/api/scenarios/{scenario_id}")
 
