@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import xml.etree.ElementTree as ET
+from typing import get_args
 
+from appliance.knowledge.extract.base import Route
 from appliance.web.charts import score_class, trend_svg
 from appliance.web.i18n import STRINGS, accept_language, choose_language
 
@@ -29,6 +31,11 @@ def test_query_beats_cookie_beats_header() -> None:
 def test_both_languages_have_every_string() -> None:
     assert STRINGS["en"].keys() == STRINGS["zh"].keys()
     assert all(v.strip() for lang in STRINGS.values() for v in lang.values())
+
+
+def test_every_ingestion_route_has_a_name_in_both_languages() -> None:
+    for route in get_args(Route):
+        assert STRINGS["en"][f"route_{route}"] and STRINGS["zh"][f"route_{route}"], route
 
 
 def test_trend_svg_is_valid_escaped_svg() -> None:

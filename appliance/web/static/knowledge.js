@@ -47,7 +47,7 @@
   async function refreshDocument(documentId, entry) {
     try {
       const detail = await api("GET", "/api/knowledge/documents/" + documentId);
-      const routes = [...new Set((detail.document.routes || []).map(r => r.route))].join(", ");
+      const routes = [...new Set((detail.document.routes || []).map(r => r.route))].map(r => T["route_" + r] || r).join(", ");
       entry.route.textContent = routes ? T.route + ": " + routes : "";
     } catch (err) { /* the list below still shows it after a reload */ }
   }
