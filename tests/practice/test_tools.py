@@ -13,6 +13,7 @@ from appliance.practice.agents.coach_tools import (
     fee_calculator,
     objection_playbook,
     parse_spend,
+    product_facts,
 )
 from appliance.practice.tools import Tool, ToolCall, ToolRunner, args_digest
 
@@ -167,6 +168,14 @@ def test_the_yearly_cost_counts_only_what_every_customer_pays_each_year() -> Non
     assert describe_quote(quote, "en") == (
         "There is no yearly fee. Charged only when they apply: late payment fee 40 USD."
     )
+
+
+def test_product_facts_speak_the_sessions_language() -> None:
+    en = asyncio.run(product_facts(product=PRODUCT, intent="price_objection"))
+    assert [f.text for f in en[:2]] == ["annual fee: 695 USD", "foreign transaction pct: 0%"]
+    zh = asyncio.run(product_facts(product=PRODUCT, intent="price_objection", language="zh"))
+    assert [f.text for f in zh[:2]] == ["年费：695 USD", "境外交易手续费：0%"]
+    assert "年费减免：card spend of 30,000 USD or more in a card year" in [f.text for f in zh]
 
 
 def test_parse_spend() -> None:

@@ -128,7 +128,12 @@ class GroundedCoach:
                 args = {"query": query, "collection": ctx.scenario.knowledge_collection}
                 calls.append(ToolCall(name, args))
             elif name == "product_facts":
-                args = {"product": ctx.product, "intent": turn.intent, "query": query}
+                args = {
+                    "product": ctx.product,
+                    "intent": turn.intent,
+                    "query": query,
+                    "language": ctx.language,
+                }
                 calls.append(ToolCall(name, args))
             elif name == "fee_calculator":
                 spend = self.stated_spend(ctx, turn)

@@ -174,6 +174,8 @@ def _money(amount: float, currency: str) -> str:
 FEE_LABELS_ZH = {
     "annual_fee": "年费",
     "monthly_fee": "月费",
+    "foreign_transaction_pct": "境外交易手续费",
+    "cash_advance_pct": "预借现金手续费",
     "supplementary_card_fee": "附属卡年费",
     "late_payment_fee": "逾期还款费",
     "card_replacement_fee": "补卡费",
@@ -312,20 +314,27 @@ def describe_quote(quote: FeeQuote, language: Language) -> str:
     return text
 
 
-def product_fact_list(product: Product) -> list[ProductFact]:
-    """Every fact of the product as a sentence (fees, waivers, benefits, eligibility)."""
+def product_fact_list(product: Product, language: Language = "en") -> list[ProductFact]:
+    """Every fact of the product as a sentence (fees, waivers, benefits, eligibility); fee
+    names and the words around them in ``language``."""
     facts: list[ProductFact] = []
+    zh = language == "zh"
 
     def add(topic: str, text: str) -> None:
         facts.append(ProductFact(topic=topic, text=text, citation=product_citation(product, text)))
 
     if product.description:
-        add("description", f"{product.name}: {product.description}")
+        add("description", f"{product.name}{'：' if zh else ': '}{product.description}")
     for key, amount in product.fees.items():
         unit = "%" if key.endswith(RATE_SUFFIXES) else f" {product.currency}"
-        add("fee", f"{_fee_label(key)}: {amount:g}{unit}")
+        label = _fee_label(key, language)
+        add("fee", f"{label}：{amount:g}{unit}" if zh else f"{label}: {amount:g}{unit}")
     for waiver in product.waivers:
-        add("waiver", f"{_fee_label(waiver.fee)} waived: {waiver.condition}")
+        label = _fee_label(waiver.fee, language)
+        add(
+            "waiver",
+            f"{label}减免：{waiver.condition}" if zh else f"{label} waived: {waiver.condition}",
+        )
     for benefit in product.benefits:
         add("benefit", benefit)
     for rule in product.eligibility:
@@ -352,9 +361,15 @@ def _words(text: str) -> set[str]:
 
 
 async def product_facts(
-    *, product: Product, intent: str = "unclear", query: str = "", limit: int = 4
+    *,
+    product: Product,
+    intent: str = "unclear",
+    query: str = "",
+    limit: int = 4,
+    language: Language = "en",
 ) -> list[ProductFact]:
-    """The product facts most relevant to the intent (by topic) and the query (word overlap)."""
+    """The product facts most relevant to the intent (by topic) and the query (word overlap),
+    worded in ``language``."""
     topics = TOPICS_BY_INTENT.get(intent, ())
     words = _words(query)
 
@@ -363,7 +378,7 @@ async def product_facts(
         topic_rank = topics.index(fact.topic) if fact.topic in topics else len(topics)
         return (topic_rank, -len(words & _words(fact.text)), i)
 
-    ranked = sorted(enumerate(product_fact_list(product)), key=rank)
+    ranked = sorted(enumerate(product_fact_list(product, language)), key=rank)
     return [fact for _, fact in ranked[: max(1, limit)]]
 
 
