@@ -96,3 +96,29 @@ def test_a_script_that_speaks_as_the_customer_is_not_used(knowledge: KnowledgeSe
     assert coach._usable(en, turn, "Good morning Mr. Chen, may I ask how you use the card?")
     assert not coach._usable(zh, turn, "您好，我是陈先生，请问有什么事吗？")
     assert coach._usable(zh, turn, "陈先生您好，我是银行的李娜，想了解一下您平时怎么用卡？")
+
+
+def test_the_fee_figures_use_only_a_spend_said_in_the_call(knowledge: KnowledgeService) -> None:
+    """The waiver threshold the trainee quotes is not the customer's spend, and what the persona
+    knows but has not said (about 40,000 USD a year) is the trainee's to find out."""
+    coach = GroundedCoach(LlamaCppBackend(LLMConfig(), MODEL), ToolRunner(coach_tools(knowledge)))
+    ctx = context()
+    assert any("40,000" in fact for fact in ctx.persona.knows)
+    quoting = TurnRecord(
+        turn=1,
+        trainee_text="The annual fee is waived when you spend 30,000 USD in a card year.",
+        npc_text="Is that so?",
+        intent="price_inquiry",
+    )
+    assert coach.stated_spend(ctx, quoting) is None
+    zh = TurnRecord(
+        turn=1,
+        trainee_text="其实当年消费满30,000美元就可以免下一年的年费。",
+        npc_text="是吗？",
+        intent="price_inquiry",
+    )
+    assert coach.stated_spend(context(language="zh"), zh) is None
+    said = TurnRecord(
+        turn=2, trainee_text="How much do you spend?", npc_text="About $18,000 a year."
+    )
+    assert coach.stated_spend(ctx, said) == 18000

@@ -144,16 +144,20 @@ class GroundedCoach:
 
     @staticmethod
     def stated_spend(ctx: SessionContext, turn: TurnRecord) -> float | None:
-        """The latest annual spend mentioned in the conversation (this turn first), if any."""
+        """The latest annual spend said in the call (this turn first), if any.
+
+        Only what was said: what the persona knows but has not said is the trainee's to find
+        out, so the coach does not give it away. An amount equal to one of the product's
+        waiver thresholds is that condition being quoted ("the fee is waived when you spend
+        25,000 a year"), not the customer's spend.
+        """
+        product = ctx.product
+        thresholds = {w.min_annual_spend for w in product.waivers} if product else set()
         for record in [turn, *reversed(ctx.history)]:
             for text in (record.npc_text, record.trainee_text):
                 spend = parse_spend(text)
-                if spend is not None:
+                if spend is not None and spend not in thresholds:
                     return spend
-        for fact in ctx.persona.knows:
-            spend = parse_spend(fact)
-            if spend is not None:
-                return spend
         return None
 
     async def tip(
@@ -195,8 +199,8 @@ class GroundedCoach:
         facts_result = by_name.get("product_facts")
         if facts_result is not None and isinstance(facts_result.value, list):
             facts = [f for f in facts_result.value if isinstance(f, ProductFact)]
-            if len(citations) > 0:  # the fee figures are already given: other facts add more
-                facts = [f for f in facts if f.topic != "fee"] or facts
+            if len(citations) > 0:  # the fee figures are already given: only other facts
+                facts = [f for f in facts if f.topic != "fee"]
             facts = facts[:2]
             if facts:
                 texts = [f.text.rstrip(" .;。；") for f in facts]  # "open.; Unlimited" otherwise
