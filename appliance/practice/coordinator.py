@@ -620,7 +620,9 @@ class Coordinator:
         return reply
 
     async def _after_turn(self, ctx: SessionContext, record: TurnRecord) -> None:
-        score = self.evaluator.score_turn(ctx, record)
+        # deterministic, but it replays the stage slots over the history (~20 ms at turn 200):
+        # off the event loop, like the classifier
+        score = await asyncio.to_thread(self.evaluator.score_turn, ctx, record)
         await self._append(
             ctx.session_id, [ev.TurnScoreEvent(turn=record.turn, scores=score.scores)]
         )
