@@ -778,7 +778,11 @@ def _later_archives(archive: Path, manifest: dict[str, Any]) -> list[tuple[str, 
     other tar files are passed over)."""
     taken = str(manifest.get("created_at", ""))
     found: list[tuple[str, Path]] = []
-    for path in archive.parent.iterdir():
+    try:
+        beside = list(archive.parent.iterdir())
+    except OSError:  # a folder this user may read a file from but not list
+        return []
+    for path in beside:
         if path == archive or not path.name.endswith(ARCHIVE_SUFFIXES) or not path.is_file():
             continue
         try:
