@@ -225,13 +225,17 @@ def product_terms(product: Product) -> tuple[frozenset[str], frozenset[str]]:
     texts = [product.name, *product.benefits, *(w.condition for w in product.waivers)]
     texts += [k.replace("_", " ") for k in product.fees]
     words = {w for t in texts for w in re.findall(r"[a-z]{4,}", t.lower())} - GENERIC_WORDS
-    cjk = {
+    cjk = frozenset().union(*(cjk_trigrams(t) for t in texts))
+    return frozenset(words | {w.removesuffix("s") for w in words}), cjk
+
+
+def cjk_trigrams(text: str) -> set[str]:
+    """Every run of three CJK characters in ``text``."""
+    return {
         run[i : i + 3]
-        for t in texts
-        for run in re.findall(r"[\u4e00-\u9fff]{3,}", t)
+        for run in re.findall(r"[\u4e00-\u9fff]{3,}", text)
         for i in range(len(run) - 2)
     }
-    return frozenset(words | {w.removesuffix("s") for w in words}), frozenset(cjk)
 
 
 class RubricEvaluator:
@@ -359,11 +363,7 @@ class RubricEvaluator:
         said = set(re.findall(r"[a-z]+", lowered))
         if any(w in words or w.removesuffix("s") in words for w in said):
             return True
-        return any(
-            run[i : i + 3] in cjk
-            for run in re.findall(r"[\u4e00-\u9fff]{3,}", text)
-            for i in range(len(run) - 2)
-        )
+        return not cjk.isdisjoint(cjk_trigrams(text))
 
     # --- report -----------------------------------------------------------------------------
 
@@ -472,7 +472,7 @@ class RubricEvaluator:
             elif (
                 out.score >= 7
                 and dim.stages
-                and not any(e in {t for t, _ in quick[dim.key]} for e in out.evidence)
+                and not {t for t, _ in quick[dim.key]}.intersection(out.evidence)
             ):
                 found[dim.key] = (
                     f"{dim.key}: score {out.score} is high but no evidence turn took place in "
