@@ -73,7 +73,7 @@ def test_chinese_tip_and_playbook_fallback_when_llm_unavailable(
     )
     tip, records = loop.run(coach.tip(context(session_id=202, language="zh"), turn))
     assert all(r.ok for r in records)
-    assert "按年消费 40,000 USD 计算" in tip.advice and "已满足减免条件" in tip.advice
+    assert "按年消费 40,000 美元 计算" in tip.advice and "已满足减免条件" in tip.advice
     assert tip.script_example.startswith("我理解这笔年费让您觉得贵")  # the playbook's example
     assert any(c.kind == "document" for c in tip.citations)
 

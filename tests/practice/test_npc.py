@@ -193,3 +193,18 @@ def test_real_replies_repeat_no_sentence_and_a_cut_one_ends_whole(
             if re.search(r"[.!?]\s", reply.text):  # past its first sentence: ends on a whole one
                 assert re.search(r"[.!?][\"')]*$", reply.text), reply.text
     print(f"{cut} of {len(lines)} replies reached max_tokens: {texts}")
+
+
+def test_the_chinese_preamble_names_fees_in_chinese() -> None:
+    """The customer's prompt is one language: a Chinese session's facts read "年费：695 美元",
+    not the product's keys ("annual fee: 695 USD", "foreign transaction pct")."""
+    from appliance.practice.agents.npc import preamble
+
+    from tests.practice.conftest import PERSONA_EN, PERSONA_ZH, PRODUCT, SCENARIO
+
+    zh = preamble(PERSONA_ZH, SCENARIO, PRODUCT, "安娜", "zh")
+    facts = next(line for line in zh.splitlines() if "知道的事实" in line)
+    assert "年费：695 美元" in facts and "境外交易手续费：0%" in facts
+    assert "annual fee" not in facts and "pct" not in facts and "USD" not in facts
+    en = preamble(PERSONA_EN, SCENARIO, PRODUCT, "Anna", "en")
+    assert "annual fee: 695 USD" in en and "foreign transaction fee: 0%" in en

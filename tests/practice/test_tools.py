@@ -160,8 +160,8 @@ def test_the_yearly_cost_counts_only_what_every_customer_pays_each_year() -> Non
         "Charged only when they apply: supplementary card fee 95 USD, late payment fee 40 USD."
     )
     zh = describe_quote(quote, "zh")
-    assert "年费 695 USD" in zh and "年度净费用 815 USD" in zh
-    assert "发生时才收取：附属卡年费 95 USD、逾期还款费 40 USD。" in zh
+    assert "年费 695 美元" in zh and "年度净费用 815 美元" in zh
+    assert "发生时才收取：附属卡费 95 美元、逾期还款费 40 美元。" in zh
     only_events = msgspec.structs.replace(PRODUCT, fees={"late_payment_fee": 40.0}, waivers=[])
     quote = asyncio.run(fee_calculator(product=only_events))
     assert quote.net == 0
@@ -172,9 +172,9 @@ def test_the_yearly_cost_counts_only_what_every_customer_pays_each_year() -> Non
 
 def test_product_facts_speak_the_sessions_language() -> None:
     en = asyncio.run(product_facts(product=PRODUCT, intent="price_objection"))
-    assert [f.text for f in en[:2]] == ["annual fee: 695 USD", "foreign transaction pct: 0%"]
+    assert [f.text for f in en[:2]] == ["annual fee: 695 USD", "foreign transaction fee: 0%"]
     zh = asyncio.run(product_facts(product=PRODUCT, intent="price_objection", language="zh"))
-    assert [f.text for f in zh[:2]] == ["年费：695 USD", "境外交易手续费：0%"]
+    assert [f.text for f in zh[:2]] == ["年费：695 美元", "境外交易手续费：0%"]
     assert "年费减免：card spend of 30,000 USD or more in a card year" in [f.text for f in zh]
 
 

@@ -19,35 +19,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from appliance.practice.fees import fee_label, is_rate, money, times_a_year
 from appliance.practice.model import Citation, Language, Product
 from appliance.practice.tools import Tool
 
 if TYPE_CHECKING:
     from appliance.knowledge.service import KnowledgeService
-
-RATE_SUFFIXES = ("_pct", "_percent", "_rate")
-"""Product.fees keys with these endings are rates (percent), not yearly amounts."""
-
-
-def times_a_year(key: str) -> int:
-    """How often a fee of ``Product.fees`` is charged in a year, read from its key: 1 for an
-    annual or yearly fee (``annual_fee``), 12 for a monthly one (``monthly_fee``), 0 for a
-    charge that applies only when something happens or is asked for (``late_payment_fee``,
-    ``supplementary_card_fee``, ``card_replacement_fee``): those are listed, not totalled, so
-    the yearly cost is what every customer pays."""
-    words = key.lower().split("_")
-    if any(w in ("annual", "annually", "yearly", "year") for w in words):
-        return 1
-    if any(w in ("monthly", "month") for w in words):
-        return 12
-    return 0
-
 
 # --- results ------------------------------------------------------------------------------
 
@@ -167,38 +150,14 @@ def product_citation(product: Product, snippet: str) -> Citation:
     return Citation(kind="product", title=product.name, snippet=snippet[:300])
 
 
-def _money(amount: float, currency: str) -> str:
-    return f"{amount:,.0f} {currency}" if amount == int(amount) else f"{amount:,.2f} {currency}"
-
-
-FEE_LABELS_ZH = {
-    "annual_fee": "年费",
-    "monthly_fee": "月费",
-    "foreign_transaction_pct": "境外交易手续费",
-    "cash_advance_pct": "预借现金手续费",
-    "supplementary_card_fee": "附属卡年费",
-    "late_payment_fee": "逾期还款费",
-    "card_replacement_fee": "补卡费",
-    "overlimit_fee": "超限费",
-    "returned_payment_fee": "还款退回费",
-}
-"""Chinese names of common fee keys; another key is shown as it is written."""
-
-
-def _fee_label(key: str, language: Language = "en") -> str:
-    if language == "zh" and key in FEE_LABELS_ZH:
-        return FEE_LABELS_ZH[key]
-    return key.replace("_", " ")
-
-
 def fee_quote(product: Product, annual_spend: float | None) -> FeeQuote:
     """The yearly fees, which spend-based waivers the spend meets, and the net cost."""
-    rates = {k: v for k, v in product.fees.items() if k.endswith(RATE_SUFFIXES)}
+    rates = {k: v for k, v in product.fees.items() if is_rate(k)}
     lines: list[FeeLine] = []
     others: list[str] = []
     for waiver in product.waivers:
         if waiver.min_annual_spend is None:
-            others.append(f"{_fee_label(waiver.fee)}: {waiver.condition}")
+            others.append(f"{fee_label(waiver.fee)}: {waiver.condition}")
     for key, amount in product.fees.items():
         if key in rates:
             continue
@@ -255,44 +214,41 @@ def describe_quote(quote: FeeQuote, language: Language) -> str:
     """The quote in one or two sentences (deterministic): the yearly fees, with what waives
     them, and the net yearly cost; then the charges that apply only when they do (a late
     payment, an extra card), named but not added to it."""
-    cur = quote.currency
     zh = language == "zh"
+
+    m = partial(money, currency=quote.currency, language=language)
     parts: list[str] = []
     when_due: list[str] = []
     for line in quote.fees:
-        label = _fee_label(line.fee, language)
+        label = fee_label(line.fee, language)
         if line.per_year == 0 and not line.waiver:
-            when_due.append(f"{label} {_money(line.amount, cur)}")
+            when_due.append(f"{label} {m(line.amount)}")
             continue
         if line.waiver:  # a condition written as a sentence reads "(... year.);" in brackets
             line = msgspec.structs.replace(line, waiver=line.waiver.rstrip(" .。"))
         if zh:
             if line.waived:
-                parts.append(f"{label} {_money(line.amount, cur)}：已满足减免条件（{line.waiver}）")
+                parts.append(f"{label} {m(line.amount)}：已满足减免条件（{line.waiver}）")
             elif line.shortfall is not None and line.shortfall > 0:
                 parts.append(
-                    f"{label} {_money(line.amount, cur)}：距离减免（{line.waiver}）"
-                    f"还差 {_money(line.shortfall, cur)} 消费"
+                    f"{label} {m(line.amount)}：距离减免（{line.waiver}）"
+                    f"还差 {m(line.shortfall)} 消费"
                 )
             else:
-                parts.append(f"{label} {_money(line.amount, cur)}")
+                parts.append(f"{label} {m(line.amount)}")
         elif line.waived:
-            parts.append(f"the {label} of {_money(line.amount, cur)} is waived ({line.waiver})")
+            parts.append(f"the {label} of {m(line.amount)} is waived ({line.waiver})")
         elif line.shortfall is not None and line.shortfall > 0:
             parts.append(
-                f"the {label} of {_money(line.amount, cur)} applies; "
-                f"{_money(line.shortfall, cur)} more spend would waive it ({line.waiver})"
+                f"the {label} of {m(line.amount)} applies; "
+                f"{m(line.shortfall)} more spend would waive it ({line.waiver})"
             )
         else:
-            parts.append(f"the {label} is {_money(line.amount, cur)}")
+            parts.append(f"the {label} is {m(line.amount)}")
     if zh:
-        spend = (
-            f"按年消费 {_money(quote.annual_spend, cur)} 计算，"
-            if quote.annual_spend is not None
-            else ""
-        )
+        spend = f"按年消费 {m(quote.annual_spend)} 计算，" if quote.annual_spend is not None else ""
         text = (
-            f"{spend}{'；'.join(parts)}。年度净费用 {_money(quote.net, cur)}。"
+            f"{spend}{'；'.join(parts)}。年度净费用 {m(quote.net)}。"
             if parts
             else "没有按年收取的费用。"
         )
@@ -300,12 +256,12 @@ def describe_quote(quote: FeeQuote, language: Language) -> str:
             text += f"发生时才收取：{'、'.join(when_due)}。"
         return text
     spend = (
-        f"At an annual spend of {_money(quote.annual_spend, cur)}, "
+        f"At an annual spend of {m(quote.annual_spend)}, "
         if quote.annual_spend is not None
         else "With no spend stated, "
     )
     text = (
-        f"{spend}{'; '.join(parts)}. Net yearly cost: {_money(quote.net, cur)}."
+        f"{spend}{'; '.join(parts)}. Net yearly cost: {m(quote.net)}."
         if parts
         else "There is no yearly fee."
     )
@@ -326,11 +282,11 @@ def product_fact_list(product: Product, language: Language = "en") -> list[Produ
     if product.description:
         add("description", f"{product.name}{'：' if zh else ': '}{product.description}")
     for key, amount in product.fees.items():
-        unit = "%" if key.endswith(RATE_SUFFIXES) else f" {product.currency}"
-        label = _fee_label(key, language)
-        add("fee", f"{label}：{amount:g}{unit}" if zh else f"{label}: {amount:g}{unit}")
+        shown = f"{amount:g}%" if is_rate(key) else money(amount, product.currency, language)
+        label = fee_label(key, language)
+        add("fee", f"{label}：{shown}" if zh else f"{label}: {shown}")
     for waiver in product.waivers:
-        label = _fee_label(waiver.fee, language)
+        label = fee_label(waiver.fee, language)
         add(
             "waiver",
             f"{label}减免：{waiver.condition}" if zh else f"{label} waived: {waiver.condition}",

@@ -66,6 +66,7 @@ import msgspec
 from appliance.llm.base import GenerateRequest, LLMBackend, Message
 from appliance.llm.errors import LLMError
 from appliance.practice.agents.compliance import RuleCompliance
+from appliance.practice.fees import fee_label
 from appliance.practice.model import (
     ComplianceIncident,
     DimensionScore,
@@ -223,7 +224,7 @@ def product_terms(product: Product) -> tuple[frozenset[str], frozenset[str]]:
     three-character CJK run of those texts (a Chinese line names the product when it shares
     one: "贵宾室", "免年费")."""
     texts = [product.name, *product.benefits, *(w.condition for w in product.waivers)]
-    texts += [k.replace("_", " ") for k in product.fees]
+    texts += [fee_label(k, "en") for k in product.fees] + [fee_label(k, "zh") for k in product.fees]
     words = {w for t in texts for w in re.findall(r"[a-z]{4,}", t.lower())} - GENERIC_WORDS
     cjk = frozenset().union(*(cjk_trigrams(t) for t in texts))
     return frozenset(words | {w.removesuffix("s") for w in words}), cjk

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 from appliance.llm.base import Completion, GenerateRequest, LLMBackend, Message
 from appliance.llm.sentences import CJK_END, SENTENCE_END, ends_sentence, sentence_key
+from appliance.practice.fees import fee_label, is_rate, money
 from appliance.practice.model import (
     ComplianceFlag,
     IntentResult,
@@ -141,22 +142,17 @@ def mood_words(language: Language, mood: float) -> str:
     return next(words for limit, words in table if mood < limit)
 
 
-def _money(value: float, currency: str) -> str:
-    return f"{value:g} {currency}"
-
-
 def known_product_facts(product: Product, language: Language) -> list[str]:
     """What a customer plausibly knows about the product (see the module docstring)."""
     facts: list[str] = []
+    colon = "：" if language == "zh" else ": "
     if product.description:
-        facts.append(f"{product.name}: {product.description}")
+        facts.append(f"{product.name}{colon}{product.description}")
     else:
         facts.append(product.name)
     for key, value in product.fees.items():
-        label = key.replace("_", " ")
-        rate = key.endswith(("_pct", "_percent", "_rate"))
-        shown = f"{value:g}%" if rate else _money(value, product.currency)
-        facts.append(f"{label}: {shown}")
+        shown = f"{value:g}%" if is_rate(key) else money(value, product.currency, language)
+        facts.append(f"{fee_label(key, language)}{colon}{shown}")
     facts.extend(product.benefits)
     return facts
 
