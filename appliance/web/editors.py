@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-FieldKind = Literal["text", "textarea", "number", "int", "select", "lines", "ints", "json"]
+FieldKind = Literal["text", "textarea", "number", "int", "select", "lines", "json", "ref", "refs"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,10 @@ class Field:
     hint: str = ""
     default: str = ""
     """The value a new item starts with (a select's API default)."""
+    source: str = ""
+    """Where the choices come from (an API list path): for ``ref`` (one item, picked by name
+    from a list), ``refs`` (several, ticked) and a ``text`` field that suggests the names
+    found there (it may still name a new one)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,15 @@ RESOURCES: dict[str, Resource] = {
     r.kind: r
     for r in [
         Resource(
+            "courses",
+            "courses_t",
+            "/api/courses",
+            [
+                Field("name", "Name", required=True),
+                Field("description", "Description", "textarea"),
+            ],
+        ),
+        Resource(
             "scenarios",
             "scenarios_t",
             "/api/scenarios",
@@ -54,11 +67,16 @@ RESOURCES: dict[str, Resource] = {
                     "kind", "Kind", "select", ("retention", "new_sale", "other"), default="other"
                 ),
                 Field("language", "Language", "select", LANGS),
-                Field("course_id", "Course id", "int"),
-                Field("product_id", "Product id", "int"),
-                Field("rubric_id", "Rubric id", "int"),
-                Field("persona_ids", "Persona ids", "ints", hint="1, 2, 3"),
-                Field("knowledge_collection", "Knowledge collection", default="default"),
+                Field("course_id", "Course", "ref", source="/api/courses"),
+                Field("product_id", "Product", "ref", source="/api/products"),
+                Field("rubric_id", "Rubric", "ref", source="/api/rubrics"),
+                Field("persona_ids", "Personas", "refs", source="/api/personas"),
+                Field(
+                    "knowledge_collection",
+                    "Knowledge collection",
+                    default="default",
+                    source="/api/knowledge/collections",
+                ),
             ],
         ),
         Resource(
@@ -104,7 +122,12 @@ RESOURCES: dict[str, Resource] = {
             [
                 Field("name", "Name", required=True),
                 Field("currency", "Currency", default="USD"),
-                Field("fees", "Fees", "json", hint='{"annual_fee": 300}'),
+                Field(
+                    "fees",
+                    "Fees",
+                    "json",
+                    hint='{"annual_fee": 300, "late_payment_fee": 40, "foreign_transaction_pct": 3}',
+                ),
                 Field(
                     "waivers",
                     "Waivers",

@@ -120,6 +120,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "observe": ("Observe", "旁听"),
     "no_live": ("No session is running.", "当前没有进行中的会话。"),
     "editors_title": ("Content", "内容配置"),
+    "courses_t": ("Courses", "课程"),
     "scenarios_t": ("Scenarios", "场景"),
     "personas_t": ("Personas", "客户画像"),
     "rubrics_t": ("Rubrics", "评分标准"),
@@ -127,8 +128,28 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "rules_t": ("Compliance rules", "合规规则"),
     "list_hint": ("one per line", "每行一项"),
     "fix_fields": ("Fix the marked fields.", "请修正标出的字段。"),
-    "not_numbers": ("not whole numbers:", "不是整数："),
     "json_hint": ("JSON", "JSON"),
+    "choice_none": ("(none)", "（无）"),
+    "choice_archived": ("archived", "已归档"),
+    "choices_empty": (
+        "None yet: add them under their own tab first.",
+        "暂无：请先在对应的标签页中添加。",
+    ),
+    "help_scenarios_persona_ids": (
+        "The customers a trainee may pick for this scenario.",
+        "学员在这个场景中可以选择的客户。",
+    ),
+    "help_scenarios_knowledge_collection": (
+        "The knowledge collection the coach searches (see Knowledge).",
+        "教练检索的知识库集合（见“知识库”）。",
+    ),
+    "help_products_fees": (
+        'An amount per fee. A name with "annual" or "monthly" is charged every year or month;'
+        " one ending in _pct is a percentage; any other fee only when it applies (a late"
+        " payment, an extra card).",
+        "每项费用一个金额。名称含 annual 或 monthly 的按年或按月收取；以 _pct 结尾的是百分比；"
+        "其他费用只在发生时收取（如逾期还款、加办附属卡）。",
+    ),
     "knowledge_title": ("Knowledge library", "知识库"),
     "drop_here": (
         "Drop files here, or choose them (PDF, Word, Excel, HTML, text, images)",
@@ -365,10 +386,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "fld_objective": ("Objective", "目标"),
     "fld_kind": ("Kind", "类型"),
     "fld_language": ("Language", "语言"),
-    "fld_course_id": ("Course id", "课程 ID"),
-    "fld_product_id": ("Product id", "产品 ID"),
-    "fld_rubric_id": ("Rubric id", "评分标准 ID"),
-    "fld_persona_ids": ("Persona ids", "客户画像 ID"),
+    "fld_course_id": ("Course", "课程"),
+    "fld_product_id": ("Product", "产品"),
+    "fld_rubric_id": ("Rubric", "评分标准"),
+    "fld_persona_ids": ("Personas", "客户画像"),
     "fld_knowledge_collection": ("Knowledge collection", "知识库集合"),
     "fld_difficulty": ("Difficulty", "难度"),
     "fld_goals": ("Goals", "目标"),

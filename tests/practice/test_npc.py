@@ -196,8 +196,8 @@ def test_real_replies_repeat_no_sentence_and_a_cut_one_ends_whole(
 
 
 def test_the_chinese_preamble_names_fees_in_chinese() -> None:
-    """The customer's prompt is one language: a Chinese session's facts read "年费：695 美元",
-    not the product's keys ("annual fee: 695 USD", "foreign transaction pct")."""
+    """The customer's prompt is one language: a Chinese session's facts read in Chinese ("年费" for
+    annual_fee), not by the product's keys ("foreign transaction pct")."""
     from appliance.practice.agents.npc import preamble
 
     from tests.practice.conftest import PERSONA_EN, PERSONA_ZH, PRODUCT, SCENARIO

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 (Chinese fee names)
 """How fee keys read in the customer's prompt, the coach's tips and the evaluator's terms."""
 
 from __future__ import annotations
