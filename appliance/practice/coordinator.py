@@ -578,7 +578,7 @@ class Coordinator:
         after = msgspec.structs.replace(
             ctx, history=[*ctx.history, record], stage=update.state, mood=mood
         )
-        self._spawn(session.id, self._after_turn(after, record))
+        self._spawn(session.id, self._after_turn(after, record, update.covered))
         return TurnOutcome(turn=row, duplicate=False, events=bodies)
 
     async def _stream_reply(
@@ -619,10 +619,12 @@ class Coordinator:
             release(_FALLBACK.get(ctx.language, _FALLBACK["en"]))
         return reply
 
-    async def _after_turn(self, ctx: SessionContext, record: TurnRecord) -> None:
-        # deterministic, but it replays the stage slots over the history (~20 ms at turn 200):
-        # off the event loop, like the classifier
-        score = await asyncio.to_thread(self.evaluator.score_turn, ctx, record)
+    async def _after_turn(
+        self, ctx: SessionContext, record: TurnRecord, covered: list[str]
+    ) -> None:
+        # deterministic and given the turn's slots (no replay of the history); the compliance
+        # rules' regexes still run: off the event loop, like the classifier
+        score = await asyncio.to_thread(self.evaluator.score_turn, ctx, record, covered)
         await self._append(
             ctx.session_id, [ev.TurnScoreEvent(turn=record.turn, scores=score.scores)]
         )

@@ -6,7 +6,7 @@ repositories and the API agree on one shape without importing each other.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Literal, Protocol
 
 import msgspec
@@ -375,8 +375,11 @@ class Coach(Protocol):
 class Evaluator(Protocol):
     """Per-turn quick scores and the final report."""
 
-    def score_turn(self, ctx: SessionContext, turn: TurnRecord) -> TurnScore:
-        """A quick, deterministic score of one turn (no LLM)."""
+    def score_turn(
+        self, ctx: SessionContext, turn: TurnRecord, slots: Collection[str] | None = None
+    ) -> TurnScore:
+        """A quick, deterministic score of one turn (no LLM); ``slots``: the ones the turn
+        covered, when the caller knows them (else they are worked out from the history)."""
         ...
 
     async def report(
@@ -403,6 +406,9 @@ class StageUpdate(msgspec.Struct, kw_only=True):
     filled: list[str]
     """Slot keys newly filled by this turn."""
     changes: list[StageChange]
+    covered: list[str] = []
+    """Every slot key this turn's lines cover, those filled before included (the turn's quick
+    score counts a dimension whose stage slots the turn covered)."""
 
 
 class StageTracker(Protocol):

@@ -163,16 +163,19 @@ DECISION = _rx(
 VALUE = _rx(
     r"you('ll| will| would| can| could)? (save|earn|get|enjoy|receive|keep)",
     r"\b(waive[drs]?|waiver|points|miles|cash ?back|lounge|insurance|rewards?|benefits?)\b",
-    r"权益|优惠|省|返现|积分|里程|免年费|减免|贵宾厅|保险|回馈|好处",
+    r"权益|优惠|省|返现|积分|里程|免年费|减免|贵宾厅|贵宾室|保险|回馈|好处|礼遇",
 )
 LINK = _rx(
     r"which means|that means|this means|so (that )?you|that way|saves you|helps you|lets you",
     r"so you('ll| can| could)|you('ll| will) never|covers? you|pays? for itself",
-    r"这样|意味着|帮您|让您|就能|您就|可以为您|相当于|等于",
+    r"这样|意味着|帮您|让您|就能|您就|可以为您|相当于|等于|(用|派)得上|能用上|适合您|的话.{0,30}(都|就)",
 )
 CONCERN_NAMED = _rx(
     r"understand your (concern|point|frustration|worry)|i hear you",
+    r"\b(understand|know|see|realise|realize)\b.{0,40}\b(worr(y|ies|ied)|concern(s|ed)?|bother(s|ed)?"
+    r"|frustrat\w*|put(s)? you off)\b",
     r"理解您的(顾虑|担心|想法|感受)|明白您的(顾虑|意思|担心)",
+    r"(理解|明白|知道).{0,12}(顾虑|担心|不满|犹豫)",
 )
 ADDRESS = _rx(
     r"understand|i hear you|fair (point|concern)|let me (explain|show)|\bactually\b|in fact",
@@ -186,12 +189,16 @@ RESOLVED = _rx(
 CLOSE_ASK = _rx(
     r"shall we|would you like (me )?to|are you ready|ready to|sign you up|go ahead",
     r"can i (go ahead|set|sign|process|put)|let's get you|apply (now|today)|proceed",
-    r"要不要|帮您(办|申请|开通|处理)|现在就|办理吗|我们就|给您办",
+    r"(how about|why don't) we (just )?(keep|go ahead|set|start|sign|try|open|apply)",
+    r"let's (keep|go ahead|set|start|sign|try|open|apply)",
+    r"要不要|帮您(办|申请|开通|处理|保留|留着)|现在就|办理吗|我们就|给您办",
+    r"我们(先|就)?.{0,8}(保留|留着|办理|申请|开通|试用|定下来)",
 )
 NEXT_STEP = _rx(
     r"send (you|me) (the |a )?(form|email|link|details|application)|call (you|me) back",
     r"follow[- ]up|schedule|appointment|next week|tomorrow|by friday",
-    r"发给您|发给我|预约|回访|下周|明天|回电",
+    r"(call|ring|phone) you (again|next|on|in)|get back to you|check in with you",
+    r"发给您|发给我|预约|回访|下周|明天|回电|(再|会)给您打电话|再联系您|跟进",
 )
 COMMIT = _rx(
     r"i'll take it|sign me up|let's do it|i'll keep (it|the card)|i'm in|it's a deal|i'll apply",
@@ -298,6 +305,11 @@ def coverage(state: StageState, stage: Stage | None = None) -> float:
     return sum(1 for s in slots if state.slots.get(s, False)) / len(slots)
 
 
+def open_slots(state: StageState) -> list[str]:
+    """The current stage's slots not filled yet, in order (what the trainee could do next)."""
+    return [s for s in SLOTS[state.stage] if not state.slots.get(s, False)]
+
+
 def missed_slots(state: StageState) -> list[str]:
     """Every slot never filled, in stage order (for the report)."""
     return [s for s in ALL_SLOTS if not state.slots.get(s, False)]
@@ -347,7 +359,8 @@ class StageFSM:
             move("CLOSING", "closing_signal")
         while new.stage != "COMPLETED" and coverage(new) >= THRESHOLDS[new.stage] - 1e-9:
             move(NEXT[new.stage], "coverage")
-        return StageUpdate(state=new, filled=filled, changes=changes)
+        covered = [s for s in ALL_SLOTS if s in found]
+        return StageUpdate(state=new, filled=filled, changes=changes, covered=covered)
 
     def end(self, state: StageState) -> StageUpdate:
         """The session ended: COMPLETED (reason ``ended``) unless it already is."""

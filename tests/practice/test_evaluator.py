@@ -373,3 +373,62 @@ def test_nested_and_recursive_structs_in_grammars() -> None:
 
     with pytest.raises(SchemaError, match="recursive"):
         compile_schema(Node)
+
+
+def test_the_turns_own_slots_score_as_the_replay_does(llm: LlamaCppBackend) -> None:
+    """The coordinator gives a turn's quick score the slots the stage FSM found in it
+    (``StageUpdate.covered``) instead of replaying the history; both give the same slots and
+    the same scores, turn by turn, stage jumps included."""
+    from appliance.practice.model import IntentResult, StageState
+    from appliance.practice.stages import StageFSM
+
+    lines = [
+        ("Good morning Mr. Chen, this is Anna from the bank.", "Hello.", "greeting", 0.9),
+        ("How do you use the card, and what matters most to you?", "Travel.", "filler", 0.4),
+        ("How much do you spend on the card each year?", "About 40,000.", "filler", 0.5),
+        (
+            "The fee is too high, I know. It is waived at 30,000.",
+            "Too expensive!",
+            "price_objection",
+            0.8,
+        ),
+        (
+            "Shall we keep the card and talk again next month?",
+            "Yes, let's do that.",
+            "final_confirmation",
+            0.7,
+        ),
+    ]
+    fsm, state = StageFSM(), StageState()
+    history: list[TurnRecord] = []
+    covered: dict[int, list[str]] = {}
+    for n, (said, reply, label, confidence) in enumerate(lines, start=1):
+        update = fsm.update(
+            state,
+            trainee_text=said,
+            npc_text=reply,
+            trainee_intent=IntentResult(label="unclear", confidence=1.0),
+            customer_intent=IntentResult(label=label, confidence=confidence),
+            persona_name="Mr. Chen",
+        )
+        state = update.state
+        covered[n] = update.covered
+        history.append(
+            TurnRecord(
+                turn=n,
+                trainee_text=said,
+                npc_text=reply,
+                intent=label,
+                intent_confidence=confidence,
+                stage=state.stage,
+                mood=0.5,
+            )
+        )
+    ctx = context(session_id=304, history=history, stage=state.stage)
+    evaluator = RubricEvaluator(llm)
+    replayed = evaluator.turn_slots(ctx)
+    assert {n: set(slots) for n, slots in covered.items()} == replayed
+    assert any(covered.values()) and len({s for c in covered.values() for s in c}) >= 4
+    for record in history:
+        given = evaluator.score_turn(ctx, record, covered[record.turn]).scores
+        assert given == evaluator.score_turn(ctx, record).scores

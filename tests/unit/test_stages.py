@@ -244,3 +244,64 @@ def test_empty_turn_fills_nothing() -> None:
     up = turn(StageState(), "", "", customer="unclear", persona="")
     assert up.filled == []
     assert up.state.stage == "OPENING"
+
+
+@pytest.mark.parametrize(
+    ("line", "slots"),
+    [  # a Chinese demo session's lines the extraction missed (2026-11-25), and their English
+        (
+            "我理解年费让您有顾虑。如果一年消费满两万五千美元，下一年的年费可以免掉。",
+            {"objection_identified"},
+        ),
+        (
+            "I understand the annual fee worries you. It is waived at 25,000 a year.",
+            {"objection_identified"},
+        ),
+        (
+            "另外您经常出差的话，机场贵宾室和旅行意外保险都能用上，每年还有300美元旅行礼遇金。",
+            {"value_proposition", "feature_linked_to_benefit"},
+        ),
+        (
+            "那您看我们先帮您保留这张卡，下个月我再给您打电话跟进消费情况，好吗？",
+            {"closing_attempt"},
+        ),
+        (
+            "How about we keep the card, and I call you next month to see how it goes?",
+            {"closing_attempt"},
+        ),
+    ],
+)
+def test_lines_a_demo_session_missed(line: str, slots: set[str]) -> None:
+    up = turn(filled(stage="NEEDS_DISCOVERY"), line, "嗯。")
+    assert slots <= set(up.covered), up.covered
+
+
+def test_a_polite_opening_question_is_not_a_closing_attempt() -> None:
+    up = turn(
+        StageState(),
+        "陈先生您好，我是银行的客户经理小李，今天打扰您几分钟可以吗？",
+        "可以。",
+        persona="陈先生",
+    )
+    assert "closing_attempt" not in up.covered
+    assert {"greeting_done", "customer_addressed_by_name", "rapport"} <= set(up.covered)
+
+
+def test_a_follow_up_call_agreed_is_a_next_step() -> None:
+    state = filled("closing_attempt", stage="CLOSING")
+    up = turn(
+        state,
+        "下个月我再给您打电话跟进消费情况，好吗？",
+        "好的，没问题。",
+        customer="positive_feedback",
+    )
+    assert "next_step_agreed" in up.covered
+    up = turn(
+        state, "I'll call you next month to check in.", "Sounds good.", customer="positive_feedback"
+    )
+    assert "next_step_agreed" in up.covered
+
+
+def test_asking_leave_to_talk_is_not_a_closing_attempt() -> None:
+    for line in ("我们先了解一下您的情况，好吗？", "How about we talk about how you use the card?"):
+        assert "closing_attempt" not in turn(StageState(), line).covered, line
