@@ -7,7 +7,7 @@ from appliance.config import LLMConfig
 from appliance.knowledge.service import KnowledgeService
 from appliance.llm.llama_cpp import LlamaCppBackend
 from appliance.practice.agents.coach import GroundedCoach
-from appliance.practice.agents.coach_tools import coach_tools
+from appliance.practice.agents.coach_tools import coach_tools, load_playbook
 from appliance.practice.agents.compliance import RuleCompliance
 from appliance.practice.factory import build_agents
 from appliance.practice.model import TurnRecord
@@ -122,3 +122,51 @@ def test_the_fee_figures_use_only_a_spend_said_in_the_call(knowledge: KnowledgeS
         turn=2, trainee_text="How much do you spend?", npc_text="About $18,000 a year."
     )
     assert coach.stated_spend(ctx, said) == 18000
+
+
+def test_a_vague_reply_gets_advice_for_the_stages_next_open_slot(
+    loop: LoopThread, knowledge: KnowledgeService
+) -> None:
+    """After a customer's line that says nothing to answer (intent unclear), every tip said
+    "clarify: restate what you heard" (four times in a row in a Chinese demo session). The coach
+    now steers by the stage: the first slot still open, then the next once that is covered."""
+    unstarted = LlamaCppBackend(LLMConfig(), MODEL)  # fault injection: the playbook's example
+    coach = GroundedCoach(unstarted, ToolRunner(coach_tools(knowledge)))
+    vague = TurnRecord(
+        turn=2,
+        trainee_text="陈先生，您平时主要用这张卡做什么？",
+        npc_text="我会听得更好。",
+        intent="unclear",
+        intent_confidence=0.3,
+        stage="NEEDS_DISCOVERY",
+    )
+    opening = {"greeting_done": True, "customer_addressed_by_name": True, "rapport": True}
+    ctx = context(
+        session_id=203,
+        language="zh",
+        stage="NEEDS_DISCOVERY",
+        slots={**opening, "pain_point": True},
+    )
+    tip, _ = loop.run(coach.tip(ctx, vague))
+    assert tip.advice.startswith("问一问客户的消费金额")  # budget: the first slot still open
+    assert tip.script_example == "您一年大概在卡上消费多少？"
+    assert tip.stage_hint == "NEEDS_DISCOVERY"
+    later = context(
+        session_id=203,
+        language="zh",
+        stage="NEEDS_DISCOVERY",
+        slots={**opening, "pain_point": True, "budget": True},
+    )
+    tip, _ = loop.run(coach.tip(later, vague))
+    assert tip.advice.startswith("问一问时间")  # timeline, once the spend was asked
+    # a line with something to answer keeps its own advice (a price objection: the fees)
+    priced = TurnRecord(
+        turn=2,
+        trainee_text="陈先生，您平时主要用这张卡做什么？",
+        npc_text="年费太贵了。",
+        intent="price_objection",
+        stage="NEEDS_DISCOVERY",
+    )
+    tip, _ = loop.run(coach.tip(ctx, priced))
+    assert tip.advice.split("\n")[0] == load_playbook()["price_objection"]["zh"]["technique"]
+    assert tip.stage_hint == "OBJECTION_HANDLING"

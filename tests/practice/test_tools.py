@@ -213,3 +213,28 @@ def test_playbook_is_bilingual_for_every_intent() -> None:
             entry = asyncio.run(objection_playbook(intent=intent, language=language))  # type: ignore[arg-type]
             assert entry.intent == intent and entry.technique and entry.example
     assert asyncio.run(objection_playbook(intent="nonsense")).intent == "unclear"
+
+
+def test_every_stage_slot_has_advice_in_both_languages() -> None:
+    from appliance.practice.agents.coach_tools import load_slot_playbook
+    from appliance.practice.stages import ALL_SLOTS
+
+    book = load_slot_playbook()
+    assert set(book) == set(ALL_SLOTS)
+    for slot in ALL_SLOTS:
+        for language in ("en", "zh"):
+            assert book[slot][language]["technique"].strip(), (slot, language)
+            assert book[slot][language]["example"].strip(), (slot, language)
+    named = asyncio.run(
+        objection_playbook(
+            intent="filler",
+            language="zh",
+            next_slot="customer_addressed_by_name",
+            customer="陈先生",
+        )
+    )
+    assert named.slot == "customer_addressed_by_name" and named.example.startswith("陈先生，")
+    # with no open slot, or an intent with its own answer, the intent's entry
+    assert asyncio.run(objection_playbook(intent="unclear")).slot is None
+    own = asyncio.run(objection_playbook(intent="price_objection", next_slot="budget"))
+    assert own.intent == "price_objection" and own.slot is None

@@ -18,7 +18,12 @@ times out is left out, and its record says why.
   words / 8 CJK characters, a line introducing itself as the customer, a
   speaker label, more than 70% of its words taken from the customer's line, a compliance block
   hit, or the LLM raised busy / unavailable / timeout) the playbook's own example is used.
-- ``stage_hint`` is the stage the intent points to (``STAGE_BY_INTENT``), None if no hint.
+- When the customer's line gives nothing to answer (intent ``unclear`` or ``filler``), the
+  technique is the advice for the current stage's first open slot instead
+  (``data/slot_playbook.json``: "Ask about their spend", "Ask who else has a say"), so the coach
+  steers the call on rather than saying "clarify what you heard" after every vague reply.
+- ``stage_hint`` is the stage the intent points to (``STAGE_BY_INTENT``), else the current
+  stage when the advice is for one of its slots, else None.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from appliance.practice.model import (
     ToolCallRecord,
     TurnRecord,
 )
+from appliance.practice.stages import open_slots
 from appliance.practice.tools import ToolCall, ToolResult, ToolRunner
 
 log = logging.getLogger(__name__)
@@ -139,8 +145,16 @@ class GroundedCoach:
                 spend = self.stated_spend(ctx, turn)
                 calls.append(ToolCall(name, {"product": ctx.product, "annual_spend": spend}))
             elif name == "objection_playbook":
-                calls.append(ToolCall(name, {"intent": turn.intent, "language": ctx.language}))
+                args = {"intent": turn.intent, "language": ctx.language, **self._steer(ctx)}
+                calls.append(ToolCall(name, args))
         return calls
+
+    @staticmethod
+    def _steer(ctx: SessionContext) -> dict[str, Any]:
+        """The stage's next open slot and the customer's name, for advice when the customer's
+        line gives nothing to answer."""
+        slots = open_slots(ctx.stage)
+        return {"next_slot": slots[0], "customer": ctx.persona.name} if slots else {}
 
     @staticmethod
     def stated_spend(ctx: SessionContext, turn: TurnRecord) -> float | None:
@@ -171,13 +185,16 @@ class GroundedCoach:
         if not isinstance(
             playbook, PlaybookEntry
         ):  # the playbook is bundled data: use it directly if the tool failed
-            playbook = await objection_playbook(intent=turn.intent, language=ctx.language)
+            playbook = await objection_playbook(
+                intent=turn.intent, language=ctx.language, **self._steer(ctx)
+            )
         advice, citations = self.advice(ctx, playbook, by_name)
         script = await self.script(ctx, turn, playbook, advice)
         tip = CoachTip(
             advice=advice,
             script_example=script,
-            stage_hint=STAGE_BY_INTENT.get(turn.intent),
+            stage_hint=STAGE_BY_INTENT.get(turn.intent)
+            or (ctx.stage.stage if playbook.slot is not None else None),
             citations=citations,
         )
         return tip, [r.record for r in results]

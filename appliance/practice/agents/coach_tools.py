@@ -85,11 +85,13 @@ class FeeQuote(msgspec.Struct, kw_only=True):
 
 
 class PlaybookEntry(msgspec.Struct, kw_only=True):
-    """A technique and an example phrasing for one customer intent."""
+    """A technique and an example phrasing for one customer intent, or for the next slot of
+    the stage when the customer's line gives nothing to answer (``slot``)."""
 
     intent: str
     technique: str
     example: str
+    slot: str | None = None
 
 
 # --- spend parsing --------------------------------------------------------------------------
@@ -355,8 +357,37 @@ def load_playbook() -> dict[str, dict[str, dict[str, str]]]:
     return data
 
 
-async def objection_playbook(*, intent: str, language: Language = "en") -> PlaybookEntry:
-    """The playbook entry for a customer intent (``unclear``'s for an unknown one)."""
+@lru_cache(maxsize=1)
+def load_slot_playbook() -> dict[str, dict[str, dict[str, str]]]:
+    """The bundled bilingual advice per stage slot: slot -> language -> {technique, example}
+    (an example may name the customer: ``{name}``)."""
+    raw = resources.files("appliance.practice").joinpath("data/slot_playbook.json")
+    data: dict[str, dict[str, dict[str, str]]] = json.loads(raw.read_text("utf-8"))
+    return data
+
+
+STEERED_INTENTS = frozenset({"unclear", "filler"})
+"""Customer intents that give the trainee nothing to answer: the coach steers by the stage."""
+
+
+async def objection_playbook(
+    *,
+    intent: str,
+    language: Language = "en",
+    next_slot: str | None = None,
+    customer: str = "",
+) -> PlaybookEntry:
+    """The playbook entry for a customer intent (``unclear``'s for an unknown one). When the
+    customer's line gives nothing to answer (``STEERED_INTENTS``) and the stage has a slot
+    still open (``next_slot``), the advice for that slot instead: "Ask about their spend"
+    rather than "clarify what you heard" after every vague reply."""
+    slots = load_slot_playbook()
+    if (intent not in load_playbook() or intent in STEERED_INTENTS) and next_slot in slots:
+        entry = slots[next_slot].get(language) or slots[next_slot]["en"]
+        example = entry["example"].replace("{name}", customer).strip(" ,，")
+        return PlaybookEntry(
+            intent=intent, technique=entry["technique"], example=example, slot=next_slot
+        )
     book = load_playbook()
     key = intent if intent in book else "unclear"
     entry = book[key].get(language) or book[key]["en"]
