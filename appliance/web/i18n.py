@@ -143,6 +143,12 @@ _STRINGS: dict[str, tuple[str, str]] = {
         "The knowledge collection the coach searches (see Knowledge).",
         "教练检索的知识库集合（见“知识库”）。",
     ),
+    "help_products_waivers": (
+        'What waives a fee: "fee" names one of the fees above; with "min_annual_spend" the'
+        " coach's fee calculator tells the trainee how far the customer's spend is from it.",
+        '免除某项费用的条件："fee" 填上面的费用名称；填写 "min_annual_spend"（年消费门槛）后，'
+        "教练的费用计算器会告诉学员客户的消费离门槛还差多少。",
+    ),
     "help_products_fees": (
         'An amount per fee. A name with "annual" or "monthly" is charged every year or month;'
         " one ending in _pct is a percentage; any other fee only when it applies (a late"
