@@ -151,6 +151,7 @@ def test_a_vague_reply_gets_advice_for_the_stages_next_open_slot(
     assert tip.advice.startswith("问一问客户的消费金额")  # budget: the first slot still open
     assert tip.script_example == "您一年大概在卡上消费多少？"
     assert tip.stage_hint == "NEEDS_DISCOVERY"
+    assert "产品资料：年费减免" in tip.advice  # what the spend is for: the waiver threshold
     later = context(
         session_id=203,
         language="zh",
@@ -159,6 +160,7 @@ def test_a_vague_reply_gets_advice_for_the_stages_next_open_slot(
     )
     tip, _ = loop.run(coach.tip(later, vague))
     assert tip.advice.startswith("问一问时间")  # timeline, once the spend was asked
+    assert "产品资料" not in tip.advice  # no fact serves it, none shares a word with the reply
     # a line with something to answer keeps its own advice (a price objection: the fees)
     priced = TurnRecord(
         turn=2,

@@ -139,6 +139,7 @@ class GroundedCoach:
                     "intent": turn.intent,
                     "query": query,
                     "language": ctx.language,
+                    "slot": self._steer(ctx).get("next_slot"),
                 }
                 calls.append(ToolCall(name, args))
             elif name == "fee_calculator":

@@ -318,6 +318,20 @@ def _words(text: str) -> set[str]:
     return latin | set(re.findall(r"[\u4e00-\u9fff]{2}", text))
 
 
+TOPICS_BY_SLOT: dict[str, tuple[str, ...]] = {
+    "pain_point": ("benefit",),
+    "budget": ("waiver", "fee"),
+    "value_proposition": ("benefit", "description"),
+    "feature_linked_to_benefit": ("benefit",),
+    "interest_signal": ("benefit",),
+    "objection_identified": ("fee", "waiver"),
+    "objection_addressed": ("waiver", "fee"),
+    "closing_attempt": ("waiver", "benefit"),
+}
+"""The facts that serve the advice for a stage slot (see ``objection_playbook``); a slot not
+listed (greeting, timeline, who decides) needs none."""
+
+
 async def product_facts(
     *,
     product: Product,
@@ -325,10 +339,13 @@ async def product_facts(
     query: str = "",
     limit: int = 4,
     language: Language = "en",
+    slot: str | None = None,
 ) -> list[ProductFact]:
     """The product facts most relevant to the intent (by topic) and the query (word overlap),
-    worded in ``language``."""
-    topics = TOPICS_BY_INTENT.get(intent, ())
+    worded in ``language``. For an intent with no topics of its own the topics of the stage
+    ``slot`` the coach steers to; with none either, only facts that share a word with the
+    query (a vague reply does not bring the same two facts back every turn)."""
+    topics = TOPICS_BY_INTENT.get(intent) or TOPICS_BY_SLOT.get(slot or "", ())
     words = _words(query)
 
     def rank(item: tuple[int, ProductFact]) -> tuple[int, int, int]:
@@ -337,6 +354,8 @@ async def product_facts(
         return (topic_rank, -len(words & _words(fact.text)), i)
 
     ranked = sorted(enumerate(product_fact_list(product, language)), key=rank)
+    if not topics:
+        ranked = [(i, f) for i, f in ranked if words & _words(f.text)]
     return [fact for _, fact in ranked[: max(1, limit)]]
 
 
