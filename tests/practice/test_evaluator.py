@@ -432,3 +432,24 @@ def test_the_turns_own_slots_score_as_the_replay_does(llm: LlamaCppBackend) -> N
     for record in history:
         given = evaluator.score_turn(ctx, record, covered[record.turn]).scores
         assert given == evaluator.score_turn(ctx, record).scores
+
+
+def test_evidence_that_skips_every_turn_of_the_dimensions_stages_is_inconsistent(
+    llm: LlamaCppBackend,
+) -> None:
+    """A Chinese demo report kept the model's closing 0/10 quoting turns 1-3 (the greeting and
+    discovery) while turn 6 had tried to close: the evidence must name a turn that took place
+    in the dimension's stages or did their work, when there is one."""
+    evaluator = RubricEvaluator(llm)
+    ctx = six_turns()
+    quick = {d.key: [] for d in RUBRIC.dimensions} | {"objection_handling": [(4, 6.0), (5, 5.0)]}
+    off = DimensionOut(key="objection_handling", score=0, evidence=[1, 2, 3], comment="")
+    found = evaluator.problems(ctx, {"objection_handling": off}, quick, [])
+    assert found["objection_handling"] == (
+        "objection_handling: evidence turns [1, 2, 3] are not the turns that took place in its "
+        "stages (OBJECTION_HANDLING) or did their work: [4, 5]"
+    )
+    on = DimensionOut(key="objection_handling", score=3, evidence=[2, 5], comment="Weak answer.")
+    assert "objection_handling" not in evaluator.problems(
+        ctx, {"objection_handling": on}, quick, []
+    )

@@ -31,7 +31,9 @@ Consistency guard: a dimension's output is *inconsistent* when
 2. score >= 7 while an evidence turn carries a block-severity trainee compliance incident
    (``high_score_with_incident``);
 3. score >= 7 for a dimension with stages while none of its evidence turns took place in one
-   of those stages (``off_stage``);
+   of those stages (``off_stage``); at any score when some turns did take place there (or did
+   their work) and the evidence names none of them (a 0 for closing quoting the greeting, when
+   turn 6 tried to close);
 4. the score is 5 or more points below (``low_vs_quick``) or above (``high_vs_quick``) the
    mean quick score of the dimension over its turns;
 5. the output has no entry for the dimension (``missing``).
@@ -458,6 +460,7 @@ class RubricEvaluator:
                 found[dim.key] = f"{dim.key}: missing from the answer"
                 continue
             beyond = [e for e in out.evidence if e not in turns]
+            applicable = {t for t, _ in quick[dim.key]}
             values = [v for _, v in quick[dim.key]]
             mean = sum(values) / len(values) if values else None
             if beyond:
@@ -470,14 +473,16 @@ class RubricEvaluator:
                     f"{dim.key}: score {out.score} is high but evidence turns "
                     f"{sorted(set(out.evidence) & blocked)} have compliance incidents"
                 )
-            elif (
-                out.score >= 7
-                and dim.stages
-                and not {t for t, _ in quick[dim.key]}.intersection(out.evidence)
-            ):
+            elif out.score >= 7 and dim.stages and not applicable.intersection(out.evidence):
                 found[dim.key] = (
                     f"{dim.key}: score {out.score} is high but no evidence turn took place in "
                     f"its stages ({', '.join(dim.stages)}) or did their work"
+                )
+            elif dim.stages and quick[dim.key] and not applicable.intersection(out.evidence):
+                found[dim.key] = (
+                    f"{dim.key}: evidence turns {sorted(out.evidence)} are not the turns that "
+                    f"took place in its stages ({', '.join(dim.stages)}) or did their work: "
+                    f"{sorted(applicable)}"
                 )
             elif mean is not None and out.score <= mean - GAP:
                 found[dim.key] = (
