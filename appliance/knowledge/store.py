@@ -38,7 +38,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 from lancedb.background_loop import LOOP
-from lancedb.index import BTree, IvfFlat, IvfPq
+from lancedb.index import FTS, BTree, IvfFlat, IvfPq
 
 from appliance.errors import AppError
 
@@ -435,9 +435,9 @@ class Store:
             return
         have = {tuple(i.columns) for i in table.list_indices() if i.index_type == "FTS"}
         if ("text",) not in have:
-            table.create_fts_index("text", **WORD_FTS)
+            table.create_index("text", config=FTS(**WORD_FTS), replace=False)
         if ("cjk",) not in have:
-            table.create_fts_index("cjk", **CJK_FTS)
+            table.create_index("cjk", config=FTS(**CJK_FTS), replace=False)
         self._fts_ready = True
 
     def _ensure_parent_index(self) -> None:
