@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from appliance.config import LLMConfig
 from appliance.knowledge.service import KnowledgeService
 from appliance.llm.llama_cpp import LlamaCppBackend
@@ -161,6 +162,13 @@ def test_a_vague_reply_gets_advice_for_the_stages_next_open_slot(
     tip, _ = loop.run(coach.tip(later, vague))
     assert tip.advice.startswith("问一问时间")  # timeline, once the spend was asked
     assert "产品资料" not in tip.advice  # no fact serves it, none shares a word with the reply
+    # a vague reply again after one in this stage: the next open slot, not the same advice
+    earlier = TurnRecord(
+        turn=1, trainee_text="您好。", npc_text="嗯。", intent="filler", stage="NEEDS_DISCOVERY"
+    )
+    again = msgspec.structs.replace(later, history=[earlier, vague])
+    tip, _ = loop.run(coach.tip(again, vague))
+    assert tip.advice.startswith("问一问还有谁参与决定")  # decision maker, after timeline
     # a line with something to answer keeps its own advice (a price objection: the fees)
     priced = TurnRecord(
         turn=2,

@@ -36,6 +36,7 @@ from appliance.llm.base import GenerateRequest, LLMBackend, Message
 from appliance.llm.errors import LLMError
 from appliance.llm.sentences import whole_sentences
 from appliance.practice.agents.coach_tools import (
+    STEERED_INTENTS,
     FeeQuote,
     KnowledgeHit,
     PlaybookEntry,
@@ -139,23 +140,31 @@ class GroundedCoach:
                     "intent": turn.intent,
                     "query": query,
                     "language": ctx.language,
-                    "slot": self._steer(ctx).get("next_slot"),
+                    "slot": self._steer(ctx, turn).get("next_slot"),
                 }
                 calls.append(ToolCall(name, args))
             elif name == "fee_calculator":
                 spend = self.stated_spend(ctx, turn)
                 calls.append(ToolCall(name, {"product": ctx.product, "annual_spend": spend}))
             elif name == "objection_playbook":
-                args = {"intent": turn.intent, "language": ctx.language, **self._steer(ctx)}
+                args = {"intent": turn.intent, "language": ctx.language, **self._steer(ctx, turn)}
                 calls.append(ToolCall(name, args))
         return calls
 
     @staticmethod
-    def _steer(ctx: SessionContext) -> dict[str, Any]:
+    def _steer(ctx: SessionContext, turn: TurnRecord) -> dict[str, Any]:
         """The stage's next open slot and the customer's name, for advice when the customer's
-        line gives nothing to answer."""
+        line gives nothing to answer. After vague replies in a row (in this stage) the advice
+        moves on to the next open slot, and round again, rather than repeating itself."""
         slots = open_slots(ctx.stage)
-        return {"next_slot": slots[0], "customer": ctx.persona.name} if slots else {}
+        if not slots:
+            return {}
+        in_a_row = 0
+        for record in reversed([r for r in ctx.history if r.turn < turn.turn]):
+            if record.stage != ctx.stage.stage or record.intent not in STEERED_INTENTS:
+                break
+            in_a_row += 1
+        return {"next_slot": slots[in_a_row % len(slots)], "customer": ctx.persona.name}
 
     @staticmethod
     def stated_spend(ctx: SessionContext, turn: TurnRecord) -> float | None:
@@ -187,7 +196,7 @@ class GroundedCoach:
             playbook, PlaybookEntry
         ):  # the playbook is bundled data: use it directly if the tool failed
             playbook = await objection_playbook(
-                intent=turn.intent, language=ctx.language, **self._steer(ctx)
+                intent=turn.intent, language=ctx.language, **self._steer(ctx, turn)
             )
         advice, citations = self.advice(ctx, playbook, by_name)
         script = await self.script(ctx, turn, playbook, advice)
