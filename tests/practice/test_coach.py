@@ -123,6 +123,20 @@ def test_the_fee_figures_use_only_a_spend_said_in_the_call(knowledge: KnowledgeS
         turn=2, trainee_text="How much do you spend?", npc_text="About $18,000 a year."
     )
     assert coach.stated_spend(ctx, said) == 18000
+    # the trainee's product figures are not the customer's spend (an English demo session
+    # quoted fees "at an annual spend of 300 USD" after "the 300 USD travel credit")
+    credit = TurnRecord(
+        turn=1,
+        trainee_text="You travel a lot: the lounge access and the 300 USD travel credit alone "
+        "cover much of the fee.",
+        npc_text="I don't use the lounge.",
+        intent="price_objection",
+    )
+    assert coach.stated_spend(ctx, credit) is None
+    confirmed = TurnRecord(
+        turn=1, trainee_text="So you spend about $40,000 a year on it?", npc_text="Hmm."
+    )
+    assert coach.stated_spend(ctx, confirmed) == 40000
 
 
 def test_a_vague_reply_gets_advice_for_the_stages_next_open_slot(

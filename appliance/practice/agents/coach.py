@@ -171,15 +171,17 @@ class GroundedCoach:
         """The latest annual spend said in the call (this turn first), if any.
 
         Only what was said: what the persona knows but has not said is the trainee's to find
-        out, so the coach does not give it away. An amount equal to one of the product's
+        out, so the coach does not give it away. The trainee's lines count only with a spend
+        word at the amount ("so you spend about 40,000 a year?"): their other amounts are the
+        product's figures ("the USD 300 travel credit" is not what the customer spends). An amount equal to one of the product's
         waiver thresholds is that condition being quoted ("the fee is waived when you spend
         25,000 a year"), not the customer's spend.
         """
         product = ctx.product
         thresholds = {w.min_annual_spend for w in product.waivers} if product else set()
         for record in [turn, *reversed(ctx.history)]:
-            for text in (record.npc_text, record.trainee_text):
-                spend = parse_spend(text)
+            for text, need_cue in ((record.npc_text, False), (record.trainee_text, True)):
+                spend = parse_spend(text, need_cue=need_cue)
                 if spend is not None and spend not in thresholds:
                     return spend
         return None

@@ -122,8 +122,10 @@ _MONTHLY_BEFORE = re.compile(r"(?:monthly|每月|每个月|一个月)[^.,;。，
 _WINDOW = 32  # characters either side of an amount that say what it is
 
 
-def parse_spend(text: str) -> float | None:
-    """The largest amount in ``text`` that reads as spend (module docstring), or None."""
+def parse_spend(text: str, *, need_cue: bool = False) -> float | None:
+    """The largest amount in ``text`` that reads as spend (module docstring), or None. With
+    ``need_cue`` only an amount with a spend word near it ("you spend about $40,000"): what a
+    salesperson says is mostly the product's own figures ("the USD 300 travel credit")."""
     best: float | None = None
     for match in _AMOUNT.finditer(text):
         number = float(match["num"].replace(",", ""))
@@ -134,8 +136,11 @@ def parse_spend(text: str) -> float | None:
         before = text[max(0, match.start() - _WINDOW) : match.start()]
         after = text[match.end() : match.end() + _WINDOW]
         around = before + " " + after
-        if _PRICE_CUE.search(around) and not _SPEND_CUE.search(around):
+        spend_said = bool(_SPEND_CUE.search(around))
+        if _PRICE_CUE.search(around) and not spend_said:
             continue  # "the $695 annual fee": a price, not what the customer spends
+        if need_cue and not spend_said:
+            continue
         value = number * _MULTIPLIER.get(unit, 1.0)
         if _MONTHLY.search(after) or _MONTHLY_BEFORE.search(before):
             value *= 12
