@@ -78,6 +78,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "coach": ("Coach", "教练"),
     "coach_empty": ("Tips appear here after each turn.", "每轮对话后这里会出现建议。"),
     "example": ("Try saying", "可以这样说"),
+    "turn_no": ("Turn {n}", "第 {n} 轮"),
     "sources": ("Sources", "来源"),
     "product_facts": ("product facts", "产品信息"),
     "page": ("page", "页"),

@@ -119,6 +119,13 @@ def test_three_turn_practice_streams_and_ends_with_a_report(
     for tip in page.locator("#tips li.tip").all():
         sources = [t.strip() for t in tip.locator(".cites li").all_inner_texts()]
         assert len(sources) == len(set(sources)), sources
+    # newest turn first, whatever order the tips came in; only the newest one is open
+    expect(page.locator("#tips li.tip")).to_have_count(3, timeout=TURN_TIMEOUT_MS)
+    order = [t.get_attribute("data-turn") for t in page.locator("#tips li.tip").all()]
+    assert order == ["3", "2", "1"], order
+    opened = page.locator("#tips li.tip > details[open]")
+    expect(opened).to_have_count(1)
+    expect(opened).to_contain_text("Turn 3")
     shot(page, "practice-coach")
     # the slots ticked live are the ones the server holds (a reload rebuilds them from it)
     filled = page.locator("#slots li.filled")

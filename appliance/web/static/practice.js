@@ -161,10 +161,21 @@
       byLabel.set(label, li);
     });
     const cites = Array.from(byLabel.values());
-    tips.prepend(el("li", { class: "tip", "data-turn": e.turn },
-      el("p", { class: "advice", text: e.advice }),
-      e.script_example ? el("p", { class: "example" }, el("strong", { text: T.example + ": " }), document.createTextNode(e.script_example)) : null,
-      cites.length ? el("div", { class: "cites" }, el("span", { text: T.sources + ":" }), el("ul", {}, ...cites)) : null));
+    // the newest tip open, the earlier ones folded to their first line (a column of every
+    // tip in full grew to several screens by turn 6); a click opens any of them again
+    // Tips can arrive out of turn order (the coach runs after each reply at a lower priority):
+    // the list is kept newest turn first.
+    const [technique, ...facts] = String(e.advice || "").split("\n");
+    const tip = el("li", { class: "tip", "data-turn": e.turn },
+      el("details", {},
+        el("summary", {}, el("span", { class: "turn-no", text: T.turn_no.replace("{n}", e.turn) }), " ", technique),
+        e.script_example ? el("p", { class: "example" }, el("strong", { text: T.example + ": " }), document.createTextNode(e.script_example)) : null,
+        facts.length ? el("p", { class: "advice", text: facts.join("\n") }) : null,
+        cites.length ? el("div", { class: "cites" }, el("span", { text: T.sources + ":" }), el("ul", {}, ...cites)) : null));
+    const older = Array.from(tips.querySelectorAll("li.tip")).find(li => Number(li.dataset.turn) < Number(e.turn));
+    tips.insertBefore(tip, older || null);
+    const newest = tips.querySelector("li.tip > details");
+    tips.querySelectorAll("li.tip > details").forEach(d => { d.open = d === newest; });
   }
 
   /* ---------- events ---------- */
