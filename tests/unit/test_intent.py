@@ -320,3 +320,16 @@ def test_a_scripted_retention_call_through_classifier_and_stage_fsm(
     assert reasons[:2] == ["NEEDS_DISCOVERY:coverage", "OBJECTION_HANDLING:early_objection"]
     assert state.stage == "COMPLETED"
     assert missed_slots(state) == ["timeline", "decision_maker"]
+
+
+def test_a_customer_does_not_greet_past_the_discovery(classifier: LinearIntentClassifier) -> None:
+    """Rule 7: "I'm fine." answers "How are you?" at the start (it read soft_rejection, and the
+    coach's first tip said "respect the no"); the same n-grams in a closing are not hello."""
+    assert classifier.classify("I'm fine.", stage="OPENING").label == "greeting"
+    assert classifier.classify("我很好。", stage="OPENING").label == "greeting"
+    text = "Fine, I'm keeping it."
+    late = classifier.classify(text, stage="CLOSING")
+    assert late.label != "greeting"
+    ranked = [r.label for r in classifier.ranked(text) if r.label != "greeting"]
+    assert late.label in (ranked[0], "unclear", "final_confirmation")
+    assert classifier.classify("Thanks, goodbye.", stage="OBJECTION_HANDLING").label != "greeting"

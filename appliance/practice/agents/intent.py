@@ -36,8 +36,12 @@ Context rules, applied in order on top of the model's label
        ``appliance.practice.stages.proposes``) -> the label rule 4 replaced, else the model's
        next most probable label (``unclear`` below ``intent.min_confidence``). "Yes, I have a
        debit card." answering a discovery question agrees to nothing.
-    A rule-changed label keeps the model's confidence in the label it replaced (rule 6: the
-    confidence of the label it falls back to).
+    7. No greeting past the discovery: ``greeting`` while ``stage`` is PRODUCT_INTRO,
+       OBJECTION_HANDLING or CLOSING -> the model's next most probable label (``unclear``
+       below ``intent.min_confidence``), checked first, so rules 3-6 see that label. "Fine,
+       I'm keeping it." reads like "I'm fine." to the n-grams; in a closing it is not hello.
+    A rule-changed label keeps the model's confidence in the label it replaced (rules 6 and 7:
+    the confidence of the label they fall back to).
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ C_VALUE = 30.0
 EMBEDDING_WEIGHT = 1.0
 HESITATION_WINDOW = 3
 PRICE_LABELS = frozenset({"price_inquiry", "price_objection"})
+LATE_STAGES: frozenset[Stage] = frozenset({"PRODUCT_INTRO", "OBJECTION_HANDLING", "CLOSING"})
+"""Stages where a customer no longer greets (rule 7)."""
 AFFIRMATIVE = frozenset(
     {
         "ok",
@@ -377,6 +383,9 @@ class LinearIntentClassifier:
         raw = ranked[0]
         if raw.label == "unclear" and raw.confidence == 1.0:
             return raw  # rule 1: noise
+        if raw.label == "greeting" and stage in LATE_STAGES:  # rule 7
+            ranked = [r for r in ranked if r.label != "greeting"]
+            raw = ranked[0]
         if raw.confidence < self.min_confidence:
             return IntentResult(label="unclear", confidence=round(1.0 - raw.confidence, 4))
         label = raw.label
