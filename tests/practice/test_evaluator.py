@@ -301,7 +301,10 @@ def test_an_uncommented_score_of_a_stage_never_reached_says_not_shown(
     assert evaluator.asked == 1  # nothing inconsistent to re-ask about
     by_key = {d.key: d for d in report.dimensions}
     assert by_key["needs_discovery"].score == 0
-    assert by_key["needs_discovery"].comment.startswith("Not shown in this call")
+    assert by_key["needs_discovery"].comment == (
+        "Not shown in this call: it ended at turn 2, before any turn reached the stages this "
+        "dimension covers."
+    )
     assert [e.turn for e in by_key["needs_discovery"].evidence] == [2]
     # a commented answer about a stage never reached stands as the model gave it
     assert by_key["objection_handling"].comment == "No objection came up to handle."

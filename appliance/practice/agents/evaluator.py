@@ -534,11 +534,13 @@ class RubricEvaluator:
             )
         else:  # no turn in the dimension's stages: nothing was shown
             mean = 0.0
-            evidence = [ctx.history[-1].turn] if ctx.history else []
+            last = ctx.history[-1].turn if ctx.history else 0
+            evidence = [last] if last else []  # where the call ended, before those stages
             comment = (
-                "本次通话没有进入这一维度对应的阶段，无从体现。"
+                f"本次通话在第 {last} 轮结束，没有进入这一维度对应的阶段，无从体现。"
                 if zh
-                else "Not shown in this call: no turn reached the stages this dimension covers."
+                else f"Not shown in this call: it ended at turn {last}, before any turn reached "
+                "the stages this dimension covers."
             )
         return round(mean), evidence, comment
 
