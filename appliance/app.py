@@ -85,7 +85,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     catalog = CatalogService(domain, AuditRepository(db))
     intent = load_intent_classifier(settings)  # trains in-process when missing or stale
     hub = Hub(channels)
-    agents = build_agents(llm=llm, knowledge=knowledge, config=settings.practice)
+    agents = build_agents(llm=llm, knowledge=knowledge, config=settings.practice, intent=intent)
     coordinator = Coordinator(
         db=db,
         domain=domain,

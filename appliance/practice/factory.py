@@ -35,6 +35,7 @@ def build_agents(
     llm: LLMBackend,
     knowledge: KnowledgeService | None,
     config: PracticeConfig | None = None,
+    intent: model.IntentClassifier | None = None,
 ) -> Agents:
     """The agents on one LLM backend and knowledge service (the evaluator's schema compiles now)."""
     config = config or PracticeConfig()
@@ -55,6 +56,7 @@ def build_agents(
         llm,
         tools,
         compliance=compliance,
+        intent=intent,
         max_tokens=config.coach_max_tokens,
         timeout_s=config.coach_timeout_s,
     )

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
-from appliance.config import LLMConfig
+from appliance.config import LLMConfig, load_settings
 from appliance.knowledge.service import KnowledgeService
 from appliance.llm.llama_cpp import LlamaCppBackend
 from appliance.practice.agents.coach import GroundedCoach
 from appliance.practice.agents.coach_tools import coach_tools, load_playbook
 from appliance.practice.agents.compliance import RuleCompliance
+from appliance.practice.agents.intent import load_intent_classifier
 from appliance.practice.factory import build_agents
 from appliance.practice.model import TurnRecord
 from appliance.practice.tools import ToolRunner
@@ -97,6 +100,33 @@ def test_a_script_that_speaks_as_the_customer_is_not_used(knowledge: KnowledgeSe
     assert coach._usable(en, turn, "Good morning Mr. Chen, may I ask how you use the card?")
     assert not coach._usable(zh, turn, "您好，我是陈先生，请问有什么事吗？")
     assert coach._usable(zh, turn, "陈先生您好，我是银行的李娜，想了解一下您平时怎么用卡？")
+
+
+def test_a_script_on_the_customers_side_or_said_before_is_not_used(
+    knowledge: KnowledgeService, tmp_path: Path
+) -> None:
+    """Scripts the bundled model wrote in demo sessions: "I'm sorry, I don't have a card."
+    (the customer's side: the intent classifier reads a soft rejection) and, at turn 6, the
+    trainee's own first line again. The playbook's example is used instead."""
+    environ = {"SALESBOOST__PATHS__MODELS_DIR": str(tmp_path)}
+    classifier = load_intent_classifier(load_settings(None, environ=environ).settings)
+    coach = GroundedCoach(
+        LlamaCppBackend(LLMConfig(), MODEL), ToolRunner(coach_tools(knowledge)), intent=classifier
+    )
+    first = "Good morning Mr. Chen, this is Li from the bank. Do you have a few minutes?"
+    history = [
+        TurnRecord(turn=1, trainee_text=first, npc_text="Yes.", intent="filler"),
+        TurnRecord(turn=2, trainee_text="How do you use the card?", npc_text="I travel."),
+    ]
+    ctx = context(history=history)
+    turn = history[-1]
+    assert not coach._usable(ctx, turn, "I'm sorry, I don't have a card.")
+    assert not coach._usable(ctx, turn, "I don't want to pay the fee anymore.")
+    assert not coach._usable(ctx, turn, first)
+    assert coach._usable(
+        ctx, turn, "Since you travel, the lounge access pays for itself, Mr. Chen."
+    )
+    assert coach._usable(ctx, turn, "Roughly how much do you put on the card in a year?")
 
 
 def test_the_fee_figures_use_only_a_spend_said_in_the_call(knowledge: KnowledgeService) -> None:

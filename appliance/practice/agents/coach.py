@@ -16,8 +16,10 @@ times out is left out, and its record says why.
   technique and the facts, kept to whole sentences each said once (``whole_sentences``: a
   small model loops, or runs out of tokens mid-sentence); when the output is unusable (under 5
   words / 8 CJK characters, a line introducing itself as the customer, a
-  speaker label, more than 70% of its words taken from the customer's line, a compliance block
-  hit, or the LLM raised busy / unavailable / timeout) the playbook's own example is used.
+  speaker label, more than 70% of its words taken from the customer's line or from one the
+  trainee already said, a line the intent classifier reads as the customer's side (a soft
+  rejection, price objection or hesitation: "I'm sorry, I don't have a card."), a compliance
+  block hit, or the LLM raised busy / unavailable / timeout) the playbook's own example is used.
 - When the customer's line gives nothing to answer (intent ``unclear`` or ``filler``), the
   technique is the advice for the current stage's first open slot instead
   (``data/slot_playbook.json``: "Ask about their spend", "Ask who else has a say"), so the coach
@@ -50,6 +52,7 @@ from appliance.practice.agents.compliance import RuleCompliance
 from appliance.practice.model import (
     Citation,
     CoachTip,
+    IntentClassifier,
     SessionContext,
     Stage,
     ToolCallRecord,
@@ -92,6 +95,13 @@ STAGE_BY_INTENT: dict[str, Stage] = {
 }
 
 
+CUSTOMER_SIDE = frozenset({"soft_rejection", "price_objection", "hesitation"})
+"""Intents of a line that reads as the customer's: a script example the classifier reads so
+(at ``CUSTOMER_SIDE_CONFIDENCE`` or more) is the small model taking the other side, and the
+playbook's example is used instead (which costs little when the line was in fact fine)."""
+CUSTOMER_SIDE_CONFIDENCE = 0.4
+
+
 def first_sentence(text: str, limit: int = 220) -> str:
     """The first sentence of ``text`` (Latin or CJK punctuation), at most ``limit`` chars."""
     flat = " ".join(text.split())
@@ -109,12 +119,14 @@ class GroundedCoach:
         tools: ToolRunner,
         *,
         compliance: RuleCompliance | None = None,
+        intent: IntentClassifier | None = None,
         max_tokens: int = 48,
         timeout_s: float | None = 20.0,
     ) -> None:
         self.llm = llm
         self.tools = tools
         self.compliance = compliance or RuleCompliance()
+        self.intent = intent
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
 
@@ -263,25 +275,34 @@ class GroundedCoach:
         pattern = rf"\b(?:I am|I'm|this is|my name is|it's)\s+(?:{names})\b|我是\s*(?:{names})"
         return re.search(pattern, text, re.IGNORECASE) is not None
 
+    @staticmethod
+    def _units(text: str, zh: bool) -> list[str]:
+        """A line's CJK characters (zh) or lower-cased words (en)."""
+        if zh:
+            return re.findall(r"[\u4e00-\u9fff]", text)
+        return re.findall(r"[A-Za-z']+", text.lower())
+
     def _usable(self, ctx: SessionContext, turn: TurnRecord, text: str) -> bool:
-        """Long enough, no speaker label, not an echo of the customer, no compliance block."""
-        if ctx.language == "zh":
-            chars = set(re.findall(r"[\u4e00-\u9fff]", text))
-            if len(re.findall(r"[\u4e00-\u9fff]", text)) < 8:
-                return False
-            heard = set(re.findall(r"[\u4e00-\u9fff]", turn.npc_text))
-        else:
-            words = re.findall(r"[A-Za-z']+", text.lower())
-            if len(words) < 5:
-                return False
-            chars = set(words)
-            heard = set(re.findall(r"[A-Za-z']+", turn.npc_text.lower()))
-        if chars and len(chars & heard) / len(chars) > 0.7:  # it echoes the customer
+        """Long enough, no speaker label, not an echo of the customer's line or of one the
+        trainee already said, not a line that reads as the customer's (see ``CUSTOMER_SIDE``),
+        no compliance block."""
+        zh = ctx.language == "zh"
+        units = self._units(text, zh)
+        if len(units) < (8 if zh else 5):
             return False
+        mine = set(units)
+        said = [turn.npc_text, turn.trainee_text, *(r.trainee_text for r in ctx.history)]
+        for line in said:  # the customer's line, or the trainee's own ("Good morning ..." again)
+            if len(mine & set(self._units(line, zh))) / len(mine) > 0.7:
+                return False
         if re.search(r"^\s*\w[\w .]{0,24}[:：]", text):  # a speaker label
             return False
         if self._speaks_as_customer(ctx, text):
             return False
+        if self.intent is not None:  # "I'm sorry, I don't have a card.": the customer's side
+            read = self.intent.classify(text)
+            if read.label in CUSTOMER_SIDE and read.confidence >= CUSTOMER_SIDE_CONFIDENCE:
+                return False
         flags = self.compliance.check(text, "trainee", ctx.rules)
         return not any(f.severity == "block" for f in flags)
 
