@@ -27,6 +27,18 @@ def sentence_key(sentence: str) -> str:
     return " ".join(re.findall(r"\w+", sentence.lower()))
 
 
+def sentence_keys(text: str) -> list[str]:
+    """The :func:`sentence_key` of every sentence of ``text`` (its unpunctuated tail too)."""
+    keys: list[str] = []
+    start = 0
+    for match in SENTENCE_END.finditer(text):
+        if ends_sentence(text, match):
+            keys.append(sentence_key(text[start : match.end()]))
+            start = match.end()
+    keys.append(sentence_key(text[start:]))
+    return [k for k in keys if k]
+
+
 def whole_sentences(text: str, *, truncated: bool) -> str:
     """``text`` up to its first repeated sentence; when ``truncated`` (the model hit its token
     limit) also without an unfinished last sentence, if a whole one comes before it."""

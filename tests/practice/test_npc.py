@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 from appliance.llm.base import Completion, TextStream
 from appliance.llm.llama_cpp import LlamaCppBackend
@@ -95,10 +95,15 @@ def fault_injection_model_output(pieces: list[str], finish: str = "stop") -> Tex
 
 
 def clean_reply(
-    pieces: list[str], language: str = "en", *, finish: str = "stop", soft: int | None = None
+    pieces: list[str],
+    language: str = "en",
+    *,
+    finish: str = "stop",
+    soft: int | None = None,
+    earlier: Sequence[str] = (),
 ) -> tuple[list[str], CustomerReply]:
     labels = ["Mr. Chen", "Anna", "Assistant", "Narrator"]
-    fallback = fallback_line(language, 0.5)  # type: ignore[arg-type]
+    fallback = fallback_line(language, 0.5, avoid=earlier)  # type: ignore[arg-type]
 
     async def run() -> tuple[list[str], CustomerReply]:
         reply = CustomerReply(
@@ -106,6 +111,7 @@ def clean_reply(
             labels=labels,
             fallback=fallback,
             soft_tokens=soft,
+            earlier=earlier,
         )
         return [p async for p in reply], reply
 
@@ -208,3 +214,34 @@ def test_the_chinese_preamble_names_fees_in_chinese() -> None:
     assert "annual fee" not in facts and "pct" not in facts and "USD" not in facts
     en = preamble(PERSONA_EN, SCENARIO, PRODUCT, "Anna", "en")
     assert "annual fee: 695 USD" in en and "foreign transaction fee: 0%" in en
+
+
+def test_a_reply_says_no_sentence_of_an_earlier_turn() -> None:
+    """The bundled model said "I have a few questions about the card and the fees." four turns
+    running (and "客户的消费是消费的收入。" in Chinese): an opening repeat is held back while it
+    could be one and left out, a later one ends the reply, the fallback is a fresh line."""
+    before = ["I have a few questions about the card and the fees.", "Okay."]
+    out, reply = clean_reply(
+        [" I have", " a few", " questions", " about the card", " and the fees.", " Why", " now?"],
+        earlier=before,
+    )
+    assert reply.text == "Why now?" == "".join(out)
+    assert "I have" not in "".join(out)  # held while it could still be the earlier sentence
+    # a fresh opening streams at once, as before
+    out, reply = clean_reply([" We", " travel", " a lot.", " Okay."], earlier=before)
+    assert out[0] == "We" and reply.text == "We travel a lot."  # "Okay." was said before
+    # one that starts like an earlier sentence is held only until it differs
+    out, reply = clean_reply([" I have", " two", " cards."], earlier=before)
+    assert out[0] == "I have two" and reply.text == "I have two cards."
+    # nothing new at all: a fallback line the customer has not said
+    said = ["Hmm, I'm not sure. Can you explain that again?"]
+    out, reply = clean_reply(
+        [" Hmm,", " I'm not sure.", " Can you explain that again?"], earlier=said
+    )
+    assert reply.fallback and reply.text not in said and reply.text in FALLBACKS["en"]
+    out, reply = clean_reply(
+        ["客户的", "消费是", "消费的收入。", "你们的年费太贵了。"],
+        "zh",
+        earlier=["客户的消费是消费的收入。"],
+    )
+    assert reply.text == "你们的年费太贵了。"

@@ -29,7 +29,11 @@ when it is complete. A sentence that repeats one the reply already said (small m
 "I'm going to keep my card. ... I'm going to keep my card.") ends the reply before it. Past
 ``practice.npc_max_tokens`` the reply stops at its next sentence end; it may run
 ``practice.npc_finish_tokens`` further to reach one, and a sentence still unfinished there is
-dropped (it was held, never shown).
+dropped (it was held, never shown). Nor does it say a sentence the customer said in an
+earlier turn (the bundled model loops across turns too: "I have a few questions about the card
+and the fees." four turns running): an opening sentence is held back while it could still be
+one of those and is left out when it is; a later one ends the reply before it. When nothing is
+left, the fallback line is one the customer has not said yet.
 
 Mood (``next_mood``): a deterministic update from the trainee's line. Each trainee intent has
 a base delta (``MOOD_DELTAS``: rapport and needs questions help, pressure and unclear lines
@@ -46,7 +50,13 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING
 
 from appliance.llm.base import Completion, GenerateRequest, LLMBackend, Message
-from appliance.llm.sentences import CJK_END, SENTENCE_END, ends_sentence, sentence_key
+from appliance.llm.sentences import (
+    CJK_END,
+    SENTENCE_END,
+    ends_sentence,
+    sentence_key,
+    sentence_keys,
+)
 from appliance.practice.fees import fee_label, is_rate, money
 from appliance.practice.model import (
     ComplianceFlag,
@@ -130,10 +140,14 @@ FALLBACKS: dict[Language, tuple[str, str, str]] = {
 }
 
 
-def fallback_line(language: Language, mood: float) -> str:
-    """The in-character fallback sentence for a mood (low < 0.35 <= mid < 0.65 <= high)."""
+def fallback_line(language: Language, mood: float, avoid: Sequence[str] = ()) -> str:
+    """The in-character fallback sentence for a mood (low < 0.35 <= mid < 0.65 <= high); one
+    of the others when that one is among ``avoid`` (what the customer said before)."""
     low, mid, high = FALLBACKS[language]
-    return low if mood < 0.35 else mid if mood < 0.65 else high
+    first = low if mood < 0.35 else mid if mood < 0.65 else high
+    said = {key for text in avoid for key in sentence_keys(text)}
+    fresh = [line for line in (first, mid, low, high) if not said.intersection(sentence_keys(line))]
+    return fresh[0] if fresh else first
 
 
 def mood_words(language: Language, mood: float) -> str:
@@ -225,12 +239,15 @@ class CustomerReply:
         labels: Sequence[str],
         fallback: str,
         soft_tokens: int | None = None,
+        earlier: Sequence[str] = (),
     ) -> None:
         self._stream = stream
         self._fallback_text = fallback
         self._soft_tokens = soft_tokens
         self._pieces = 0
         self._said: set[str] = set()  # the sentences released so far, normalized
+        self._earlier = {key for text in earlier for key in sentence_keys(text)}
+        self._skip = 0  # the cleaned reply before this was a sentence said in an earlier turn
         self._scan = 0  # where the next sentence of the cleaned reply starts
         self._stopped = False  # ended early: a repeated sentence, or the soft limit reached
         names = sorted({label for label in labels if label}, key=len, reverse=True)
@@ -290,7 +307,13 @@ class CustomerReply:
             if not ends_sentence(clean, match):
                 continue
             key = sentence_key(clean[self._scan : end])
-            if key and key in self._said:  # a repeat: the reply ends before it
+            if key and key in self._earlier and not self._said:
+                # the reply opens with a sentence of an earlier turn (small models loop across
+                # turns: "I have a few questions about the card." four turns running): it was
+                # held back while it could be one, and is left out
+                self._scan = self._skip = upto = end
+                continue
+            if key and (key in self._said or key in self._earlier):  # the reply ends before it
                 self._stopped = True
                 return upto
             if key:
@@ -299,16 +322,28 @@ class CustomerReply:
             if self._soft_tokens is not None and self._pieces >= self._soft_tokens:
                 self._stopped = True
                 return upto
-        if not self._said:
-            return len(clean)  # the first sentence streams as it comes
+        if not self._said:  # the first sentence streams as it comes, unless it may be a repeat
+            partial = sentence_key(clean[self._scan :])
+            if partial and any(k.startswith(partial) for k in self._earlier):
+                return upto
+            return len(clean)
         if final:
             key = sentence_key(clean[self._scan :])
             truncated = self._stream.completion is not None and (
                 self._stream.completion.finish_reason == "length"
             )
-            if key and key not in self._said and not truncated:
+            if key and key not in self._said and key not in self._earlier and not truncated:
                 return len(clean)  # the model ended here (a line break, a label, its end)
         return upto
+
+    def _chunk(self, clean: str, sent: int, upto: int) -> tuple[str, int]:
+        """What of the cleaned reply to yield now and how far it is then sent (a sentence left
+        out as an earlier turn's is passed over, never yielded)."""
+        sent = max(sent, self._skip)
+        if upto <= sent:
+            return "", sent
+        chunk = clean[sent:upto]
+        return (chunk.lstrip() if not self.text else chunk), upto
 
     async def _run(self) -> AsyncGenerator[str, None]:
         acc = ""
@@ -332,10 +367,8 @@ class CustomerReply:
                     cut_short = True
                     break
                 clean = self._clean(raw[: len(raw) - self._held(raw)]).rstrip()
-                upto = self._releasable(clean, final=False)
-                if upto > sent:
-                    chunk = clean[sent:upto]
-                    sent = upto
+                chunk, sent = self._chunk(clean, sent, self._releasable(clean, final=False))
+                if chunk:
                     self.text += chunk
                     yield chunk
                 if self._stopped:
@@ -351,8 +384,7 @@ class CustomerReply:
             raw = acc[start:]
             cut = self._cut.search(raw)
             clean = self._clean(raw[: cut.start()] if cut is not None else raw).rstrip()
-            upto = self._releasable(clean, final=True)
-            rest = clean[sent:upto].rstrip()
+            rest = self._chunk(clean, sent, self._releasable(clean, final=True))[0].rstrip()
             if rest:
                 self.text += rest
                 yield rest
@@ -449,14 +481,17 @@ class LLMCustomer:
         await self.llm.generate(request)
 
     def reply(self, ctx: SessionContext, trainee_text: str) -> CustomerReply:
-        """The customer's reply, streamed (an async iterator of text pieces)."""
+        """The customer's reply, streamed (an async iterator of text pieces); it says no
+        sentence it said in an earlier turn."""
         stream = self.llm.stream(self.request(ctx, trainee_text))
         labels = [ctx.persona.name, self.trainee_label(ctx), *ROLE_WORDS, *ROLE_WORDS_ZH]
+        earlier = [turn.npc_text for turn in ctx.history]
         return CustomerReply(
             stream,
             labels=labels,
-            fallback=fallback_line(ctx.language, ctx.mood),
+            fallback=fallback_line(ctx.language, ctx.mood, avoid=earlier),
             soft_tokens=self.max_tokens,
+            earlier=earlier,
         )
 
     def next_mood(
