@@ -283,9 +283,13 @@
     extras(e.turn).append(el("p", { class: "scores", text: T.score + ": " + text }));
   }
 
+  // the customer's line is tagged with what the classifier read in it; "unclear" tells the
+  // trainee nothing (most small talk and plain answers), so it shows no tag
   function onIntent(e) {
     const li = turns.get(e.turn);
-    if (li) li.querySelector(".msg.customer .who").textContent = T.customer + " · " + (T["intent_" + e.label] || e.label.replace(/_/g, " "));
+    if (!li) return;
+    const who = li.querySelector(".msg.customer .who");
+    who.textContent = e.label === "unclear" ? T.customer : T.customer + " · " + (T["intent_" + e.label] || e.label.replace(/_/g, " "));
   }
 
   function showEnded(text, ready) {
