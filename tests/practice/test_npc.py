@@ -245,3 +245,24 @@ def test_a_reply_says_no_sentence_of_an_earlier_turn() -> None:
         earlier=["客户的消费是消费的收入。"],
     )
     assert reply.text == "你们的年费太贵了。"
+
+
+def test_a_reply_does_not_take_the_salespersons_part() -> None:
+    """The bundled model continuing the transcript sometimes answers as the bank ("我是银行的
+    客户经理", "I'm the branch sales representative for Aurora Platinum."): such an opening
+    sentence is held back until it ends and left out; a later one ends the reply."""
+    out, reply = clean_reply(["我是", "银行的", "客户经理。", "年费太贵了。"], "zh")
+    assert reply.text == "年费太贵了。" == "".join(out)
+    out, reply = clean_reply(
+        [" I'm", " the branch", " sales representative", " for Aurora.", " The fee", " is high."]
+    )
+    assert reply.text == "The fee is high." == "".join(out)
+    out, reply = clean_reply([" The fee", " is high.", " This is Anna", " from the bank."])
+    assert reply.text == "The fee is high."
+    # the customer's own "I'm ..." and "我是..." stream once they cannot be that any more
+    out, reply = clean_reply([" I'm", " not", " sure", " about it."])
+    assert out[0] == "I'm not" and reply.text == "I'm not sure about it."
+    out, reply = clean_reply(["我是", "陈建国。", "你们有什么事？"], "zh")
+    assert reply.text == "我是陈建国。你们有什么事？"
+    out, reply = clean_reply([" I'm", " the owner"])  # the model's own end, unpunctuated
+    assert reply.text == "I'm the owner"

@@ -93,6 +93,35 @@ FLAG_PENALTY = {"warn": 0.05, "block": 0.15}
 POSITIVE_SCALE = {"easy": 1.5, "medium": 1.0, "hard": 0.6}
 NEGATIVE_SCALE = {"easy": 0.6, "medium": 1.0, "hard": 1.4}
 
+CLAIMS_THE_SALES_ROLE = re.compile(
+    r"(?:我是|我们是|这里是).{0,10}?(?:银行|客户经理|销售|理财顾问|客服|专员)"
+    r"|(?:this is|my name is|i'm|i am)\b.{0,40}?"
+    r"\b(?:from (?:the|your|\w+) bank|calling from|(?:sales |bank |customer )?representative"
+    r"|relationship manager|account manager|sales (?:rep|manager|advisor|adviser)|the bank's)\b",
+    re.IGNORECASE,
+)
+"""A customer's sentence that introduces the speaker as the bank's side: the small model
+continuing the transcript can take the salesperson's part ("我是银行的客户经理", "I'm the branch
+sales representative for Aurora Platinum.")."""
+MAY_CLAIM_THE_SALES_ROLE = re.compile(
+    r"(?:我是|我们是|这里是)|(?:this is|my name is|i'm (?:calling|from|with|the|a|your)"
+    r"|i am (?:calling|from|with|the|a|your))\b",
+    re.IGNORECASE,
+)
+CLAIM_STARTS = ("this is", "my name is", "i'm", "i am", "我是", "我们是", "这里是")
+"""How such a sentence starts (the pattern, or a beginning of one of the starts): an opening
+sentence that starts so is held back until it ends (not streamed word by word), so that it can
+still be left out."""
+
+
+def may_claim_the_sales_role(text: str) -> bool:
+    """Whether an unfinished sentence may still become one of ``CLAIMS_THE_SALES_ROLE``."""
+    start = " ".join(text.split()).lower()
+    return bool(MAY_CLAIM_THE_SALES_ROLE.match(start)) or any(
+        s.startswith(start) for s in CLAIM_STARTS
+    )
+
+
 ROLE_WORDS = ("Assistant", "User", "AI", "Customer", "Salesperson", "Narrator", "System")
 ROLE_WORDS_ZH = ("客户", "销售", "旁白", "助手", "用户", "系统")
 
@@ -247,7 +276,8 @@ class CustomerReply:
         self._pieces = 0
         self._said: set[str] = set()  # the sentences released so far, normalized
         self._earlier = {key for text in earlier for key in sentence_keys(text)}
-        self._skip = 0  # the cleaned reply before this was a sentence said in an earlier turn
+        self._skip = 0  # the cleaned reply before this was a sentence left out (see below)
+        self._shown = 0  # how much of the opening sentence streamed before it ended
         self._scan = 0  # where the next sentence of the cleaned reply starts
         self._stopped = False  # ended early: a repeated sentence, or the soft limit reached
         names = sorted({label for label in labels if label}, key=len, reverse=True)
@@ -307,13 +337,18 @@ class CustomerReply:
             if not ends_sentence(clean, match):
                 continue
             key = sentence_key(clean[self._scan : end])
-            if key and key in self._earlier and not self._said:
-                # the reply opens with a sentence of an earlier turn (small models loop across
-                # turns: "I have a few questions about the card." four turns running): it was
-                # held back while it could be one, and is left out
-                self._scan = self._skip = upto = end
-                continue
-            if key and (key in self._said or key in self._earlier):  # the reply ends before it
+            streamed = self._shown > self._scan  # part of it is on screen: it stays
+            if key and not streamed and self._unsayable(key, clean[self._scan : end]):
+                if not self._said:
+                    # the reply opens with a sentence of an earlier turn (small models loop
+                    # across turns: "I have a few questions about the card." four turns
+                    # running) or with the salesperson's part ("我是银行的客户经理"): it was
+                    # held back while it could be one, and is left out
+                    self._scan = self._skip = upto = end
+                    continue
+                self._stopped = True  # a later one ends the reply before it
+                return upto
+            if key and key in self._said:  # said twice in this reply: it ends before
                 self._stopped = True
                 return upto
             if key:
@@ -322,19 +357,34 @@ class CustomerReply:
             if self._soft_tokens is not None and self._pieces >= self._soft_tokens:
                 self._stopped = True
                 return upto
-        if not self._said:  # the first sentence streams as it comes, unless it may be a repeat
-            partial = sentence_key(clean[self._scan :])
-            if partial and any(k.startswith(partial) for k in self._earlier):
-                return upto
+        return self._unfinished(clean, upto, final=final)
+
+    def _unfinished(self, clean: str, upto: int, *, final: bool) -> int:
+        """How much of the sentence still being written may be shown (``upto``: where the
+        whole sentences end)."""
+        tail = clean[self._scan :]
+        if not self._said:  # the first sentence streams as it comes, unless it may be left out
+            partial = sentence_key(tail)
+            held = bool(partial) and (
+                any(k.startswith(partial) for k in self._earlier) or may_claim_the_sales_role(tail)
+            )
+            if held and (not final or self._unsayable(partial, tail)):
+                return upto  # (at the end: it did turn out to be one, and is left out)
+            self._shown = len(clean)
             return len(clean)
         if final:
-            key = sentence_key(clean[self._scan :])
+            key = sentence_key(tail)
             truncated = self._stream.completion is not None and (
                 self._stream.completion.finish_reason == "length"
             )
-            if key and key not in self._said and key not in self._earlier and not truncated:
+            if key and key not in self._said and not self._unsayable(key, tail) and not truncated:
                 return len(clean)  # the model ended here (a line break, a label, its end)
         return upto
+
+    def _unsayable(self, key: str, sentence: str) -> bool:
+        """A sentence the customer must not say: one of an earlier turn, or the salesperson's
+        part (``CLAIMS_THE_SALES_ROLE``)."""
+        return key in self._earlier or bool(CLAIMS_THE_SALES_ROLE.match(sentence.strip()))
 
     def _chunk(self, clean: str, sent: int, upto: int) -> tuple[str, int]:
         """What of the cleaned reply to yield now and how far it is then sent (a sentence left
