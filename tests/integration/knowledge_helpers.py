@@ -66,3 +66,16 @@ def search(client: httpx.Client, q: str, **params: Any) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     results: list[dict[str, Any]] = response.json()["results"]
     return results
+
+
+def lance_tables(db: Any) -> list[str]:
+    """Every table name of a LanceDB connection (``list_tables`` pages; ``table_names()`` is
+    deprecated)."""
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        page = db.list_tables(page_token=token)
+        names.extend(page.tables)
+        token = page.page_token
+        if not token:
+            return names

@@ -14,7 +14,7 @@ import lancedb
 import pytest
 from appliance.testing import ServerProcess
 
-from tests.integration.knowledge_helpers import ingest, search, upload, wait_jobs
+from tests.integration.knowledge_helpers import ingest, lance_tables, search, upload, wait_jobs
 
 CODE = "ZX-4471-Q"
 
@@ -143,7 +143,7 @@ def test_new_content_same_title_is_a_new_version(
 
 def _lance_rows(db: lancedb.DBConnection, document_ids: list[int]) -> int:
     where = f"document_id IN ({','.join(str(i) for i in document_ids)})"
-    return sum(db.open_table(name).count_rows(where) for name in db.table_names())
+    return sum(db.open_table(name).count_rows(where) for name in lance_tables(db))
 
 
 def test_delete_leaves_no_trace(manager: httpx.Client, server: ServerProcess) -> None:

@@ -18,7 +18,7 @@ from appliance.knowledge.store import WRITE_RETRIES, Store, child_id, parent_id
 from appliance.testing import ServerProcess, cli
 
 from tests.conftest import Account, add_user, login
-from tests.integration.knowledge_helpers import search, upload, wait_jobs
+from tests.integration.knowledge_helpers import lance_tables, search, upload, wait_jobs
 
 
 def _rows(doc: int, children: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -134,7 +134,7 @@ def test_server_and_cli_ingest_into_one_data_dir(tmp_path: Path) -> None:
     db = lancedb.connect(str(state / "lancedb"))
     tables = {
         name: db.open_table(name).search().select(["id", "document_id"]).limit(None).to_arrow()
-        for name in db.table_names()
+        for name in lance_tables(db)
     }
     children = next(t for name, t in tables.items() if name.startswith("children_g"))
     for name, table in (("children", children), ("parents", tables["parents"])):

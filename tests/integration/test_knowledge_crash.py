@@ -15,7 +15,7 @@ import pytest
 from appliance.testing import ServerProcess
 
 from tests.conftest import Account, add_user, login
-from tests.integration.knowledge_helpers import upload, wait_jobs
+from tests.integration.knowledge_helpers import lance_tables, upload, wait_jobs
 
 WORDS = [
     "premium",
@@ -76,7 +76,7 @@ def corpus(n: int = 50) -> dict[str, str]:
 
 def _rows(state_dir: Path) -> list[dict[str, object]]:
     db = lancedb.connect(str(state_dir / "lancedb"))
-    name = next(n for n in db.table_names() if n.startswith("children_"))
+    name = next(n for n in lance_tables(db) if n.startswith("children_"))
     return db.open_table(name).to_arrow().select(["id", "document_id"]).to_pylist()
 
 
