@@ -15,6 +15,7 @@ from appliance.practice.agents.coach_tools import (
     parse_spend,
     product_facts,
 )
+from appliance.practice.model import Waiver
 from appliance.practice.tools import Tool, ToolCall, ToolRunner, args_digest
 
 from tests.practice.conftest import PRODUCT
@@ -238,3 +239,20 @@ def test_every_stage_slot_has_advice_in_both_languages() -> None:
     assert asyncio.run(objection_playbook(intent="unclear")).slot is None
     own = asyncio.run(objection_playbook(intent="price_objection", next_slot="budget"))
     assert own.intent == "price_objection" and own.slot is None
+
+
+def test_a_waiver_sentence_reads_inside_the_brackets() -> None:
+    product = msgspec.structs.replace(
+        PRODUCT,
+        waivers=[
+            Waiver(
+                fee="annual_fee",
+                condition="The annual fee of USD 695 is waived for the next card year when the "
+                "cardholder spends USD 25,000 or more.",
+                min_annual_spend=25000.0,
+            )
+        ],
+    )
+    text = describe_quote(asyncio.run(fee_calculator(product=product, annual_spend=300)), "en")
+    assert "would waive it (the annual fee of USD 695 is waived for the next card year" in text
+    assert "USD 25,000 or more)" in text and "more.)" not in text

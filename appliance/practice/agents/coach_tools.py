@@ -217,6 +217,16 @@ def fee_quote(product: Product, annual_spend: float | None) -> FeeQuote:
     )
 
 
+def _in_brackets(sentence: str) -> str:
+    """A sentence made to stand inside brackets mid-sentence: no final stop, and a capital
+    that only started the sentence lower-cased ("The annual fee ..." -> "the annual fee ...";
+    "USD 695 ..." stays)."""
+    text = sentence.strip().rstrip(" .。")
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text
+
+
 def describe_quote(quote: FeeQuote, language: Language) -> str:
     """The quote in one or two sentences (deterministic): the yearly fees, with what waives
     them, and the net yearly cost; then the charges that apply only when they do (a late
@@ -231,8 +241,8 @@ def describe_quote(quote: FeeQuote, language: Language) -> str:
         if line.per_year == 0 and not line.waiver:
             when_due.append(f"{label} {m(line.amount)}")
             continue
-        if line.waiver:  # a condition written as a sentence reads "(... year.);" in brackets
-            line = msgspec.structs.replace(line, waiver=line.waiver.rstrip(" .。"))
+        if line.waiver:  # a condition written as a sentence reads "(the ... year);" in brackets
+            line = msgspec.structs.replace(line, waiver=_in_brackets(line.waiver))
         if zh:
             if line.waived:
                 parts.append(f"{label} {m(line.amount)}：已满足减免条件（{line.waiver}）")
