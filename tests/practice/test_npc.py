@@ -112,6 +112,7 @@ def clean_reply(
             fallback=fallback,
             soft_tokens=soft,
             earlier=earlier,
+            salesperson="Anna",
         )
         return [p async for p in reply], reply
 
@@ -266,3 +267,14 @@ def test_a_reply_does_not_take_the_salespersons_part() -> None:
     assert reply.text == "我是陈建国。你们有什么事？"
     out, reply = clean_reply([" I'm", " the owner"])  # the model's own end, unpunctuated
     assert reply.text == "I'm the owner"
+    # a greeting that turns into the salesperson's introduction (an English demo call's first
+    # reply: "Hello, I'm Li from the bank."), by the trainee's name or the bank
+    out, reply = clean_reply([" Hello,", " I'm", " Anna", " from", " the bank.", " What", " now?"])
+    assert reply.text == "What now?" == "".join(out)
+    out, reply = clean_reply([" Hello,", " Mr.", " Li.", " Go", " on."])
+    assert out[0].startswith("Hello, Mr") and reply.text == "Hello, Mr. Li. Go on."
+    # the customer's own words about the bank stay
+    out, reply = clean_reply(["我是", "银行的", "老客户。"], "zh")
+    assert reply.text == "我是银行的老客户。"
+    out, reply = clean_reply([" I'm", " tired", " of calls", " from the bank."])
+    assert reply.text == "I'm tired of calls from the bank."

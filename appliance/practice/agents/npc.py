@@ -93,33 +93,60 @@ FLAG_PENALTY = {"warn": 0.05, "block": 0.15}
 POSITIVE_SCALE = {"easy": 1.5, "medium": 1.0, "hard": 0.6}
 NEGATIVE_SCALE = {"easy": 0.6, "medium": 1.0, "hard": 1.4}
 
-CLAIMS_THE_SALES_ROLE = re.compile(
-    r"(?:我是|我们是|这里是).{0,10}?(?:银行|客户经理|销售|理财顾问|客服|专员)"
-    r"|(?:this is|my name is|i'm|i am)\b.{0,40}?"
-    r"\b(?:from (?:the|your|\w+) bank|calling from|(?:sales |bank |customer )?representative"
-    r"|relationship manager|account manager|sales (?:rep|manager|advisor|adviser)|the bank's)\b",
-    re.IGNORECASE,
+_CLAIM_EN = (  # in-between words: a name (capitalised) or a job title's, not "tired of calls"
+    r"\b(?i:i'm|i am|this is|my name is)\s+(?:[A-Z][\w.'-]*\s+){0,3}(?i:calling\s+)?"
+    r"(?i:from)\s+(?:(?i:the|your|our)\s+)?(?:[A-Z][\w-]*\s+)?(?i:bank)\b"
+    r"|\b(?i:i'm|i am|this is)\s+(?:(?i:the|a|an|your|our|bank's|branch|senior|personal|"
+    r"customer|card)\s+|[A-Z][\w.'-]*\s+){0,4}(?i:sales\s+(?:rep|representative|manager|advisor"
+    r"|adviser)|relationship\s+manager|account\s+manager|representative|advisor|adviser)\b"
 )
-"""A customer's sentence that introduces the speaker as the bank's side: the small model
-continuing the transcript can take the salesperson's part ("我是银行的客户经理", "I'm the branch
-sales representative for Aurora Platinum.")."""
-MAY_CLAIM_THE_SALES_ROLE = re.compile(
-    r"(?:我是|我们是|这里是)|(?:this is|my name is|i'm (?:calling|from|with|the|a|your)"
-    r"|i am (?:calling|from|with|the|a|your))\b",
-    re.IGNORECASE,
+_CLAIM_ZH = (
+    r"(?:我是|我们是|这里是)[^，。！？,.!?]{0,6}?"
+    r"(?:银行(?!的?(?:老|忠实|长期|贵宾)?(?:客户|用户|会员|持卡人))|客户经理|销售|理财顾问|客服|专员)"
 )
-CLAIM_STARTS = ("this is", "my name is", "i'm", "i am", "我是", "我们是", "这里是")
-"""How such a sentence starts (the pattern, or a beginning of one of the starts): an opening
-sentence that starts so is held back until it ends (not streamed word by word), so that it can
-still be left out."""
+_GREETINGS = ("", "hello ", "hi ", "hey ", "good morning ", "good afternoon ", "good evening ")
+_GREETINGS_ZH = ("", "您好 ", "你好 ")
+_STARTS = ("this is", "my name is", "i m", "i am")
+_STARTS_ZH = ("我是", "我们是", "这里是")
 
 
-def may_claim_the_sales_role(text: str) -> bool:
-    """Whether an unfinished sentence may still become one of ``CLAIMS_THE_SALES_ROLE``."""
-    start = " ".join(text.split()).lower()
-    return bool(MAY_CLAIM_THE_SALES_ROLE.match(start)) or any(
-        s.startswith(start) for s in CLAIM_STARTS
-    )
+class SalesRoleClaim:
+    """A customer's sentence in which the speaker takes the bank's side: the small model
+    continuing the transcript can play the salesperson ("Hello, I'm Li from the bank.",
+    "I'm the branch sales representative ...", "我是银行的客户经理"; "我是银行的老客户" is the
+    customer's own). ``said`` checks a whole sentence; ``may_become`` an opening one still being
+    written (it is held back while it may, so that it can be left out)."""
+
+    def __init__(self, salesperson: str = "") -> None:
+        name = salesperson.strip()
+        named = len(name) > 1 and name.lower() not in {
+            w.lower() for w in ROLE_WORDS + ROLE_WORDS_ZH
+        }
+        by_name = (
+            rf"|\b(?i:i'm|i am|this is|my name is)\s+(?i:{re.escape(name)})\b|我是{re.escape(name)}"
+        )
+        self._said = re.compile(_CLAIM_EN + "|" + _CLAIM_ZH + (by_name if named else ""))
+        name_key = sentence_key(name) if named else ""
+        after = "calling|from|with|at|the|a|an|your" + (
+            f"|{re.escape(name_key)}" if name_key else ""
+        )
+        greeting = r"(?:(?:hello|hi|hey|good (?:morning|afternoon|evening|day)) )?"
+        self._may = re.compile(
+            rf"^{greeting}(?:this is|my name is|i m|i am) (?:{after})\b"
+            r"|^(?:(?:您好|你好) )?(?:我是|我们是|这里是)"
+        )
+        self._starts = [g + s for g in _GREETINGS for s in _STARTS] + [
+            g + s for g in _GREETINGS_ZH for s in _STARTS_ZH
+        ]
+
+    def said(self, sentence: str) -> bool:
+        """Whether the whole sentence takes the salesperson's part."""
+        return bool(self._said.search(sentence))
+
+    def may_become(self, text: str) -> bool:
+        """Whether an unfinished opening sentence may still turn out to be one."""
+        key = sentence_key(text)
+        return bool(self._may.match(key)) or any(s.startswith(key) for s in self._starts)
 
 
 ROLE_WORDS = ("Assistant", "User", "AI", "Customer", "Salesperson", "Narrator", "System")
@@ -269,6 +296,7 @@ class CustomerReply:
         fallback: str,
         soft_tokens: int | None = None,
         earlier: Sequence[str] = (),
+        salesperson: str = "",
     ) -> None:
         self._stream = stream
         self._fallback_text = fallback
@@ -276,6 +304,7 @@ class CustomerReply:
         self._pieces = 0
         self._said: set[str] = set()  # the sentences released so far, normalized
         self._earlier = {key for text in earlier for key in sentence_keys(text)}
+        self._claim = SalesRoleClaim(salesperson)
         self._skip = 0  # the cleaned reply before this was a sentence left out (see below)
         self._shown = 0  # how much of the opening sentence streamed before it ended
         self._scan = 0  # where the next sentence of the cleaned reply starts
@@ -366,7 +395,7 @@ class CustomerReply:
         if not self._said:  # the first sentence streams as it comes, unless it may be left out
             partial = sentence_key(tail)
             held = bool(partial) and (
-                any(k.startswith(partial) for k in self._earlier) or may_claim_the_sales_role(tail)
+                any(k.startswith(partial) for k in self._earlier) or self._claim.may_become(tail)
             )
             if held and (not final or self._unsayable(partial, tail)):
                 return upto  # (at the end: it did turn out to be one, and is left out)
@@ -383,8 +412,8 @@ class CustomerReply:
 
     def _unsayable(self, key: str, sentence: str) -> bool:
         """A sentence the customer must not say: one of an earlier turn, or the salesperson's
-        part (``CLAIMS_THE_SALES_ROLE``)."""
-        return key in self._earlier or bool(CLAIMS_THE_SALES_ROLE.match(sentence.strip()))
+        part (:class:`SalesRoleClaim`)."""
+        return key in self._earlier or self._claim.said(sentence)
 
     def _chunk(self, clean: str, sent: int, upto: int) -> tuple[str, int]:
         """What of the cleaned reply to yield now and how far it is then sent (a sentence left
@@ -542,6 +571,7 @@ class LLMCustomer:
             fallback=fallback_line(ctx.language, ctx.mood, avoid=earlier),
             soft_tokens=self.max_tokens,
             earlier=earlier,
+            salesperson=self.trainee_label(ctx),
         )
 
     def next_mood(
