@@ -135,6 +135,7 @@ class GroundedCoach:
         names = TOOLS_BY_INTENT.get(turn.intent, DEFAULT_TOOLS)
         query = turn.npc_text.strip() or turn.trainee_text.strip()
         calls: list[ToolCall] = []
+        steer = self._steer(ctx, turn)  # for the playbook and the facts alike
         args: dict[str, Any]
         for name in names:
             if name not in self.tools.tools:
@@ -152,14 +153,14 @@ class GroundedCoach:
                     "intent": turn.intent,
                     "query": query,
                     "language": ctx.language,
-                    "slot": self._steer(ctx, turn).get("next_slot"),
+                    "slot": steer.get("next_slot"),
                 }
                 calls.append(ToolCall(name, args))
             elif name == "fee_calculator":
                 spend = self.stated_spend(ctx, turn)
                 calls.append(ToolCall(name, {"product": ctx.product, "annual_spend": spend}))
             elif name == "objection_playbook":
-                args = {"intent": turn.intent, "language": ctx.language, **self._steer(ctx, turn)}
+                args = {"intent": turn.intent, "language": ctx.language, **steer}
                 calls.append(ToolCall(name, args))
         return calls
 
@@ -185,9 +186,9 @@ class GroundedCoach:
         Only what was said: what the persona knows but has not said is the trainee's to find
         out, so the coach does not give it away. The trainee's lines count only with a spend
         word at the amount ("so you spend about 40,000 a year?"): their other amounts are the
-        product's figures ("the USD 300 travel credit" is not what the customer spends). An amount equal to one of the product's
-        waiver thresholds is that condition being quoted ("the fee is waived when you spend
-        25,000 a year"), not the customer's spend.
+        product's figures ("the USD 300 travel credit" is not what the customer spends). An
+        amount equal to one of the product's waiver thresholds is that condition being quoted
+        ("the fee is waived when you spend 25,000 a year"), not the customer's spend.
         """
         product = ctx.product
         thresholds = {w.min_annual_spend for w in product.waivers} if product else set()
