@@ -176,7 +176,10 @@ def _principal_user(request: Request[Any, Any, Any]) -> User:
 async def _trends(
     state: State, user_id: int
 ) -> tuple[list[tuple[int, str, float]], dict[str, list[float]], dict[str, str]]:
-    """(session, date, overall) per report, scores per dimension key, and dimension names."""
+    """(session, date, overall) per report, scores per dimension key, and dimension names.
+
+    A dimension a call never reached (``shown`` false) adds no score: team means are of the
+    dimensions trainees showed."""
     coordinator = _coordinator(state)
     overall: list[tuple[int, str, float]] = []
     dims: dict[str, list[float]] = {}
@@ -186,8 +189,9 @@ async def _trends(
         report = msgspec.json.decode(row.body, type=Report)
         overall.append((row.session_id, row.created_at, report.overall))
         for d in report.dimensions:
-            dims.setdefault(d.key, []).append(d.score)
             names[d.key] = d.name
+            if d.shown:
+                dims.setdefault(d.key, []).append(d.score)
     return overall, dims, names
 
 

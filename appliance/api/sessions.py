@@ -96,7 +96,10 @@ class TrendPoint(msgspec.Struct, kw_only=True):
 
 
 class Trends(msgspec.Struct, kw_only=True):
-    """A trainee's scores over time: overall and per rubric dimension key."""
+    """A trainee's scores over time: overall and per rubric dimension key.
+
+    A dimension a call never reached (``shown: false`` in its report) has no point in that
+    dimension's list: it says where the call ended, not how good the trainee is at it."""
 
     user_id: int
     overall: list[TrendPoint]
@@ -351,7 +354,8 @@ class TrendController(Controller):
                 TrendPoint(session_id=row.session_id, date=row.created_at, score=report.overall)
             )
             for d in report.dimensions:
-                dims.setdefault(d.key, []).append(
-                    TrendPoint(session_id=row.session_id, date=row.created_at, score=d.score)
-                )
+                if d.shown:
+                    dims.setdefault(d.key, []).append(
+                        TrendPoint(session_id=row.session_id, date=row.created_at, score=d.score)
+                    )
         return Trends(user_id=user_id, overall=overall, dimensions=dims)

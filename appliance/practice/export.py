@@ -4,7 +4,9 @@ Columns: the session (id, start, end, state), who (username, display name, team)
 (scenario, persona, language, turns), the report (scored, overall, one column per rubric
 dimension seen in the export, compliance incidents by severity). Dimension columns are named
 ``<dimension name> (<key>)`` in the order they first appear; a session whose rubric has no
-such dimension leaves the cell empty.
+such dimension, or whose call never reached it (``shown: false`` in the report: the call ended
+before its stages), leaves the cell empty, so that a spreadsheet's AVERAGE is of the dimensions
+trainees showed, as on the team page.
 
 For spreadsheets: UTF-8 with a byte-order mark (Excel otherwise reads Chinese names as
 mojibake), CRLF line ends, and text cells that start with ``=``, ``+``, ``-``, ``@``, a tab or
@@ -71,7 +73,11 @@ def sessions_csv(rows: Sequence[ExportRow]) -> str:
     )
     for row, report in zip(rows, reports, strict=True):
         scored = report is not None and report.get("scored", True) is not False
-        scores = {d["key"]: d.get("score") for d in (report or {}).get("dimensions", [])}
+        scores = {
+            d["key"]: d.get("score")
+            for d in (report or {}).get("dimensions", [])
+            if d.get("shown", True) is not False
+        }
         incidents = [i.get("severity") for i in (report or {}).get("compliance", [])]
         writer.writerow(
             [

@@ -274,6 +274,11 @@ class DimensionScore(msgspec.Struct, kw_only=True):
     weight: float
     comment: str
     evidence: list[Evidence]
+    shown: bool = True
+    """False when no turn of the call reached the dimension's stages: the score stands in the
+    report's overall (the call did not show it), but trends, team means and the CSV export
+    leave it out, since it measures how the call ended, not the skill; its evidence is the
+    turn where the call ended."""
 
 
 class ComplianceIncident(msgspec.Struct, kw_only=True):

@@ -76,6 +76,8 @@ _REPORT_STRINGS: dict[str, tuple[str, str]] = {
     "comment": ("Comment and evidence", "评语与依据"),
     "weight": ("weight", "权重"),
     "turn": ("Turn {n}", "第 {n} 轮"),
+    "not_shown": ("not reached in this call", "本次未涉及"),
+    "ended_at": ("Turn {n}, where the call ended", "第 {n} 轮（通话在此结束）"),
     "strengths": ("Strengths", "亮点"),
     "improve": ("To improve", "待改进"),
     "focus": ("Recommended focus:", "建议重点："),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,13 +80,52 @@ def test_a_manager_exports_the_teams_sessions_with_scores(
     assert ended["state"] == "ended" and ended["turns"] == "1" and ended["scored"] == "yes"
     assert float(ended["overall"]) == pytest.approx(report["overall"])
     for dim in report["dimensions"]:
-        assert float(ended[f"{dim['name']} ({dim['key']})"]) == dim["score"]
+        cell = ended[f"{dim['name']} ({dim['key']})"]
+        assert (float(cell) if dim["shown"] else cell) == (dim["score"] if dim["shown"] else "")
     assert ended["scenario"] and ended["persona"] and ended["ended_at"]
     assert ended["end_reason"] == "trainee"  # the End frame; "idle" is in test_retention
     assert live["state"] == "active" and live["scored"] == "" and live["overall"] == ""
     assert live["end_reason"] == ""
     # a name that reads as a formula is shown as text, not evaluated
     assert live["display_name"] == "'" + SPOOF
+
+
+def test_a_dimension_the_call_never_reached_is_out_of_trends_and_team_means(
+    people: dict[str, httpx.Client], sessions: dict[str, Any]
+) -> None:
+    """The one-turn call ended in its opening: closing was never reached. Its 0 counts in that
+    call's overall, but the trend and the team page's mean of that dimension leave it out (an
+    empty cell in the export, above), so a trainee's short call does not read as a bad closer."""
+    report, session_id = sessions["report"], sessions["ended"]["id"]
+    dims = {d["key"]: d for d in report["dimensions"]}
+    closing = dims["closing"]
+    assert closing["shown"] is False and closing["score"] == 0
+    assert [e["turn"] for e in closing["evidence"]] == [1]  # where the call ended
+    assert dims["rapport"]["shown"] is True
+    total = sum(d["weight"] for d in dims.values())
+    assert report["overall"] == round(
+        sum(d["score"] * d["weight"] for d in dims.values()) / total, 2
+    )
+
+    me = people["trainee"].get("/api/auth/me").json()
+    trends = people["manager"].get(f"/api/trends/{me['id']}").raise_for_status().json()
+    assert [p["session_id"] for p in trends["overall"]] == [session_id]
+    for key, dim in dims.items():
+        points = [p["session_id"] for p in trends["dimensions"].get(key, [])]
+        assert points == ([session_id] if dim["shown"] else []), key
+
+    team = people["manager"].get("/team", params={"lang": "en"})
+    assert team.status_code == 200
+    head = team.text.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    columns = re.findall(r'<th scope="col">(.*?)</th>', head)[3:-1]  # trainee, reports, overall
+    row = next(r for r in team.text.split("<tr>") if '<th scope="row">ex-trainee<' in r)
+    cells = dict(zip(columns, re.findall(r"<td[^>]*>(.*?)</td>", row)[2:], strict=False))
+    assert cells[dims["closing"]["name"]] == "\u2013"  # an en dash: no mean
+    assert cells[dims["rapport"]["name"]] == f"{dims['rapport']['score']:.1f}"
+
+    page = people["trainee"].get(f"/api/sessions/{session_id}/report.html").text
+    assert "not reached in this call" in page
+    assert "Turn 1, where the call ended" in page
 
 
 def test_scopes_follow_the_session_list(

@@ -306,6 +306,11 @@ def test_an_uncommented_score_of_a_stage_never_reached_says_not_shown(
         "dimension covers."
     )
     assert [e.turn for e in by_key["needs_discovery"].evidence] == [2]
+    # neither stage was reached: trends and team means leave both out, whatever the score
+    assert [d.key for d in report.dimensions if not d.shown] == [
+        "needs_discovery",
+        "objection_handling",
+    ]
     # a commented answer about a stage never reached stands as the model gave it
     assert by_key["objection_handling"].comment == "No objection came up to handle."
     assert by_key["objection_handling"].score == 2

@@ -615,6 +615,7 @@ class RubricEvaluator:
                     weight=dim.weight,
                     comment=comment,
                     evidence=[Evidence(turn=e, quote=quote_of(turns[e])) for e in unique],
+                    shown=bool(quick[dim.key]),
                 )
             )
         total_weight = sum(d.weight for d in dimensions) or 1.0
