@@ -175,24 +175,34 @@ def _principal_user(request: Request[Any, Any, Any]) -> User:
 
 async def _trends(
     state: State, user_id: int
-) -> tuple[list[tuple[int, str, float]], dict[str, list[float]], dict[str, str]]:
-    """(session, date, overall) per report, scores per dimension key, and dimension names.
+) -> tuple[list[tuple[int, str, float]], dict[str, list[float | None]], dict[str, str]]:
+    """(session, date, overall) per report; per dimension key, its score in each of those
+    reports (None where the report has no such dimension or the call never reached it, so the
+    lists line up with the reports for the chart); and the dimension names.
 
     A dimension a call never reached (``shown`` false) adds no score: team means are of the
     dimensions trainees showed."""
     coordinator = _coordinator(state)
     overall: list[tuple[int, str, float]] = []
-    dims: dict[str, list[float]] = {}
+    per_report: list[dict[str, float]] = []
     names: dict[str, str] = {}
     rows = await coordinator.repo.reports_of_user(user_id)
     for row in sorted(rows, key=lambda r: (r.created_at, r.id)):
         report = msgspec.json.decode(row.body, type=Report)
         overall.append((row.session_id, row.created_at, report.overall))
-        for d in report.dimensions:
-            names[d.key] = d.name
-            if d.shown:
-                dims.setdefault(d.key, []).append(d.score)
+        per_report.append({d.key: d.score for d in report.dimensions if d.shown})
+        names.update({d.key: d.name for d in report.dimensions})
+    dims = {
+        key: [scores.get(key) for scores in per_report]
+        for key in names
+        if any(key in scores for scores in per_report)
+    }
     return overall, dims, names
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
 
 
 class PublicPages(Controller):
@@ -244,7 +254,9 @@ class UserPages(Controller):
         sessions = await coordinator.repo.list_sessions(user_id=user.id, limit=200)
         overall, dims, names = await _trends(state, user.id)
         lang, _ = _language(request)
-        series = {STRINGS[lang]["overall"]: [s for _, _, s in overall]}
+        series: dict[str, list[float | None]] = {
+            STRINGS[lang]["overall"]: [s for _, _, s in overall]
+        }
         series.update({names[k]: v for k, v in dims.items()})
         chart = trend_svg(series, label=STRINGS[lang]["trend"]) if overall else None
         return page(
@@ -325,7 +337,7 @@ class ManagerPages(Controller):
                     "user": member,
                     "reports": len(overall),
                     "overall": overall[-1][2] if overall else None,
-                    "means": {k: sum(v) / len(v) for k, v in dims.items()},
+                    "means": {k: _mean(v) for k, v in dims.items()},
                     "spark": trend_svg(
                         {overall_label: [s for _, _, s in overall]},
                         width=160,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import markupsafe
 
 LABEL_GAP_PX = 28
@@ -10,7 +12,7 @@ PALETTE = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c", "#0e7490", "#4
 
 
 def trend_svg(
-    series: dict[str, list[float]],
+    series: Mapping[str, Sequence[float | None]],
     *,
     width: int = 640,
     height: int = 240,
@@ -19,6 +21,9 @@ def trend_svg(
     axes: bool = True,
 ) -> markupsafe.Markup:
     """A line chart of scores (0..top) per series, oldest first; one point per report.
+
+    A None is a report without that score (a rubric dimension the call never reached): no dot
+    there, and the line goes on from the report before to the report after.
 
     ``axes`` False: a sparkline for a table cell, the grid lines without their numbers (at
     48 px high they would overlap); each point still names its score on hover.
@@ -57,19 +62,23 @@ def trend_svg(
     # side there (the lines keep the true positions), so none hides another
     radius = 3.5 if axes else 3.0
     sharing: dict[tuple[int, int], list[int]] = {}
-    for n, values in enumerate(series.values()):
-        for i, v in enumerate(values):
+    points = {
+        name: [(i, v) for i, v in enumerate(values) if v is not None]
+        for name, values in series.items()
+    }
+    for n, shown in enumerate(points.values()):
+        for i, v in shown:
             sharing.setdefault((i, round(max(0.0, min(v, top)) * 20)), []).append(n)
-    for n, (name, values) in enumerate(series.items()):
-        if len(values) > 1:
-            path = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, v in enumerate(values))
+    for n, (name, shown) in enumerate(points.items()):
+        if len(shown) > 1:
+            path = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, v in shown)
             parts.append(
                 f'<polyline points="{path}" fill="none" stroke="{PALETTE[n % len(PALETTE)]}" '
                 f'stroke-width="{3 if n == 0 else 1.5}"><title>{markupsafe.escape(name)}</title>'
                 "</polyline>"
             )
-    for n, (name, values) in enumerate(series.items()):
-        for i, v in enumerate(values):
+    for n, (name, shown) in enumerate(points.items()):
+        for i, v in shown:
             spot = sharing[(i, round(max(0.0, min(v, top)) * 20))]
             dx = (spot.index(n) - (len(spot) - 1) / 2) * (2 * radius + 1)
             parts.append(

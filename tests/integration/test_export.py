@@ -123,6 +123,11 @@ def test_a_dimension_the_call_never_reached_is_out_of_trends_and_team_means(
     assert cells[dims["closing"]["name"]] == "\u2013"  # an en dash: no mean
     assert cells[dims["rapport"]["name"]] == f"{dims['rapport']['score']:.1f}"
 
+    history = people["trainee"].get("/history", params={"lang": "en"})
+    assert history.status_code == 200  # the chart: closing has no point, so no line either
+    chart = history.text.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert f"{dims['rapport']['name']}: " in chart and f"{dims['closing']['name']}: " not in chart
+
     page = people["trainee"].get(f"/api/sessions/{session_id}/report.html").text
     assert "not reached in this call" in page
     assert "Turn 1, where the call ended" in page

@@ -79,6 +79,20 @@ def test_equal_scores_of_several_series_are_set_side_by_side() -> None:
     assert xs[1] == (xs[0] + xs[2]) / 2  # centred on the report's position
 
 
+def test_a_report_without_a_dimensions_score_leaves_a_gap_at_its_own_place() -> None:
+    """Closing was not reached in the second of three calls: its dots stay over reports 1 and
+    3 (not drawn as reports 1 and 2), and its line joins those two."""
+    series = {"Overall": [4.0, 5.0, 6.0], "Closing": [3.0, None, 7.0]}
+    root = ET.fromstring(str(trend_svg(series)))
+    dots = [e for e in root.iter() if e.tag.endswith("circle")]
+    overall_x = [float(c.get("cx", "0")) for c in dots[:3]]
+    closing = dots[3:]
+    assert len(closing) == 2
+    assert [float(c.get("cx", "0")) for c in closing] == [overall_x[0], overall_x[2]]
+    line = [e for e in root.iter() if e.tag.endswith("polyline")][1]
+    assert len(line.get("points", "").split()) == 2
+
+
 def test_score_classes() -> None:
     assert [score_class(v) for v in (None, 2, 5, 7.4, 9)] == [
         "cell-none",
