@@ -183,7 +183,7 @@ def test_consistency_guard_re_asks_once_then_resolves(
     assert len(evaluator.asked) == 2  # asked once more, never a third time
     problems = " | ".join(evaluator.asked[1])
     assert "rapport: evidence turns [9] do not exist" in problems
-    assert "needs_discovery: score 1 is low but the per-turn scores average" in problems
+    assert "needs_discovery: score 1 is low but the per-turn scores' average" in problems
     assert "compliance: score 10 is high but evidence turns [4] have compliance incidents" in (
         problems
     )
@@ -315,6 +315,77 @@ def test_an_uncommented_score_of_a_stage_never_reached_says_not_shown(
     assert by_key["objection_handling"].comment == "No objection came up to handle."
     assert by_key["objection_handling"].score == 2
     assert by_key["rapport"].comment == "Warm greeting."
+
+
+class FaultInjectionUncommentedReachedDimension(RubricEvaluator):
+    """Fault injection: every dimension answered consistently with the per-turn scores and a
+    comment, but objection handling gets a bare score 4 below its turns' mean (inside the
+    guard's gap, so no re-ask) and "..." for a comment: what the 270M model did in a QA call,
+    where the practice page had shown 9.0 for a turn and the report said 0 with no reason."""
+
+    def __init__(self, llm: LlamaCppBackend) -> None:
+        super().__init__(llm)
+        self.asked = 0
+
+    async def _ask(self, ctx: SessionContext, problems: Sequence[str]) -> ReportOut:
+        self.asked += 1
+        quick = self._quick(ctx)
+        dims = []
+        for d in RUBRIC.dimensions:
+            values = [v for _, v in quick[d.key]]
+            turns = sorted(t for t, _ in quick[d.key])
+            if d.key == "compliance":
+                worst = min(values)
+                evidence = [t for t, v in quick[d.key] if v == worst][:3]
+                dims.append(
+                    DimensionOut(
+                        key=d.key,
+                        score=round(worst),
+                        evidence=evidence,
+                        comment="A risk-free claim.",
+                    )
+                )
+                continue
+            mean = round(sum(values) / len(values))
+            if d.key == "objection_handling":
+                dims.append(
+                    DimensionOut(
+                        key=d.key, score=max(0, mean - 4), evidence=turns[:3], comment="..."
+                    )
+                )
+            else:
+                dims.append(
+                    DimensionOut(key=d.key, score=mean, evidence=turns[:3], comment="Fair.")
+                )
+        return ReportOut(
+            dimensions=dims,
+            strengths=["Asked about spend"],
+            improvements=["No guarantees"],
+            recommended_focus="Compliance",
+        )
+
+
+def test_an_uncommented_score_of_a_reached_dimension_comes_from_the_turns(
+    loop: LoopThread, llm: LlamaCppBackend
+) -> None:
+    ctx = six_turns()
+    evaluator = FaultInjectionUncommentedReachedDimension(llm)
+    report = loop.run(evaluator.report(ctx, incidents(ctx)), timeout=60)
+    check_report(report, ctx)
+    assert evaluator.asked == 1  # consistent within the gap: no second question
+    quick = evaluator._quick(ctx)["objection_handling"]
+    mean = sum(v for _, v in quick) / len(quick)
+    by_key = {d.key: d for d in report.dimensions}
+    handled = by_key["objection_handling"]
+    assert handled.score == round(mean) and handled.shown
+    assert handled.comment == (
+        f"Based on the per-turn scores: {mean:.1f} on average over {len(quick)} turns."
+    )
+    assert by_key["needs_discovery"].comment == "Fair."  # the commented answers stand
+    # compliance 0 after turn 4's "guaranteed risk-free" is right: the guard compares it with the
+    # worst turn, not the mean (it re-asked, then overruled the model, before)
+    assert by_key["compliance"].score == 0 and by_key["compliance"].comment == "A risk-free claim."
+    assert report.generated_by == "llama_cpp:gemma3-270m-q4-k-m"
 
 
 class FaultInjectionSkeletonCopy(RubricEvaluator):

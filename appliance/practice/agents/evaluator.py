@@ -35,7 +35,8 @@ Consistency guard: a dimension's output is *inconsistent* when
    their work) and the evidence names none of them (a 0 for closing quoting the greeting, when
    turn 6 tried to close);
 4. the score is 5 or more points below (``low_vs_quick``) or above (``high_vs_quick``) the
-   mean quick score of the dimension over its turns;
+   mean quick score of the dimension over its turns (for a compliance dimension: the lowest,
+   since the worst turn decides compliance; a 0 after a "risk-free" claim is right);
 5. the output has no entry for the dimension (``missing``).
 
 When any dimension is inconsistent the model is asked once more, with each problem stated. A
@@ -46,10 +47,12 @@ decides compliance), and its comment says what the score rests on, in the sessio
 (why the model's answer was not used is logged, not shown to the trainee). If the LLM fails altogether (busy, unavailable, invalid output twice), the whole
 report is built deterministically that way and ``generated_by`` says so (``deterministic
 (busy)``; ``deterministic (inconsistent: MODEL)`` when the model answered but nothing of its
-answer was kept: the bundled 270M model mostly copies the skeleton's 0 and "..."). A dimension with
-stages that no turn reached, which the model scored without a comment, is resolved the same way
-("not shown in this call"): a bare number with nothing behind it would read as a judgement of
-turns that were never in those stages.
+answer was kept: the bundled 270M model mostly copies the skeleton's 0 and "..."). A dimension
+the model scored without a comment is resolved the same way: from the per-turn scores when it
+has any (a bare 0 beside the 9.0 the practice page showed for a turn reads as a contradiction
+nobody can explain), else "not shown in this call" (a bare number would read as a judgement of
+turns that were never in its stages). The model's comment, when it has one, is kept before the
+deterministic one.
 
 A session that ended with no turns is not scored: its report has ``scored`` False and
 ``not_scored_reason`` "no_turns", no dimension scores, and the LLM is not called.
@@ -463,6 +466,9 @@ class RubricEvaluator:
             applicable = {t for t, _ in quick[dim.key]}
             values = [v for _, v in quick[dim.key]]
             mean = sum(values) / len(values) if values else None
+            what = "average"
+            if values and _is_compliance(dim):  # the worst turn decides, as in _resolved
+                mean, what = min(values), "lowest is"
             if beyond:
                 found[dim.key] = (
                     f"{dim.key}: evidence turns {beyond} do not exist "
@@ -486,12 +492,12 @@ class RubricEvaluator:
                 )
             elif mean is not None and out.score <= mean - GAP:
                 found[dim.key] = (
-                    f"{dim.key}: score {out.score} is low but the per-turn scores average "
+                    f"{dim.key}: score {out.score} is low but the per-turn scores' {what} "
                     f"{mean:.1f}"
                 )
             elif mean is not None and out.score >= mean + GAP:
                 found[dim.key] = (
-                    f"{dim.key}: score {out.score} is high but the per-turn scores average "
+                    f"{dim.key}: score {out.score} is high but the per-turn scores' {what} "
                     f"{mean:.1f}"
                 )
         return found
@@ -589,8 +595,8 @@ class RubricEvaluator:
         from_model = 0
         for dim in ctx.rubric.dimensions:
             entry = matched.get(dim.key)
-            if entry is not None and not quick[dim.key] and not meaningful(entry.comment):
-                issues[dim.key] = "no turn reached its stages and the model gave no comment"
+            if entry is not None and not meaningful(entry.comment):
+                issues[dim.key] = "the model gave a score without a comment"
             if dim.key in issues or entry is None:
                 score, evidence, comment = self._resolved(
                     ctx, dim, quick[dim.key], issues.get(dim.key, "missing")
@@ -600,12 +606,6 @@ class RubricEvaluator:
             else:
                 from_model += 1
                 score, evidence, comment = entry.score, entry.evidence, entry.comment.strip()
-                if not meaningful(comment):
-                    comment = (
-                        f"模型评分 {score}/10（未给出评语）。"
-                        if ctx.language == "zh"
-                        else f"Scored {score}/10 by the model (no comment given)."
-                    )
             unique = sorted({e for e in evidence if e in turns})
             dimensions.append(
                 DimensionScore(
