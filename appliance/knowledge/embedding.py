@@ -27,6 +27,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -71,6 +72,18 @@ class ModelSpec:
     m3: bool  # BGE-M3: dense + sparse lexical weights
     pooling: Literal["cls", "mean"]
     query_instruction: str | None
+    languages: tuple[str, ...] = ()
+    """What the model reads (the manifest's ``languages``); empty for any."""
+
+
+_CJK_CHAR = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def text_language(text: str) -> Literal["zh", "en"]:
+    """``zh`` when CJK characters outnumber the other letters and digits, else ``en``."""
+    cjk = len(_CJK_CHAR.findall(text))
+    other = sum(1 for c in text if c.isalnum()) - cjk
+    return "zh" if cjk > other else "en"
 
 
 def resolve_model(models_dir: Path, name: str) -> ModelSpec:
@@ -97,7 +110,7 @@ def resolve_model(models_dir: Path, name: str) -> ModelSpec:
         cfg = json.loads(pooling_config.read_text(encoding="utf-8"))
         pooling = "mean" if cfg.get("pooling_mode_mean_tokens") else "cls"
     instruction = BGE_QUERY_INSTRUCTION if lowered.startswith("bge") and not m3 else None
-    return ModelSpec(name, path, m3, pooling, instruction)
+    return ModelSpec(name, path, m3, pooling, instruction, tuple(entry.languages))
 
 
 def cuda_device_count() -> int:
@@ -608,6 +621,13 @@ class Embedder:
     def sparse(self) -> bool:
         """Whether this model yields sparse lexical weights (BGE-M3)."""
         return self.spec.m3
+
+    def reads(self, text: str) -> bool:
+        """Whether the model reads the language of this text: any text when the manifest names
+        no languages; else a text mostly in CJK characters needs ``zh``, any other ``en``."""
+        if not self.spec.languages:
+            return True
+        return text_language(text) in self.spec.languages
 
     def load(self) -> _FlagBackend | _OnnxBackend:
         """Load the model (once)."""

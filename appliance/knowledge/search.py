@@ -134,7 +134,14 @@ class Retriever:
         tag: str | None = None,
         document_id: int | None = None,
     ) -> list[Candidate]:
-        """Children ranked by the chosen mode (hybrid: RRF of dense, full-text and sparse)."""
+        """Children ranked by the chosen mode (hybrid: RRF of dense, full-text and sparse).
+
+        A hybrid search for a query the embedding model cannot read (a Chinese query with the
+        bundled English MiniLM: ``Embedder.reads``) is a full-text search: the dense ranking of
+        such a query is noise, and RRF would weigh it like the exact hits (泽菲尔金卡年费 found
+        first by full text came 8th of 8 in the fusion)."""
+        if mode == "hybrid" and not self.embedder.reads(query):
+            mode = "fulltext"
         self.store.check_model()
         where = build_filter(collection, tag, document_id)
         n = self.config.search_candidates
