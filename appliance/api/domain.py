@@ -177,22 +177,25 @@ class CoursePatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ScenarioIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A scenario to create (references must name live rows)."""
+    """A scenario to create (references must name live rows; ``rubric_id`` is required: absent
+    it is ``invalid_request``, null ``empty_field``)."""
 
     name: Name
     description: Text
     objective: Text
+    rubric_id: RowId | None  # required; null is empty_field, like a blank name
     course_id: RowId | None = None
     kind: ScenarioKind = "other"
     product_id: RowId | None = None
-    rubric_id: RowId | None = None
     language: Language = "en"
     persona_ids: Annotated[list[int], KwargDefinition(max_items=MAX_ITEMS)] = []
     knowledge_collection: Collection = "default"
 
 
 class ScenarioPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Fields to change; absent fields stay as they are (null clears a reference)."""
+    """Fields to change; absent fields stay as they are (null clears a reference, but not the
+    rubric: that is ``empty_field``). A reference sent with its stored value is no change, and
+    passes even when what it names was archived since."""
 
     name: Name | UnsetType = UNSET
     description: Text | UnsetType = UNSET
@@ -428,15 +431,20 @@ class ScenarioController(Controller):
     @get("/", opt=READ_ALL)
     async def list_scenarios(
         self,
+        request: Request[Any, Any, Any],
         state: State,
         include_archived: FromQuery[bool] = False,
         course_id: QueryId = None,
         language: FromQuery[Language | None] = None,
     ) -> list[ScenarioOut]:
-        """Scenarios, optionally of one course or language."""
+        """Scenarios, optionally of one course or language. A trainee's list leaves out those
+        that cannot start a session: one with no rubric (stored before a rubric was required)."""
         found = await _repo(state).list_scenarios(
             include_archived=include_archived, course_id=course_id, language=language
         )
+        principal = principal_of(request)
+        if principal is None or not principal.at_least("manager"):
+            found = [s for s in found if s.rubric_id is not None]
         metas = await _metas(state, "scenario", [s.id for s in found])
         return [_out(ScenarioOut, s, metas.get(s.id)) for s in found]
 

@@ -20,13 +20,15 @@ from appliance.practice.coordinator import Coordinator
 from appliance.practice.retention import SESSIONS_DELETED
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^\S+$")]
-TeamName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+TeamName = Annotated[str, msgspec.Meta(max_length=100)]
+"""A team's name; surrounding spaces are dropped and a blank one means no team."""
 MAX_AUDIT_PAGE = 1000
 """The most audit entries one request returns (``limit``)."""
 
 
 class UserIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A user to create; without a password one is generated and returned once."""
+    """A user to create; without a password one is generated and returned once (a blank
+    team, like none, puts them in no team)."""
 
     username: Username
     role: Role
@@ -43,10 +45,11 @@ class UserCreatedOut(msgspec.Struct, kw_only=True):
 
 
 class UserPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Fields to change; absent fields stay as they are."""
+    """Fields to change; absent fields stay as they are. ``team``: null or a blank name takes
+    the user out of their team."""
 
     role: Role | None = None
-    team: TeamName | None = None
+    team: TeamName | msgspec.UnsetType | None = msgspec.UNSET
     display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     disabled: bool | None = None
 

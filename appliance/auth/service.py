@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import msgspec
+
 from appliance.auth import passwords, tokens
 from appliance.config import AuthConfig
 from appliance.db.audit import AuditRepository
@@ -270,8 +272,7 @@ class AuthService:
         """Create a user; returns it and the generated password when none was given."""
         username = check_text("username", username.strip(), single_line=True)
         check_text("display_name", display_name, single_line=True)
-        if team is not None:
-            check_text("team", team, single_line=True)
+        team = _team_name(team)
         if not username or len(username) > 64 or any(c.isspace() for c in username):
             raise InvalidInput(
                 "username must be 1-64 characters with no spaces", detail={"field": "username"}
@@ -329,13 +330,16 @@ class AuthService:
         user_id: int,
         *,
         role: str | None = None,
-        team: str | None = None,
+        team: str | msgspec.UnsetType | None = msgspec.UNSET,
         display_name: str | None = None,
         disabled: bool | None = None,
     ) -> User:
-        """Change role, team, name or the disabled flag; a disable ends the user's sessions at once."""
-        if team is not None:
-            check_text("team", team, single_line=True)
+        """Change role, team, name or the disabled flag; a disable ends the user's sessions at once.
+
+        ``team``: a name moves the user to that team (created if new); None or a blank name
+        takes them out of their team; UNSET (the default) leaves it."""
+        if not isinstance(team, msgspec.UnsetType):
+            team = _team_name(team)
         if display_name is not None:
             check_text("display_name", display_name, single_line=True)
         user = await self.get_user(user_id)
@@ -345,7 +349,11 @@ class AuthService:
         )
         if demoting_admin and not user.disabled and await self.users.count_admins() <= 1:
             raise LastAdmin("the last enabled admin cannot be disabled or demoted")
-        team_id = await self.users.ensure_team(team) if team else None
+        team_id: int | msgspec.UnsetType | None = msgspec.UNSET
+        if isinstance(team, str):
+            team_id = await self.users.ensure_team(team)
+        elif team is None:
+            team_id = None
         end_sessions = (disabled is True and not user.disabled) or (
             role_ is not None and role_ != user.role
         )
@@ -380,7 +388,7 @@ class AuthService:
                 target=target,
                 ip=actor.ip,
             )
-        if team_id is not None and team_id != user.team_id:
+        if not isinstance(team_id, msgspec.UnsetType) and team_id != user.team_id:
             await self.audit.record(
                 "team_changed",
                 actor=actor.name,
@@ -492,6 +500,19 @@ class AuthService:
             CLI_ACTOR, username=username, role="admin", team="admins", must_change_password=True
         )
         return password
+
+
+MAX_TEAM_NAME = 100
+
+
+def _team_name(value: str | None) -> str | None:
+    """A team name stripped of surrounding spaces; None for none or a blank one (no team)."""
+    if value is None:
+        return None
+    name = check_text("team", value.strip(), single_line=True)
+    if len(name) > MAX_TEAM_NAME:
+        raise InvalidInput(f"team: at most {MAX_TEAM_NAME} characters", detail={"field": "team"})
+    return name or None
 
 
 def _role(value: str) -> Role:

@@ -204,7 +204,7 @@ class UserRepository:
         user_id: int,
         *,
         role: Role | None = None,
-        team_id: int | None = None,
+        team_id: int | msgspec.UnsetType | None = msgspec.UNSET,
         display_name: str | None = None,
         disabled: bool | None = None,
         password_hash: str | None = None,
@@ -212,16 +212,20 @@ class UserRepository:
         end_sessions: bool = False,
         keep_an_admin: bool = False,
     ) -> None:
-        """Change the given fields; ``end_sessions`` voids every session and cookie at once.
+        """Change the given fields (None leaves one as it is, but ``team_id``: None takes the
+        user out of their team, UNSET leaves it); ``end_sessions`` voids every session and
+        cookie at once.
 
         ``keep_an_admin``: NoAdminLeft (nothing changed) when the change leaves no enabled
         admin, checked in the same write transaction, so that two admins demoting or disabling
         each other at the same moment cannot both succeed."""
         sets: list[str] = []
         params: list[object] = []
+        if not isinstance(team_id, msgspec.UnsetType):
+            sets.append("team_id = ?")
+            params.append(team_id)
         for column, value in (
             ("role", role),
-            ("team_id", team_id),
             ("display_name", display_name),
             ("disabled", None if disabled is None else int(disabled)),
             ("password_hash", password_hash),

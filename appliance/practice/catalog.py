@@ -3,7 +3,8 @@
 Creates take a model Struct (its ``id`` is ignored); updates take the changed fields only
 (absent = unchanged), merge them into the stored row, validate the result and check the
 references that changed (a missing or archived course/product/rubric/persona is
-``unknown_reference``). Every write leaves an audit row.
+``unknown_reference``; one sent again with its stored value is not a change). Every write
+leaves an audit row.
 """
 
 from __future__ import annotations
@@ -188,11 +189,18 @@ class CatalogService:
 
     # --- scenarios ------------------------------------------------------------------------
 
-    async def _scenario_refs(self, s: Scenario, fields: set[str] | None) -> None:
-        """Check references (all when ``fields`` is None, else only the changed ones)."""
+    async def _scenario_refs(
+        self, s: Scenario, fields: set[str] | None, stored: Scenario | None = None
+    ) -> None:
+        """Check references: all on a create (``fields`` None); on an update only those the
+        change sets to a new value. A reference equal to the stored one (a persona id the
+        scenario already offers) passes even when archived since: the editor sends every
+        field, and an archived course must not make the rest of the scenario uneditable."""
 
         def changed(name: str) -> bool:
-            return fields is None or name in fields
+            if fields is not None and name not in fields:
+                return False
+            return stored is None or getattr(s, name) != getattr(stored, name)
 
         if changed("course_id"):
             await self._require_live("course", "course_id", s.course_id)
@@ -201,8 +209,10 @@ class CatalogService:
         if changed("rubric_id"):
             await self._require_live("rubric", "rubric_id", s.rubric_id)
         if changed("persona_ids"):
+            kept = set(stored.persona_ids) if stored is not None else set()
             for n, pid in enumerate(s.persona_ids):
-                await self._require_live("persona", f"persona_ids[{n}]", pid)
+                if pid not in kept:
+                    await self._require_live("persona", f"persona_ids[{n}]", pid)
         if changed("persona_ids") or changed("language"):
             for n, pid in enumerate(s.persona_ids):
                 persona = await self.repo.get_persona(pid)
@@ -227,7 +237,7 @@ class CatalogService:
         if not changes:  # an empty PATCH changes nothing and leaves no audit row
             return current
         checked = v.scenario(_merge(current, changes))
-        await self._scenario_refs(checked, set(changes))
+        await self._scenario_refs(checked, set(changes), current)
         updated = await self.repo.update_scenario(checked)
         await self._record(actor, "update", "scenario", scenario_id, list(changes))
         return updated

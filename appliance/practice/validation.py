@@ -288,18 +288,26 @@ def rule(r: ComplianceRule) -> ComplianceRule:
 
 
 def scenario(s: Scenario) -> Scenario:
-    """A validated scenario (references are checked against the database by the caller)."""
+    """A validated scenario: a rubric is required (``empty_field`` on ``rubric_id``); the
+    references are checked against the database by the caller."""
     check_text("knowledge_collection", s.knowledge_collection.strip(), single_line=True)
     if not _COLLECTION.match(s.knowledge_collection.strip()):
         raise DomainInvalid("knowledge_collection", "1-100 letters, digits, '_', '-' or '.'")
     if len(s.persona_ids) > MAX_ITEMS:
         raise DomainInvalid("persona_ids", f"at most {MAX_ITEMS} personas")
+    checked_name = name("name", s.name)
+    description = text("description", s.description)
+    objective = text("objective", s.objective)
+    if s.rubric_id is None:  # a session is scored by its scenario's rubric: none, no session
+        raise EmptyField(
+            "rubric_id", "a scenario needs a rubric (its sessions are scored by it): pick one"
+        )
     return Scenario(
         id=s.id,
         course_id=s.course_id,
-        name=name("name", s.name),
-        description=text("description", s.description),
-        objective=text("objective", s.objective),
+        name=checked_name,
+        description=description,
+        objective=objective,
         kind=s.kind,
         product_id=s.product_id,
         rubric_id=s.rubric_id,

@@ -27,8 +27,9 @@ class Field:
     """The value a new item starts with (a select's API default)."""
     source: str = ""
     """Where the choices come from (an API list path): for ``ref`` (one item, picked by name
-    from a list), ``refs`` (several, ticked) and a ``text`` field that suggests the names
-    found there (it may still name a new one)."""
+    from a list; a required one offers no "none", only a "pick one" prompt until something is
+    picked), ``refs`` (several, ticked) and a ``text`` field that suggests the names found
+    there (it may still name a new one)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ RESOURCES: dict[str, Resource] = {
                 Field("language", "Language", "select", LANGS),
                 Field("course_id", "Course", "ref", source="/api/courses"),
                 Field("product_id", "Product", "ref", source="/api/products"),
-                Field("rubric_id", "Rubric", "ref", source="/api/rubrics"),
+                # required: a session is scored by it (the select offers no "none")
+                Field("rubric_id", "Rubric", "ref", required=True, source="/api/rubrics"),
                 Field("persona_ids", "Personas", "refs", source="/api/personas"),
                 Field(
                     "knowledge_collection",

@@ -55,6 +55,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "scenarios": ("Scenarios", "场景"),
     "persona": ("Customer", "客户"),
     "start": ("Start practice", "开始练习"),
+    "scenario_no_rubric": (
+        "Not ready: this scenario has no rubric. Pick one under Content → Scenarios.",
+        "尚不可用：此场景没有评分标准。请在“内容配置 → 场景”中选择一个。",
+    ),
     "recent_scores": ("Recent sessions", "最近的练习"),
     "date": ("Date", "日期"),
     "scenario": ("Scenario", "场景"),
@@ -104,6 +108,8 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "you": ("You", "你"),
     "customer": ("Customer", "客户"),
     "compliance": ("Compliance", "合规"),
+    "flag_flagged": ("flagged", "已标记"),
+    "flag_removed": ("removed", "已移除"),
     "history_title": ("History", "练习历史"),
     "trend": ("Score trend", "得分趋势"),
     "no_reports": ("No reports yet: finish a practice session.", "暂无报告：请先完成一次练习。"),
@@ -132,6 +138,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "json_hint": ("JSON", "JSON"),
     "choice_none": ("(none)", "（无）"),
     "choice_archived": ("archived", "已归档"),
+    "choice_pick": ("(pick one)", "（请选择）"),
     "choices_empty": (
         "None yet: add them under their own tab first.",
         "暂无：请先在对应的标签页中添加。",
@@ -187,6 +194,18 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "document_title": ("Document", "文档"),
     "versions": ("Versions", "版本"),
     "warnings": ("Warnings", "警告"),
+    "retry_ingest": ("Retry", "重试"),
+    "delete_document_confirm": (
+        "Delete “{t}” v{v}? Its passages leave search. If it is the current version, the"
+        " previous version becomes current again.",
+        "删除“{t}”v{v}？它的段落将不再出现在搜索中。若它是当前版本，上一版本将重新成为当前版本。",
+    ),
+    "doc_passages": ("Passages", "段落"),
+    "doc_passages_none": (
+        "No stored passages (not indexed yet, or an older version no longer in search).",
+        "没有已存段落（尚未处理，或是已不在搜索中的旧版本）。",
+    ),
+    "doc_passages_window": ("Passages {a}–{b} of {n}", "第 {a}–{b} 段，共 {n} 段"),
     "users_title": ("Users", "用户"),
     "role": ("Role", "角色"),
     "team": ("Team", "团队"),

@@ -86,6 +86,10 @@ _REPORT_STRINGS: dict[str, tuple[str, str]] = {
     "all_covered": ("Every stage slot was covered.", "所有阶段要点均已覆盖。"),
     "compliance": ("Compliance", "合规"),
     "no_incidents": ("No incidents.", "无违规。"),
+    "who_trainee": ("trainee", "学员"),
+    "who_customer": ("customer", "客户"),
+    "severity_warn": ("warn", "警告"),
+    "severity_block": ("block", "拦截"),
     "transcript": ("Transcript", "对话记录"),
     "not_scored": ("Not scored: no turns", "未评分：没有对话轮次"),
     "ended_idle": (

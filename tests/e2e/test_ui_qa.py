@@ -206,6 +206,7 @@ def test_long_unbroken_text_wraps_at_tablet_width(new_page: Callable[..., Any]) 
             "description": "See " + long,
             "objective": "Quote " + long,
             "language": "en",
+            "rubric_id": manager.request.get("/api/rubrics").json()[0]["id"],
         },
     )
     assert made.status == 201, made.text()

@@ -175,8 +175,14 @@ def test_references_must_exist_and_be_live(manager: httpx.Client, refs: dict[str
     r = manager.patch(f"/api/scenarios/{made['id']}", json={"description": "New text."})
     assert r.status_code == 200, r.text
     assert r.json()["persona_ids"] == [persona["id"]]
+    # sent again unchanged (the editor sends every field) it is no change: accepted
     r = manager.patch(f"/api/scenarios/{made['id']}", json={"persona_ids": [persona["id"]]})
-    _error(r, 422, "unknown_reference", "persona_ids[0]")
+    assert r.status_code == 200, r.text
+    # newly adding an archived persona is refused
+    r = manager.patch(
+        f"/api/scenarios/{made['id']}", json={"persona_ids": [persona["id"], doomed["id"]]}
+    )
+    _error(r, 422, "unknown_reference", "persona_ids[1]")
 
 
 def test_validation_codes(manager: httpx.Client, refs: dict[str, int]) -> None:

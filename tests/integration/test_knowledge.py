@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - the Chinese passages use full-width punctuation on purpose
 """Knowledge indexing on the real server: hybrid search, dedupe, versions, delete, bad input.
 
 Real parts only: the session's `salesboost serve`, its SQLite file, its LanceDB dir and the

@@ -127,7 +127,12 @@ def test_a_scenario_and_its_personas_must_share_a_language(qa2: dict[str, httpx.
     manager, trainee = qa2["manager"], qa2["trainee"]
     en, zh = _personas(manager, "en")[0], _personas(manager, "zh")[0]
     rubric_id = manager.get("/api/rubrics").raise_for_status().json()[0]["id"]
-    base = {"name": "QA2 language check", "description": "d", "objective": "o"}
+    base = {
+        "name": "QA2 language check",
+        "description": "d",
+        "objective": "o",
+        "rubric_id": rubric_id,
+    }
 
     body = _error(
         manager.post(
@@ -143,7 +148,7 @@ def test_a_scenario_and_its_personas_must_share_a_language(qa2: dict[str, httpx.
 
     made = manager.post(
         "/api/scenarios",
-        json={**base, "language": "en", "persona_ids": [en["id"]], "rubric_id": rubric_id},
+        json={**base, "language": "en", "persona_ids": [en["id"]]},
     )
     assert made.status_code == 201, made.text
     scenario = made.json()
@@ -190,9 +195,7 @@ def test_a_scenario_and_its_personas_must_share_a_language(qa2: dict[str, httpx.
     assert moved.status_code == 200, moved.text  # no live scenario holds it back any more
 
     # a scenario offering any persona still starts a session only in its own language
-    anyone = manager.post(
-        "/api/scenarios", json={**base, "name": "QA2 any persona", "rubric_id": rubric_id}
-    ).json()
+    anyone = manager.post("/api/scenarios", json={**base, "name": "QA2 any persona"}).json()
     _error(
         trainee.post("/api/sessions", json={"scenario_id": anyone["id"], "persona_id": zh["id"]}),
         422,
@@ -359,7 +362,10 @@ def test_bidi_overrides_are_refused_in_names_and_kept_in_free_text(
         manager.post("/api/personas", json={"name": spoof, "description": "d"}), "name", "U+202E"
     )
     _invalid_text(
-        manager.post("/api/scenarios", json={"name": spoof, "description": "d", "objective": "o"}),
+        manager.post(
+            "/api/scenarios",
+            json={"name": spoof, "description": "d", "objective": "o", "rubric_id": 1},
+        ),
         "name",
         "U+202E",
     )

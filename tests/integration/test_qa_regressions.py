@@ -155,6 +155,7 @@ def test_a_collection_no_scenario_could_name_is_refused_at_upload(
             "name": "Lounge questions",
             "description": "A cardholder asks about lounges.",
             "objective": "Explain lounge access.",
+            "rubric_id": manager.get("/api/rubrics").json()[0]["id"],  # a rubric is required
             "knowledge_collection": "产品.v2",
         },
     )

@@ -56,12 +56,17 @@
 
   function fillRef(f, select, value) {
     const items = choices[f.source] || [];
-    select.replaceChildren(el("option", { value: "", text: T.choice_none }),
+    const unset = value === null || value === undefined;
+    // a required reference (a scenario's rubric) offers no "none": until one is picked a
+    // prompt stands in, which cannot be picked back
+    const empty = !f.required ? el("option", { value: "", text: T.choice_none })
+      : unset ? el("option", { value: "", text: T.choice_pick, disabled: true }) : null;
+    select.replaceChildren(...(empty ? [empty] : []),
       ...items.map(c => el("option", { value: String(c.id), text: choiceLabel(c) })));
-    if (value !== null && value !== undefined && !items.some(c => c.id === value)) {
+    if (!unset && !items.some(c => c.id === value)) {
       select.append(el("option", { value: String(value), text: missingLabel(f, value) }));
     }
-    select.value = value === null || value === undefined ? "" : String(value);
+    select.value = unset ? "" : String(value);
   }
 
   function fillRefs(f, box, values) {
@@ -106,7 +111,7 @@
       const raw = form.elements[f.key].value;
       if (f.kind === "ref") {
         if (raw !== "") out[f.key] = Number(raw);
-        else if (current) out[f.key] = null;
+        else if (current || f.required) out[f.key] = null;  // a required one: the API says so
         continue;
       }
       if (raw.trim() === "" && f.kind !== "text" && f.kind !== "textarea" && f.kind !== "select") {

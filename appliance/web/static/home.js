@@ -27,16 +27,24 @@
       const mine = s => ((s.language || "en") === uiLang ? 0 : 1);
       scenarios.sort((a, b) => mine(a) - mine(b));
       box.replaceChildren(...scenarios.map(function (s) {
-        const allowed = (s.persona_ids && s.persona_ids.length ? s.persona_ids.map(id => byId.get(id)).filter(Boolean) : personas);
+        const lang = s.language || "en";
+        // the personas it offers (none ticked: any), only those of its own language: a session
+        // with a persona of the other language is refused (language_mismatch)
+        const offered = (s.persona_ids && s.persona_ids.length ? s.persona_ids.map(id => byId.get(id)).filter(Boolean) : personas);
+        const allowed = offered.filter(p => (p.language || "en") === lang);
         const selectId = "persona-" + s.id;
         const select = el("select", { id: selectId }, ...allowed.map(p => el("option", { value: p.id, text: p.name + " · " + (T["diff_" + p.difficulty] || p.difficulty) })));
         const button = el("button", { type: "button", class: "start", "data-scenario": s.id, text: T.start });
         button.addEventListener("click", () => start(s.id, select, button));
-        if (!allowed.length) button.disabled = true;
-        return el("article", { class: "card scenario", "data-scenario": s.id, "data-language": s.language || "en" },
+        // no rubric (stored before one was required): nothing could score it, so it cannot
+        // start; trainees are not sent these, a manager sees why
+        const noRubric = s.rubric_id === null || s.rubric_id === undefined;
+        if (!allowed.length || noRubric) button.disabled = true;
+        return el("article", { class: "card scenario", "data-scenario": s.id, "data-language": lang },
           el("h3", { text: s.name }),
           el("p", { text: s.description }),
           el("p", { class: "muted", text: s.objective }),
+          noRubric ? el("p", { class: "error no-rubric", text: T.scenario_no_rubric }) : null,
           el("label", { for: selectId, text: T.persona }), select, button);
       }));
     } catch (err) {

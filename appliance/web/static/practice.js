@@ -272,10 +272,13 @@
 
   function extras(turn) { return turnLi(turn, true).querySelector(".extras"); }
 
+  // severity, speaker and action are the API's words: shown in the UI language
+  function word(prefix, value) { return T[prefix + value] || String(value).replace(/_/g, " "); }
+
   function onFlag(e) {
     extras(e.turn).append(el("p", { class: "flag " + e.severity, role: "note" },
-      el("strong", { text: T.compliance + " · " + e.severity + ": " }),
-      document.createTextNode(e.rule + " — “" + e.excerpt + "” (" + e.who + ", " + e.action + ")")));
+      el("strong", { text: T.compliance + " · " + word("opt_", e.severity) + ": " }),
+      document.createTextNode(e.rule + " — “" + e.excerpt + "” (" + word("opt_", e.who) + ", " + word("flag_", e.action) + ")")));
   }
 
   function onScore(e) {
