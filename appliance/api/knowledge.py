@@ -24,6 +24,7 @@ from litestar.openapi.spec import (
 )
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
+from appliance.api.auth import actor_of
 from appliance.api.params import PathId, QueryId
 from appliance.api.schema_hints import SchemaExtra
 from appliance.auth.guards import access, principal_of
@@ -111,6 +112,31 @@ def _service(state: State) -> KnowledgeService:
 def _user_id(request: Request[Any, Any, Any]) -> int | None:
     principal = principal_of(request)
     return None if principal is None else principal.user.id
+
+
+async def _audit(
+    request: Request[Any, Any, Any],
+    state: State,
+    action: str,
+    document: Document,
+    **extra: Any,
+) -> None:
+    """One audit row about a document version (what it is, never its text)."""
+    actor = actor_of(request)
+    auth: AuthService = state.auth
+    await auth.audit.record(
+        action,
+        actor=actor.name,
+        actor_id=actor.id,
+        target=f"document:{document.id}",
+        ip=actor.ip,
+        detail={
+            "title": document.title,
+            "version": document.version,
+            "collection": document.collection,
+            **extra,
+        },
+    )
 
 
 def _tags(raw: str) -> list[str]:
@@ -231,6 +257,16 @@ class KnowledgeController(Controller):
                 tags=tags,
                 title=title if len(files) == 1 else None,
             )
+            # a duplicate stored nothing, but who sent what is still worth the row
+            await _audit(
+                request,
+                state,
+                "document.upload",
+                result.document,
+                filename=upload.filename,
+                duplicate=result.duplicate,
+                job_id=None if result.job is None else result.job.id,
+            )
             items.append(
                 UploadItem(
                     filename=upload.filename,
@@ -275,16 +311,35 @@ class KnowledgeController(Controller):
         )
 
     @delete("/documents/{document_id:int}", status_code=204, opt=access("manager"))
-    async def remove(self, state: State, document_id: PathId) -> None:
-        """Delete a document version: LanceDB rows, stored file and database rows."""
-        await _service(state).delete_document(document_id)
+    async def remove(
+        self, request: Request[Any, Any, Any], state: State, document_id: PathId
+    ) -> None:
+        """Delete a document version: LanceDB rows, stored file and database rows.
+
+        Deleting the current version makes the newest older one current again (re-indexed
+        by a ``restore`` job)."""
+        deleted = await _service(state).delete_document(document_id, _user_id(request))
+        restored = deleted.restored
+        await _audit(
+            request,
+            state,
+            "document.delete",
+            deleted.document,
+            filename=deleted.document.filename,
+            restored_id=None if restored is None else restored.id,
+            restored_version=None if restored is None else restored.version,
+        )
 
     @post("/documents/{document_id:int}/reingest", status_code=202, opt=access("manager"))
     async def reingest(
         self, request: Request[Any, Any, Any], state: State, document_id: PathId
     ) -> Job:
         """Queue the document again (e.g. after a failure)."""
-        return await _service(state).reingest(document_id, _user_id(request))
+        service = _service(state)
+        job = await service.reingest(document_id, _user_id(request))
+        document = await service.get_document(document_id)
+        await _audit(request, state, "document.reingest", document, job_id=job.id)
+        return job
 
     @get("/jobs/{job_id:int}", opt=access("user"))
     async def job(self, state: State, job_id: PathId) -> Job:

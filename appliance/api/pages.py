@@ -293,13 +293,30 @@ class UserPages(Controller):
     async def document(
         self, request: Request[Any, Any, Any], state: State, document_id: PathId
     ) -> Response[str]:
-        """One document: its routes per page (a citation links to #page-N here)."""
+        """One document: its routes per page (a citation links to ?page=N#page-N here).
+
+        A document without pages (Word, Excel, CSV, text) shows its stored passages instead,
+        the cited one (``?passage=N``, a search citation's ``passage``) marked.
+        """
         service = state.knowledge
         document = await service.get_document(document_id)
         job = await service.jobs.latest_for(document_id)
-        raw_page = request.query_params.get("page")
-        cited = int(raw_page) if raw_page and raw_page.isdigit() else None
-        passages = await service.page_passages(document_id, cited) if cited else []
+        cited = _digits(request.query_params.get("page"))
+        cited_passage = _digits(request.query_params.get("passage"))
+        paged = any(isinstance(r.get("page"), int) for r in document.routes)
+        passages: list[dict[str, Any]] = []
+        first = total = 0
+        if cited:
+            passages = await service.page_passages(document_id, cited)
+        elif not paged and document.state == "done":
+            everything = await service.document_passages(document_id)
+            total = len(everything)
+            if total > PASSAGES_SHOWN and cited_passage is not None:
+                at = next(
+                    (n for n, p in enumerate(everything) if p["parent_index"] == cited_passage), 0
+                )
+                first = max(0, min(at - PASSAGES_SHOWN // 2, total - PASSAGES_SHOWN))
+            passages = everything[first : first + PASSAGES_SHOWN]
         return page(
             request,
             "document.html",
@@ -307,8 +324,21 @@ class UserPages(Controller):
             document=document,
             job=job,
             cited_page=cited,
+            cited_passage=cited_passage,
+            paged=paged,
             passages=passages,
+            passages_first=first,
+            passages_total=total,
         )
+
+
+PASSAGES_SHOWN = 300
+"""Passages one document page shows of a document without pages (around the cited one)."""
+
+
+def _digits(raw: str | None) -> int | None:
+    """A non-negative number from a query parameter; None for anything else."""
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
 
 
 class ManagerPages(Controller):

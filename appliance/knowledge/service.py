@@ -63,6 +63,8 @@ class Citation(msgspec.Struct, kw_only=True):
     pages: list[int]
     section: list[str]
     snippet: str
+    passage: int = 0
+    """The cited passage (parent chunk) of the document: /knowledge/documents/{id}?passage=N."""
 
 
 class SearchResult(msgspec.Struct, kw_only=True):
@@ -91,6 +93,18 @@ class Upload:
     document: Document
     job: Job | None
     duplicate: bool
+
+
+@dataclass
+class Deleted:
+    """What deleting a document version did."""
+
+    document: Document
+    """The version deleted (as it was)."""
+    restored: Document | None
+    """The older version that became current again (queued for re-indexing), if any."""
+    job: Job | None
+    """The restored version's re-indexing job."""
 
 
 COLLECTION_NAME = re.compile(r"^[\w.\-]{1,100}$")
@@ -125,6 +139,37 @@ def check_upload_texts(
         check_text(f"tags[{n}]", tag.strip(), single_line=True)
     if title is not None:
         check_text("title", title.strip(), single_line=True)
+
+
+_ID_TABLES = ("documents", "jobs")
+
+
+async def _next_id(conn: Any, table: str) -> int:
+    """The id for a new row of ``documents`` or ``jobs`` (inside the caller's transaction).
+
+    Never one a deleted row had: SQLite would give the highest id again once its row is gone,
+    and a job still running for a deleted version (or an audit row, a bookmarked page) would
+    then name the next upload. ``_remember_ids`` keeps the highest id ever given.
+    """
+    assert table in _ID_TABLES
+    row = await (await conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).fetchone()  # noqa: S608
+    mark = await (
+        await conn.execute(
+            "SELECT value FROM appliance_state WHERE key = ?", (f"knowledge.{table}.max_id",)
+        )
+    ).fetchone()
+    return max(int(row[0]), int(mark[0]) if mark else 0) + 1
+
+
+async def _remember_ids(conn: Any) -> None:
+    """Before a delete (same transaction): note the highest document and job ids given."""
+    for table in _ID_TABLES:
+        await conn.execute(
+            f"INSERT INTO appliance_state (key, value) SELECT ?, COALESCE(MAX(id), 0) FROM {table} "  # noqa: S608
+            "WHERE true ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            f"updated_at = {_NOW} WHERE CAST(excluded.value AS INTEGER) > CAST(value AS INTEGER)",
+            (f"knowledge.{table}.max_id",),
+        )
 
 
 class KnowledgeService:
@@ -278,16 +323,18 @@ class KnowledgeService:
             )
         ).fetchone()
         version = int(row[0]) + 1 if row else 1
-        cur = await conn.execute(
-            "INSERT INTO documents (title, filename, sha256, size, version, collection, "
-            "tags, uploader_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (title, name, sha, size, version, collection, json.dumps(tags), uploader_id),
+        doc_id = await _next_id(conn, "documents")
+        await conn.execute(
+            "INSERT INTO documents (id, title, filename, sha256, size, version, collection, "
+            "tags, uploader_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc_id, title, name, sha, size, version, collection, json.dumps(tags), uploader_id),
         )
-        doc_id = int(cur.lastrowid or 0)
-        cur = await conn.execute(
-            "INSERT INTO jobs (document_id, user_id) VALUES (?, ?)", (doc_id, uploader_id)
+        job_id = await _next_id(conn, "jobs")
+        await conn.execute(
+            "INSERT INTO jobs (id, document_id, user_id) VALUES (?, ?, ?)",
+            (job_id, doc_id, uploader_id),
         )
-        return doc_id, int(cur.lastrowid or 0)
+        return doc_id, job_id
 
     async def check_type(self, filename: str, data: bytes | Path) -> None:
         """Raise ``UnsupportedType`` when no extractor reads this file (nothing is stored)."""
@@ -447,7 +494,8 @@ class KnowledgeService:
     async def _complete(
         self, job_id: int, document: Document, extracted: Any, chunks: int, parents: int
     ) -> list[int]:
-        """Mark the version done and retire older versions in one transaction."""
+        """Mark the version done and retire older versions in one transaction; returns the
+        ids whose rows must leave the index (none when the version was deleted meanwhile)."""
         routes = [
             {
                 "page": r.page,
@@ -460,6 +508,11 @@ class KnowledgeService:
             for r in extracted.routes
         ]
         async with self.db.transaction() as conn:
+            mine = await (
+                await conn.execute("SELECT retired FROM documents WHERE id = ?", (document.id,))
+            ).fetchone()
+            if mine is None:  # deleted while it was indexed: it retires nothing
+                return []
             await conn.execute(
                 f"UPDATE documents SET state = 'done', sniffed_type = ?, routes = ?, warnings = ?, "  # noqa: S608
                 f"pages = ?, chunk_count = ?, parent_count = ?, updated_at = {_NOW} WHERE id = ?",
@@ -490,6 +543,8 @@ class KnowledgeService:
                 f"finished_at = {_NOW}, updated_at = {_NOW} WHERE id = ?",
                 (job_id,),
             )
+        if mine[0]:  # a newer version went live meanwhile: this one's rows leave the index
+            older.append(document.id)
         return older
 
     def _extract(self, path: Path, filename: str) -> Any:
@@ -528,6 +583,13 @@ class KnowledgeService:
         _, store, _ = await self.parts()
         return await asyncio.to_thread(store.passages_on_page, document.id, document.version, page)
 
+    async def document_passages(self, document_id: int) -> list[dict[str, Any]]:
+        """Every stored passage (parent chunk: index, section, text) of a document, in order
+        (what the document page shows for a document without pages: Word, Excel, text)."""
+        document = await self.get_document(document_id)
+        _, store, _ = await self.parts()
+        return await asyncio.to_thread(store.passages, document.id, document.version)
+
     async def get_job(self, job_id: int) -> Job:
         """One job, or NotFound."""
         job = await self.jobs.get(job_id)
@@ -535,21 +597,82 @@ class KnowledgeService:
             raise NotFound(f"no job {job_id}", detail={"job_id": job_id})
         return job
 
-    async def delete_document(self, document_id: int) -> None:
-        """Remove a document version: its rows in LanceDB, its file (unless shared) and SQLite rows."""
+    async def delete_document(self, document_id: int, user_id: int | None = None) -> Deleted:
+        """Remove a document version: its rows in LanceDB, its file (unless shared) and SQLite rows.
+
+        When the version deleted was the live one and no other live version of its title is
+        done, the newest older version becomes current again: un-retired and re-indexed by a
+        ``restore`` job (its chunks left the index when it was retired), in the same
+        transaction as the delete, so a crash leaves either both or neither; the job resumes
+        at the next start like any other. Deleting a retired version changes nothing else.
+        """
         document = await self.get_document(document_id)
+        restored_id = job_id = 0
         async with self.db.transaction() as conn:
+            row = await (
+                await conn.execute("SELECT retired FROM documents WHERE id = ?", (document_id,))
+            ).fetchone()
+            await _remember_ids(conn)  # neither id is given again (see _next_id)
             await conn.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+            if row is not None and not row[0]:
+                restored_id, job_id = await self._restore_previous(conn, document, user_id)
             cur = await conn.execute(
                 "SELECT COUNT(*) FROM documents WHERE sha256 = ?", (document.sha256,)
             )
-            row = await cur.fetchone()
-            shared = bool(row and row[0])
+            count = await cur.fetchone()
+            shared = bool(count and count[0])
         if self._store is not None or self.lance_dir.exists():
             _, store, _ = await self.parts()
             await asyncio.to_thread(store.delete_documents, [document_id])
         if not shared:
             (self.files_dir / document.sha256).unlink(missing_ok=True)
+        restored = job = None
+        if job_id:
+            self.pool.submit(job_id)
+            restored = await self.documents.get(restored_id)
+            job = await self.jobs.get(job_id)
+            self._announce(job)
+        return Deleted(document=document, restored=restored, job=job)
+
+    @staticmethod
+    async def _restore_previous(
+        conn: Any, deleted: Document, user_id: int | None
+    ) -> tuple[int, int]:
+        """After the live version of a title was deleted (in the caller's transaction): make
+        the newest retired version live again and queue its re-indexing; (document, job) ids,
+        or (0, 0) when another live version is done (it stays current) or none is left."""
+        live = await (
+            await conn.execute(
+                "SELECT 1 FROM documents WHERE collection = ? AND title = ? AND retired = 0 "
+                "AND state = 'done' LIMIT 1",
+                (deleted.collection, deleted.title),
+            )
+        ).fetchone()
+        if live is not None:
+            return 0, 0
+        previous = await (
+            await conn.execute(
+                "SELECT id FROM documents WHERE collection = ? AND title = ? AND retired = 1 "
+                "ORDER BY version DESC LIMIT 1",
+                (deleted.collection, deleted.title),
+            )
+        ).fetchone()
+        if previous is None:
+            return 0, 0
+        doc_id = int(previous[0])
+        # its rows left LanceDB when it was retired: queued until the job has written them
+        # again (search skips a version that is not done)
+        await conn.execute(
+            f"UPDATE documents SET retired = 0, state = 'queued', updated_at = {_NOW} "  # noqa: S608
+            "WHERE id = ?",
+            (doc_id,),
+        )
+        job_id = await _next_id(conn, "jobs")
+        await conn.execute(
+            "INSERT INTO jobs (id, document_id, user_id, kind) VALUES (?, ?, ?, 'restore')",
+            (job_id, doc_id, user_id),
+        )
+        return doc_id, job_id
 
     async def reingest(self, document_id: int, user_id: int | None) -> Job:
         """Queue a new job for a document (a failed one, or after an extractor upgrade)."""
@@ -558,10 +681,11 @@ class KnowledgeService:
         if latest is not None and latest.state in ("queued", "running"):
             return latest
         async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO jobs (document_id, user_id) VALUES (?, ?)", (document.id, user_id)
+            job_id = await _next_id(conn, "jobs")
+            await conn.execute(
+                "INSERT INTO jobs (id, document_id, user_id) VALUES (?, ?, ?)",
+                (job_id, document.id, user_id),
             )
-            job_id = int(cur.lastrowid or 0)
             await conn.execute(
                 f"UPDATE documents SET state = 'queued', updated_at = {_NOW} WHERE id = ?",  # noqa: S608
                 (document.id,),
@@ -642,6 +766,7 @@ class KnowledgeService:
                         pages=json.loads(parent["pages"] or "[]"),
                         section=[s for s in str(cand.row["section"]).split(" > ") if s],
                         snippet=str(cand.row["text"]),
+                        passage=cand.parent_key[2],
                     ),
                 )
             )

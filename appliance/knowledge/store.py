@@ -801,6 +801,11 @@ class Store:
 
     def passages_on_page(self, document_id: int, version: int, page: int) -> list[dict[str, Any]]:
         """The parents of one document version that cover ``page``, in document order."""
+        rows = self.passages(document_id, version)
+        return [r for r in rows if int(page) in json.loads(r["pages"] or "[]")]
+
+    def passages(self, document_id: int, version: int) -> list[dict[str, Any]]:
+        """Every parent of one document version, in document order."""
         rows = (
             self.parents.search()
             .where(f"document_id = {int(document_id)} AND version = {int(version)}")
@@ -809,8 +814,7 @@ class Store:
             .to_arrow()
             .to_pylist()
         )
-        found = [r for r in rows if int(page) in json.loads(r["pages"] or "[]")]
-        return sorted(found, key=lambda r: int(r["parent_index"]))
+        return sorted(rows, key=lambda r: int(r["parent_index"]))
 
     def count(self, document_id: int | None = None) -> tuple[int, int]:
         """(children, parents) rows, of one document or all."""

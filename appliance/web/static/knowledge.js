@@ -94,7 +94,18 @@
         const entry = rowOf(item.filename);
         if (!entry) continue;
         entry.row.dataset.document = item.document.id;
-        if (item.job) {
+        if (item.duplicate) {
+          // nothing new was stored: say so, and link the document that already holds this file
+          // (its job, shown otherwise, is that document's earlier one)
+          entry.bar.value = 100;
+          entry.row.dataset.state = item.document.state;
+          entry.row.dataset.duplicate = "true";
+          entry.label.replaceChildren(T.duplicate + " · ",
+            el("a", { href: "/knowledge/documents/" + item.document.id, class: "duplicate-of",
+                      text: item.document.title + " v" + item.document.version }),
+            " · " + (T["state_" + item.document.state] || item.document.state));
+          refreshDocument(item.document.id, entry);
+        } else if (item.job) {
           bars.set(item.job.id, entry);
           running.add(item.job.id);
           apply(latest.get(item.job.id) || item.job);
@@ -106,7 +117,7 @@
         } else {
           entry.bar.value = 100;
           entry.row.dataset.state = item.document.state;
-          entry.label.textContent = (item.duplicate ? T.duplicate + " · " : "") + (T["state_" + item.document.state] || item.document.state);
+          entry.label.textContent = T["state_" + item.document.state] || item.document.state;
           refreshDocument(item.document.id, entry);
         }
       }
@@ -156,7 +167,8 @@
       results.replaceChildren(...out.results.map(function (r) {
         const c = r.citation;
         const pageText = c.page ? T.page + " " + c.page : "";
-        const href = "/knowledge/documents/" + c.document_id + (c.page ? "?page=" + c.page + "#page-" + c.page : "");
+        // a page-less document (Word, Excel, text) opens at the cited passage
+        const href = "/knowledge/documents/" + c.document_id + (c.page ? "?page=" + c.page + "#page-" + c.page : "?passage=" + (c.passage || 0) + "#passage-" + (c.passage || 0));
         return el("li", { class: "result" },
           el("a", { href: href, class: "cite" }, document.createTextNode(c.title + " v" + c.version),
             c.page ? el("span", { class: "page", text: " · " + pageText }) : null),
