@@ -255,7 +255,11 @@ class AuthService:
         if len(password) < self.config.password_min_length:
             raise InvalidInput(
                 f"password must be at least {self.config.password_min_length} characters",
-                detail={"field": "password"},
+                detail={
+                    "field": "password",
+                    "reason": "password_too_short",
+                    "min_length": self.config.password_min_length,
+                },
             )
 
     async def create_user(
@@ -428,7 +432,7 @@ class AuthService:
         if new == current:
             raise InvalidInput(
                 "the new password must differ from the current one",
-                detail={"field": "new_password"},
+                detail={"field": "new_password", "reason": "password_unchanged"},
             )
         await self.users.update(
             user.id,

@@ -48,15 +48,38 @@ window.SB = (function () {
     return node;
   }
 
+  /* the label the page shows for a field the API named: "persona_ids[1]" -> "客户[1]" */
+  function fieldLabel(field) {
+    const key = String(field).replace(/^(data|body)\./, "");
+    const base = key.split(/[.[]/)[0];
+    return (T["fld_" + base] || base) + key.slice(base.length);
+  }
+
+  /* the field an error is about: its detail, or msgspec's "at `$.x`" / "missing required field `x`" */
+  function errorField(err) {
+    const detail = err.detail && !Array.isArray(err.detail) && typeof err.detail === "object" ? err.detail : null;
+    if (detail && detail.field) return String(detail.field);
+    const m = String(err.message || "").match(/at `\$\.([^`]+)`|missing required field `([^`]+)`/);
+    return m ? (m[1] || m[2]) : "";
+  }
+
   /* the message of an API error, with the field it names when the API says so */
   function describe(err) {
     if (!(err instanceof ApiError)) return String(err && err.message || err);
-    // a validation code the UI language has a sentence for (the English UI keeps the server's
-    // own message, which says more); the field is marked next to its input as well
-    const own = document.documentElement.lang !== "en" && T["api_" + err.code];
-    if (own) {
-      const field = err.detail && !Array.isArray(err.detail) ? err.detail.field : "";
-      return (field ? field + ": " : "") + own + " (" + err.code + ")";
+    // the UI's language has a sentence for the code (or for the code and its reason or field:
+    // api_invalid_input__password_too_short): that, with the field's label and the detail's
+    // figures filled in; the English UI keeps the server's own message, which says more
+    const detail = err.detail && !Array.isArray(err.detail) && typeof err.detail === "object" ? err.detail : {};
+    const field = errorField(err);
+    if (document.documentElement.lang !== "en") {
+      const base = field.replace(/^(data|body)\./, "").split(/[.[]/)[0];
+      const specific = (detail.reason && T["api_" + err.code + "__" + detail.reason]) ||
+        (base && T["api_" + err.code + "__" + base]);
+      const own = specific || T["api_" + err.code];
+      if (own) {
+        const text = own.replace(/\{(\w+)\}/g, (m, k) => (detail[k] !== undefined ? String(detail[k]) : m));
+        return (field && !specific ? fieldLabel(field) + ": " : "") + text + " (" + err.code + ")";
+      }
     }
     let msg = err.message;
     const extra = Array.isArray(err.detail) ? err.detail : (err.detail ? [err.detail] : []);
@@ -87,5 +110,5 @@ window.SB = (function () {
     }
   });
 
-  return { T: T, api: api, el: el, describe: describe, wsUrl: wsUrl, ApiError: ApiError };
+  return { T: T, api: api, el: el, describe: describe, errorField: errorField, wsUrl: wsUrl, ApiError: ApiError };
 })();

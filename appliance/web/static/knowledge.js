@@ -25,7 +25,12 @@
     const state = T["state_" + job.state] || job.state;
     const stage = job.stage && job.stage !== job.state ? " · " + (T["jobstage_" + job.stage] || job.stage) : "";
     let text = state + stage + " · " + Math.round(percent(job)) + "%";
-    if (job.state === "failed") text = state + ": " + (job.error_message || job.error_code || "");
+    if (job.state === "failed") {
+      // the UI's language has a sentence for the reason: that (the server's words on hover)
+      const own = document.documentElement.lang !== "en" && job.error_code && T["api_" + job.error_code];
+      text = state + ": " + (own || job.error_message || job.error_code || "");
+      entry.label.title = own ? (job.error_message || "") : "";
+    }
     entry.label.textContent = text;
     if (job.state === "done" || job.state === "failed") {
       refreshDocument(job.document_id, entry);
