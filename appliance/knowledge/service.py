@@ -224,11 +224,18 @@ class KnowledgeService:
         async with self._init_lock:
             if self._retriever is None:
                 embedder, store, retriever = await asyncio.to_thread(self._build_parts)
-                # a crash between "new version done" and dropping the old version's rows
-                # leaves rows search already ignores; drop them now
-                retired = await self.documents.retired_ids()
-                if retired:
-                    await asyncio.to_thread(store.delete_documents, retired)
+                # a crash between "new version done" and dropping the old version's rows, or
+                # between a delete's commit and dropping its rows, leaves rows search already
+                # ignores; drop them now (no job writes before this returns)
+                stale = set(await self.documents.retired_ids())
+                known = set(await self.documents.all_ids())
+                stale |= await asyncio.to_thread(store.document_ids) - known
+                if stale:
+                    log.info(
+                        "knowledge: dropping the rows of %d retired or deleted documents",
+                        len(stale),
+                    )
+                    await asyncio.to_thread(store.delete_documents, sorted(stale))
                 self._embedder, self._store, self._retriever = embedder, store, retriever
         assert self._embedder is not None and self._store is not None
         assert self._retriever is not None

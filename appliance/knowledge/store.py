@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import lancedb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from lancedb.background_loop import LOOP
 from lancedb.index import FTS, BTree, IvfFlat, IvfPq
 
@@ -815,6 +816,14 @@ class Store:
             .to_pylist()
         )
         return sorted(rows, key=lambda r: int(r["parent_index"]))
+
+    def document_ids(self) -> set[int]:
+        """Every document id that has rows here (children or parents): one column scanned."""
+        ids: set[int] = set()
+        for table in (self.children, self.parents):
+            rows = table.search().select(["document_id"]).limit(None).to_arrow()
+            ids.update(int(i) for i in pc.unique(rows.column("document_id")).to_pylist())
+        return ids
 
     def count(self, document_id: int | None = None) -> tuple[int, int]:
         """(children, parents) rows, of one document or all."""

@@ -139,3 +139,34 @@ def test_kill_9_mid_ingestion_resumes_without_duplicates(
         for r in rows:
             per_doc[r["document_id"]] = per_doc.get(r["document_id"], 0) + 1
         assert per_doc == {d["id"]: d["chunk_count"] for d in listed}
+
+
+def test_rows_of_a_delete_cut_short_by_a_crash_are_dropped_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """Fault injection: the crash falls between a delete's SQLite commit and dropping its rows
+    from LanceDB (made by deleting the SQLite row alone while the server is down). The next
+    start drops the orphaned rows, so "delete leaves no trace" holds after a crash too."""
+    state = tmp_path / "orphans"
+    account = Account("orphanmgr", "manager", "alpha")
+    add_user(state, account)
+    docs = dict(list(corpus(3).items()))
+    with ServerProcess(state) as server:
+        client = login(server, account)
+        items = upload(client, docs, collection="orphans")
+        wait_jobs(client, [i["job"]["id"] for i in items])
+        ids = sorted(int(i["document"]["id"]) for i in items)
+    assert {r["document_id"] for r in _rows(state)} == set(ids)
+    with sqlite3.connect(state / "salesboost.db") as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM documents WHERE id = ?", (ids[0],))  # the committed half
+    assert ids[0] in {r["document_id"] for r in _rows(state)}
+
+    with ServerProcess(state) as server:
+        client = login(server, account)
+        # the store opens on first use: a search
+        client.get("/api/knowledge/search", params={"q": "fee"}).raise_for_status()
+        assert {r["document_id"] for r in _rows(state)} == set(ids[1:])
+        db = lancedb.connect(str(state / "lancedb"))
+        parents = db.open_table("parents").to_arrow().select(["document_id"]).to_pylist()
+        assert {p["document_id"] for p in parents} == set(ids[1:])
