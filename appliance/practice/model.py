@@ -227,6 +227,9 @@ class Citation(msgspec.Struct, kw_only=True, frozen=True):
     document_id: int | None = None
     version: int | None = None
     page: int | None = None
+    passage: int | None = None
+    """The cited passage of a document without pages (Word, Excel, text): its document page
+    marks it (``?passage=N``)."""
     snippet: str = ""
 
 

@@ -8,7 +8,9 @@ import time
 
 import msgspec
 import pytest
+from appliance.knowledge.service import KnowledgeService
 from appliance.practice.agents.coach_tools import (
+    KnowledgeSearchTool,
     describe_quote,
     fee_calculator,
     objection_playbook,
@@ -18,7 +20,7 @@ from appliance.practice.agents.coach_tools import (
 from appliance.practice.model import Waiver
 from appliance.practice.tools import Tool, ToolCall, ToolRunner, args_digest
 
-from tests.practice.conftest import PRODUCT
+from tests.practice.conftest import COLLECTION, PRODUCT, LoopThread
 
 
 class Probe:
@@ -256,3 +258,17 @@ def test_a_waiver_sentence_reads_inside_the_brackets() -> None:
     text = describe_quote(asyncio.run(fee_calculator(product=product, annual_spend=300)), "en")
     assert "would waive it (the annual fee of USD 695 is waived for the next card year" in text
     assert "USD 25,000 or more)" in text and "more.)" not in text
+
+
+def test_a_citation_of_a_document_without_pages_names_its_passage(
+    loop: LoopThread, knowledge: KnowledgeService
+) -> None:
+    """The Chinese FAQ is Markdown: no pages. The tip's citation carries the passage the
+    document page marks (QA: such a citation opened the page with nothing marked)."""
+    search = KnowledgeSearchTool(knowledge, k=3)
+    hits = loop.run(search(query="白金卡年费是多少", collection=COLLECTION))
+    faq = [h.citation for h in hits if h.citation.title == "platinum-faq-zh"]
+    assert faq, [h.citation for h in hits]
+    assert faq[0].page is None and faq[0].passage is not None
+    sheet = [h.citation for h in hits if h.citation.title == "platinum-product-sheet"]
+    assert all(c.page is not None and c.passage is None for c in sheet)

@@ -454,6 +454,7 @@ class KnowledgeSearchTool:
                         document_id=c.document_id,
                         version=c.version,
                         page=c.page,
+                        passage=None if c.page is not None else c.passage,
                         snippet=c.snippet[:300],
                     ),
                 )

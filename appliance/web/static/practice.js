@@ -152,7 +152,8 @@
       }
       let li;
       if (c.kind === "document" && c.document_id) {
-        const href = "/knowledge/documents/" + c.document_id + (c.page ? "?page=" + c.page + "#page-" + c.page : "");
+        const href = "/knowledge/documents/" + c.document_id + (c.page ? "?page=" + c.page + "#page-" + c.page
+          : (c.passage !== null && c.passage !== undefined ? "?passage=" + c.passage + "#passage-" + c.passage : ""));
         li = el("li", {}, el("a", { href: href, text: label }));
       } else {
         li = el("li", { text: label });
