@@ -923,6 +923,7 @@ def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> Non
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from appliance.db.audit import AuditRepository
     from appliance.db.database import Database
     from appliance.db.migrations import MigrationError
     from appliance.db.migrations import migrate as run_migrations
@@ -941,6 +942,7 @@ def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> Non
     async def go() -> list[tuple[str, str, str]]:
         async with Database(settings.db_path) as db:
             service = KnowledgeService(settings, db, resume=False)
+            audit = AuditRepository(db)
             await service.start()
             try:
                 jobs: dict[int, str] = {}
@@ -965,10 +967,22 @@ def ingest(obj: Ctx, paths: tuple[Path, ...], collection: str, tags: str) -> Non
                             outcome.append((str(file), "rejected", f"{err.code}: {err.message}"))
                             bar.advance(task)
                             continue
+                        doc = result.document
+                        await audit.record(  # as the API records an upload
+                            "document.upload",
+                            actor="cli",
+                            target=f"document:{doc.id}",
+                            detail={
+                                "title": doc.title,
+                                "version": doc.version,
+                                "collection": doc.collection,
+                                "filename": doc.filename,
+                                "job_id": result.job.id if result.job else None,
+                                "duplicate": result.duplicate,
+                            },
+                        )
                         if result.duplicate or result.job is None:
-                            outcome.append(
-                                (str(file), "duplicate", f"document {result.document.id}")
-                            )
+                            outcome.append((str(file), "duplicate", f"document {doc.id}"))
                             bar.advance(task)
                         else:
                             jobs[result.job.id] = str(file)

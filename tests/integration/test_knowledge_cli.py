@@ -38,10 +38,21 @@ def test_ingest_folder_then_reindex_while_serving(tmp_path: Path) -> None:
         rows = conn.execute(
             "SELECT title, state, tags FROM documents WHERE collection = 'cli' ORDER BY title"
         ).fetchall()
+        audit = conn.execute(
+            "SELECT actor, action, json_extract(detail, '$.title'), "
+            "json_extract(detail, '$.duplicate') FROM audit_log "
+            "WHERE action = 'document.upload' ORDER BY id"
+        ).fetchall()
     assert rows == [
         ("fees", "done", '["a", "b"]'),
         ("travel", "done", '["a", "b"]'),
     ]
+    # the operator's uploads are in the audit log, as the API's are (the duplicate too)
+    assert sorted(audit[:2]) == [
+        ("cli", "document.upload", "fees", 0),
+        ("cli", "document.upload", "travel", 0),
+    ]
+    assert audit[2:] == [("cli", "document.upload", "fees", 1)]
 
     account = Account("climgr", "manager", "alpha")
     add_user(state, account)
