@@ -28,6 +28,7 @@ from appliance.db.jobs import Job, JobRepository
 from appliance.errors import (
     SQLITE_INT_MAX,
     AppError,
+    Conflict,
     InvalidInput,
     NotFound,
     OutOfRange,
@@ -682,8 +683,18 @@ class KnowledgeService:
         return doc_id, job_id
 
     async def reingest(self, document_id: int, user_id: int | None) -> Job:
-        """Queue a new job for a document (a failed one, or after an extractor upgrade)."""
+        """Queue a new job for a document (a failed one, or after an extractor upgrade).
+
+        A retired version (a newer one of its title is current) is ``conflict``: its rows
+        would only be dropped again when the job finished."""
         document = await self.get_document(document_id)
+        if document.retired:
+            raise Conflict(
+                f"document {document.id} is version {document.version} of {document.title!r}, "
+                "retired by a newer version: re-ingest the current one, or delete the newer "
+                "versions to make this one current again",
+                detail={"document_id": document.id, "reason": "retired_version"},
+            )
         latest = await self.jobs.latest_for(document.id)
         if latest is not None and latest.state in ("queued", "running"):
             return latest

@@ -388,3 +388,13 @@ def test_deleting_a_version_while_it_is_indexed_leaves_the_current_one(
     assert [(r["citation"]["document_id"], r["citation"]["version"]) for r in results][:1] == [
         (v1["id"], 1)
     ]
+
+
+def test_a_retired_version_cannot_be_re_ingested(manager: httpx.Client) -> None:
+    collection = f"retired-{uuid.uuid4().hex[:8]}"
+    v1, v2 = _versions(manager, collection, 2)
+    refused = manager.post(f"/api/knowledge/documents/{v1['id']}/reingest")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "conflict"
+    assert "retired by a newer version" in refused.json()["message"]
+    assert manager.post(f"/api/knowledge/documents/{v2['id']}/reingest").status_code in (200, 202)
