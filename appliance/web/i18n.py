@@ -59,6 +59,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
         "Not ready: this scenario has no rubric. Pick one under Content → Scenarios.",
         "尚不可用：此场景没有评分标准。请在“内容配置 → 场景”中选择一个。",
     ),
+    "scenario_no_persona": (
+        "Not ready: no customer persona in this scenario's language is available.",
+        "尚不可用：没有与此场景语言相同的可用客户画像。",
+    ),
     "recent_scores": ("Recent sessions", "最近的练习"),
     "date": ("Date", "日期"),
     "scenario": ("Scenario", "场景"),

@@ -171,3 +171,28 @@ def test_chinese_compliance_flag_names_severity_speaker_and_action_in_chinese(
     shot(page, "qa3-flag-zh")
     session_id = page.url.rsplit("/", 1)[1]
     page.request.post(f"/api/sessions/{session_id}/end")
+
+
+def test_a_scenario_whose_personas_were_all_archived_says_why_it_cannot_start(
+    new_page: Callable[..., Any],
+) -> None:
+    """Its start button was disabled with no word of why."""
+    manager = new_page()
+    login(manager, USERS["manager"])
+    _wait_for_demo(manager)
+    made = manager.request.post(
+        "/api/personas",
+        data={
+            "name": f"QA3 gone {uuid.uuid4().hex[:6]}",
+            "description": "Leaves.",
+            "language": "en",
+        },
+    )
+    assert made.status == 201, made.text()
+    persona = made.json()
+    with _scenario(manager, language="en", persona_ids=[persona["id"]]) as lonely:
+        assert manager.request.delete(f"/api/personas/{persona['id']}").status == 204
+        manager.goto("/home")
+        card = manager.locator(f'article.scenario[data-scenario="{lonely["id"]}"]')
+        expect(card.locator(".no-persona")).to_contain_text("no customer persona")
+        expect(card.locator("button.start")).to_be_disabled()

@@ -45,6 +45,7 @@
           el("p", { text: s.description }),
           el("p", { class: "muted", text: s.objective }),
           noRubric ? el("p", { class: "error no-rubric", text: T.scenario_no_rubric }) : null,
+          !allowed.length ? el("p", { class: "error no-persona", text: T.scenario_no_persona }) : null,
           el("label", { for: selectId, text: T.persona }), select, button);
       }));
     } catch (err) {
