@@ -177,8 +177,8 @@ def test_chinese_ui_translates_editor_fields_options_and_roles(
     page.get_by_label("描述 *").fill("情绪超出范围。")
     page.locator("#f-initial_mood").fill("5")
     page.get_by_role("button", name="保存").click()
-    expect(page.locator("#form-error")).to_have_text(
-        "initial_mood: 超出允许的范围。 (out_of_range)"
+    expect(page.locator("#form-error")).to_have_text(  # the field named by its label
+        "初始情绪（0-1）: 超出允许的范围。 (out_of_range)"
     )
 
     admin = new_page(locale="zh-CN")
