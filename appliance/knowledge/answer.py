@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - the Chinese messages use full-width punctuation on purpose
 """Answers for ``POST /api/knowledge/ask``: search first, then the LLM writes from the passages.
 
 The best few parents go into a transcript-style prompt (the bundled model is a base model)
@@ -58,8 +59,8 @@ def _prompt(question: str, results: list[SearchResult], zh: bool) -> list[Messag
         blocks.append(f"[{n}] {r.citation.title}: {text}")
     if zh:
         head = (  # Chinese punctuation on purpose
-            "以下是公司知识库中的资料，然后是一个问题和一个只根据这些资料写出的回答，"  # noqa: RUF001
-            "回答用方括号注明资料编号，例如[1]。\n\n"  # noqa: RUF001
+            "以下是公司知识库中的资料，然后是一个问题和一个只根据这些资料写出的回答，"
+            "回答用方括号注明资料编号，例如[1]。\n\n"
         )
     else:
         head = (
@@ -78,15 +79,44 @@ def _usable(text: str, question: str) -> bool:
     return bool(words) and words != re.findall(r"\w+", question.lower())
 
 
+# what the answer says about itself, in the question's language (English, Chinese)
+_SAY: dict[str, tuple[str, str]] = {
+    "nothing": (
+        "Nothing in the knowledge base matches this question.",
+        "知识库中没有与这个问题相符的内容。",
+    ),
+    "no_passage": (
+        "No passage matched, so there is nothing to answer from.",
+        "没有匹配的段落，因此无从作答。",
+    ),
+    "llm_failed": (
+        "The language model could not answer ({code}): these are the passages an answer "
+        "would be grounded in, best first, with their citations.",
+        "语言模型未能作答（{code}）：以下是作答所依据的段落，按相关度排列，附出处。",
+    ),
+    "unusable": (
+        "The language model gave no usable answer: these are the passages, best first, with "
+        "their citations.",
+        "语言模型没有给出可用的回答：以下是相关段落，按相关度排列，附出处。",
+    ),
+    "written": (
+        "Written by the local language model from the first {n} passages below; check it "
+        "against the citations.",
+        "由本地语言模型根据下面前 {n} 个段落写成；请对照出处核实。",
+    ),
+}
+
+
+def _say(key: str, zh: bool, **values: object) -> str:
+    return _SAY[key][1 if zh else 0].format(**values)
+
+
 async def answer(llm: LLMBackend, question: str, results: list[SearchResult]) -> Answer:
-    """An answer grounded in ``results`` (best first), or the passages when the LLM cannot."""
-    if not results:
-        return Answer(
-            "Nothing in the knowledge base matches this question.",
-            "retrieval_only",
-            "No passage matched, so there is nothing to answer from.",
-        )
+    """An answer grounded in ``results`` (best first), or the passages when the LLM cannot;
+    what it says about itself is in the question's language."""
     zh = bool(_CJK.search(question))
+    if not results:
+        return Answer(_say("nothing", zh), "retrieval_only", _say("no_passage", zh))
     request = GenerateRequest(
         messages=_prompt(question, results, zh),
         max_tokens=ANSWER_TOKENS,
@@ -100,24 +130,11 @@ async def answer(llm: LLMBackend, question: str, results: list[SearchResult]) ->
     except LLMError as err:
         log.info("ask: LLM %s (%s); passages returned", err.code, err.message)
         return Answer(
-            passages_text(results),
-            "retrieval_only",
-            f"The language model could not answer ({err.code}): these are the passages an "
-            "answer would be grounded in, best first, with their citations.",
+            passages_text(results), "retrieval_only", _say("llm_failed", zh, code=err.code)
         )
     text = whole_sentences(
         " ".join(completion.text.split()), truncated=completion.finish_reason == "length"
     )
     if not _usable(text, question):
-        return Answer(
-            passages_text(results),
-            "retrieval_only",
-            "The language model gave no usable answer: these are the passages, best first, "
-            "with their citations.",
-        )
-    return Answer(
-        text,
-        "llm",
-        f"Written by the local language model from the first {min(PASSAGES, len(results))} "
-        "passages below; check it against the citations.",
-    )
+        return Answer(passages_text(results), "retrieval_only", _say("unusable", zh))
+    return Answer(text, "llm", _say("written", zh, n=min(PASSAGES, len(results))))

@@ -347,6 +347,13 @@ def test_ask_answers_through_the_llm_with_citations(
     assert empty["mode"] == "retrieval_only"
     assert empty["citations"] == []
     assert "Nothing in the knowledge base" in empty["answer"]
+    # a Chinese question hears about its answer in Chinese (QA: an English hint under it)
+    zh = trainee.post(
+        "/api/knowledge/ask",
+        json={"question": "退款多久到账？", "collection": f"none-{collection}"},
+    ).json()
+    assert zh["answer"] == "知识库中没有与这个问题相符的内容。"
+    assert zh["message"] == "没有匹配的段落，因此无从作答。"
 
 
 def test_collections_and_listing(manager: httpx.Client) -> None:
