@@ -792,8 +792,14 @@ def models_place(obj: Ctx) -> None:
     help="What the model is for: chat (a GGUF file), embedding or reranker (a model directory).",
 )
 @click.option("--name", default="", help="Name in the manifest (default: from the file name).")
+@click.option(
+    "--languages",
+    default="",
+    help="An embedding model's languages, comma-separated (en,zh); left out: any. Hybrid "
+    "search uses full text alone for a query in another language.",
+)
 @pass_ctx
-def models_add(obj: Ctx, path: Path, role: str, name: str) -> None:
+def models_add(obj: Ctx, path: Path, role: str, name: str, languages: str) -> None:
     """Register a model copied under models/: reads its metadata, hashes it, updates manifest.toml.
 
     A chat model is one GGUF file; an embedding model (BGE-M3, a sentence-transformers model)
@@ -803,7 +809,10 @@ def models_add(obj: Ctx, path: Path, role: str, name: str) -> None:
 
     settings = obj.settings()
     try:
-        entry = add_model(settings.models_dir, path, role=role, name=name)
+        langs = [x.strip() for x in languages.split(",") if x.strip()]
+        if langs and role != "embedding":
+            fail("--languages is for an embedding model")
+        entry = add_model(settings.models_dir, path, role=role, name=name, languages=langs)
     except ModelError as err:
         fail(str(err))
     if entry.role == "chat":

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import shutil
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -222,11 +223,19 @@ def gguf_metadata(path: Path) -> dict[str, str]:
     return meta
 
 
-def add_model(models_dir: Path, file: Path, *, role: str, name: str = "") -> ModelEntry:
+def add_model(
+    models_dir: Path,
+    file: Path,
+    *,
+    role: str,
+    name: str = "",
+    languages: Sequence[str] = (),
+) -> ModelEntry:
     """Register an operator-copied model under models/ in manifest.toml (metadata + sha256).
 
     ``chat``: a GGUF file. ``embedding`` / ``reranker``: a Hugging Face model directory
-    (``config.json``, weights, tokenizer), every file hashed.
+    (``config.json``, weights, tokenizer), every file hashed. ``languages``: what an
+    embedding model reads (empty: any; see :attr:`ModelEntry.languages`).
     """
     file = file.absolute()  # not resolve(): a symlink placed under models/ is fine
     root = models_dir.absolute()
@@ -244,6 +253,8 @@ def add_model(models_dir: Path, file: Path, *, role: str, name: str = "") -> Mod
         entry = _gguf_entry(file, rel, name)
     else:
         entry = _directory_entry(root, file, rel, name, role)
+    if languages:
+        entry = msgspec.structs.replace(entry, languages=sorted(set(languages)))
     _append_entry(models_dir, entry)
     return entry
 
@@ -336,6 +347,8 @@ def _toml_entry(entry: ModelEntry) -> str:
     ]
     if entry.role == "chat":
         lines.append(f"chat_template = {'true' if entry.chat_template else 'false'}")
+    if entry.languages:
+        lines.append(f"languages = {json.dumps(entry.languages)}")
     lines += [f"source = {json.dumps(entry.source)}", f"license = {json.dumps(entry.license)}", ""]
     return "\n".join(lines)
 

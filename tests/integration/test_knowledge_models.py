@@ -50,8 +50,11 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_bge_m3(target / M3)
     write_reranker(target / RERANKER)
     env = appliance_env(root / "state", SALESBOOST__PATHS__MODELS_DIR=str(target))
-    for name, role in ((M3, "embedding"), (RERANKER, "reranker")):
-        added = cli(root, "models", "add", str(target / name), "--role", role, env=env)
+    for name, role, extra in (
+        (M3, "embedding", ["--languages", "zh, en"]),  # multilingual: dense for any query
+        (RERANKER, "reranker", []),
+    ):
+        added = cli(root, "models", "add", str(target / name), "--role", role, *extra, env=env)
         assert added.returncode == 0, added.stderr
     return target
 
@@ -67,6 +70,7 @@ def test_models_add_registers_model_directories_by_role(models: Path, tmp_path: 
     assert (m3["role"], m3["format"], m3["arch"]) == ("embedding", "bge-m3", "XLMRobertaModel")
     assert reranker["role"] == "reranker"
     assert reranker["arch"] == "XLMRobertaForSequenceClassification"
+    assert m3["languages"] == ["en", "zh"] and "languages" not in reranker
     files = {f["path"] for f in m3["files"]}
     assert {f"{M3}/sparse_linear.pt", f"{M3}/model.safetensors", f"{M3}/tokenizer.json"} <= files
     assert all(len(f["sha256"]) == 64 for f in m3["files"])
@@ -94,6 +98,18 @@ def test_models_add_registers_model_directories_by_role(models: Path, tmp_path: 
         tmp_path, "models", "add", str(models / "encoder-copy"), "--role", "reranker", env=env
     )
     assert not_a_reranker.returncode == 1 and "not a cross-encoder" in not_a_reranker.stderr
+    languages = cli(
+        tmp_path,
+        "models",
+        "add",
+        str(models / "cross-encoder-copy"),
+        "--role",
+        "reranker",
+        "--languages",
+        "en",
+        env=env,
+    )
+    assert languages.returncode == 1 and "for an embedding model" in languages.stderr
     (models / "empty-dir").mkdir(exist_ok=True)
     empty = cli(
         tmp_path, "models", "add", str(models / "empty-dir"), "--role", "embedding", env=env
