@@ -36,7 +36,7 @@ class Child:
     index: int
     parent_index: int
     text: str
-    page: int | None
+    page: int | None  # the page most of its text is on (what a search result cites)
     section: list[str]
     start: int  # character offsets of the child inside its parent's text
     end: int
@@ -342,7 +342,7 @@ def chunk(
                     index=child_index,
                     parent_index=parent.index,
                     text=text[start:end_offset],
-                    page=members[child_first].page,
+                    page=_main_page(members[child_first:child_end]),
                     section=list(members[child_first].section),
                     start=start,
                     end=end_offset,
@@ -352,6 +352,20 @@ def chunk(
         parents.append(parent)
         first = end
     return parents
+
+
+def _main_page(members: list[_Piece]) -> int | None:
+    """The page most of a child's tokens are on (the first such page on a tie): a child that
+    starts with a line or two at the foot of page 1 and goes on down page 2 cites page 2,
+    where what matched it most likely is."""
+    tokens: dict[int, int] = {}
+    for piece in members:
+        if piece.page is not None:
+            tokens[piece.page] = tokens.get(piece.page, 0) + piece.tokens
+    if not tokens:
+        return None
+    most = max(tokens.values())
+    return next(page for page, n in tokens.items() if n == most)
 
 
 def _keep_block_whole(

@@ -207,3 +207,30 @@ def test_overlap_bounds_always_make_progress(overlap: int) -> None:
     doc = ExtractedDocument("text/plain", [Block("One. Two. Three. Four. Five. Six. " * 30)], [])
     parents = chunk(doc, words, parent_tokens=40, child_tokens=10, overlap_tokens=overlap)
     check(doc, parents, words, 40, 10)
+
+
+def test_a_child_cites_the_page_most_of_its_text_is_on() -> None:
+    """QA: a passage that starts with one short line at the foot of page 1 and goes on down
+    page 2 was cited as page 1, where what matched was not."""
+
+    def words(text: str) -> int:
+        return len(text.split())
+
+    blocks = [
+        Block("Zephyr Gold card.", page=1),
+        Block("The annual fee is 120 dollars and the first year is free of charge. " * 2, page=2),
+    ]
+    doc = ExtractedDocument("application/pdf", blocks, [])
+    parents = chunk(doc, words, parent_tokens=200, child_tokens=60, overlap_tokens=5)
+    child = parents[0].children[0]
+    assert child.text.startswith("Zephyr Gold card.")  # it starts on page 1...
+    assert child.page == 2  # ...but most of it is on page 2
+    assert parents[0].pages == [1, 2]
+    alone = chunk(
+        ExtractedDocument("application/pdf", blocks[:1], []),
+        words,
+        parent_tokens=200,
+        child_tokens=60,
+        overlap_tokens=5,
+    )
+    assert alone[0].children[0].page == 1
