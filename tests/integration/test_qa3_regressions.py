@@ -21,26 +21,14 @@ import httpx
 from appliance.testing import ServerProcess
 
 from tests.conftest import PASSWORD
+from tests.integration.test_domain_api import _created as _made
+from tests.integration.test_domain_api import _error
 
 DIMENSIONS = [{"key": "rapport", "name": "Rapport", "weight": 1, "description": "Builds rapport."}]
 
 
 def _u(prefix: str) -> str:
     return f"{prefix} {uuid.uuid4().hex[:8]}"
-
-
-def _made(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _error(response: httpx.Response, status: int, code: str, field: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code, body
-    if field is not None:
-        assert body["detail"]["field"] == field, body
 
 
 def _rubric(manager: httpx.Client) -> int:
