@@ -120,6 +120,11 @@ def _models(settings: Settings) -> list[Check]:
                 "ok",
                 f"{settings.models_dir / entry.path} ({len(mine)} files, sha256 OK)",
             )
+            if entry.role == "embedding" and entry.languages:
+                detail += (  # what hybrid search does with a query in another language
+                    f"; reads {', '.join(entry.languages)}: full-text search alone for "
+                    "queries in other languages"
+                )
         out.append(Check(f"model {entry.name} [{entry.role}]", status, detail))
     return out
 

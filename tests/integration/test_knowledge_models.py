@@ -80,6 +80,8 @@ def test_models_add_registers_model_directories_by_role(models: Path, tmp_path: 
     assert listed.returncode == 0, listed.stderr
     assert f"{M3}\tembedding\tok" in listed.stdout
     assert f"{RERANKER}\treranker\tok" in listed.stdout
+    doctor = cli(tmp_path, "doctor", env=env).stdout
+    assert "sha256 OK); reads en, zh: full-text search alone for queries in other" in doctor
 
     before = (models / "manifest.toml").read_text()
     write_reranker(models / "cross-encoder-copy")
