@@ -332,22 +332,29 @@ def restore(obj: Ctx, archive: Path, force: bool, check: bool) -> None:
     click.echo(f"contents: {_counts_line(manifest)}")
     if result.moved_aside:
         click.echo(f"the previous state is kept in {result.moved_aside}")
-    if result.replayed.anything:
-        done = result.replayed
+    done = result.replayed
+    if done.users or done.sessions or done.purged:
         click.echo(
             "erased and deleted since the backup, and so again now: "
             f"{done.users} people, {done.sessions} sessions, {done.purged} purged sessions"
             f" (as recorded in {done.source})"
         )
-    elif result.replayed.source and not result.replayed.skipped:
-        click.echo(f"nothing was erased or deleted since the backup ({result.replayed.source})")
+    if done.tokens or done.accounts:
+        click.echo(
+            "revoked since the backup, and so still: "
+            f"{done.tokens} API tokens deleted; {done.accounts} accounts keep their password, "
+            f"disabled flag and role as they are now, signed out (as recorded in {done.source})"
+        )
+    if not done.anything and done.source and not done.skipped:
+        click.echo(f"nothing was erased, deleted or revoked since the backup ({done.source})")
     for name in result.migrations:
         click.echo(f"applied {name}")
     click.echo(
         {
             "archive": "secrets: restored from the archive (sessions and API tokens stay valid)",
-            "kept": "secrets: this box's own kept (everyone signs in again; API tokens must be"
-            " re-issued)",
+            "kept": "secrets: this box's own kept (sign-ins and API tokens made on this box"
+            " stay valid; those of another appliance's archive do not: sign in again and"
+            " re-issue its tokens)",
             "none": "secrets: none; `serve` generates a new session key (everyone signs in again)",
         }[result.secrets]
     )

@@ -9,6 +9,13 @@ them again to the restored copy, the same way the server applied them (the accou
 sessions, tokens and logins; the audit log keeps the id, not the name), before the copy is
 put in place.
 
+The same goes for what was revoked since: an API token deleted, an account disabled, demoted,
+or its password changed or reset after the snapshot would otherwise work again as it did (a
+leaked token or password revoked last week, live again). So the replay also deletes those
+tokens, and for every account with such a change it brings forward from the replaced database
+what it has now (password hash, must-change flag, disabled, role) and voids the account's
+sessions (``auth_epoch``): the restore keeps the revocation, not the snapshot's credential.
+
 "After the snapshot" is exact: the archive's audit log is an earlier prefix of the one being
 replaced, so every row past its last id happened later. When it is not a prefix (an archive
 from another appliance, or from before this database was created), nothing is replayed from it:
@@ -26,7 +33,7 @@ import asyncio
 import json
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.db.audit import AuditRepository
@@ -34,7 +41,17 @@ from appliance.db.database import Database
 from appliance.db.practice import PracticeRepository
 from appliance.db.users import UserRepository
 
-REPLAYED_ACTIONS = ("user_erased", "session_deleted", "sessions_purged")
+ERASURES = ("user_erased", "session_deleted", "sessions_purged")
+REVOCATIONS = (
+    "token_deleted",
+    "user_disabled",
+    "user_enabled",
+    "role_changed",
+    "password_changed",
+    "password_reset",
+)
+REPLAYED_ACTIONS = (*ERASURES, *REVOCATIONS)
+_ACCOUNT_COLUMNS = ("password_hash", "must_change_password", "disabled", "role", "auth_epoch")
 
 
 @dataclass
@@ -44,6 +61,10 @@ class Replayed:
     users: int = 0
     sessions: int = 0
     purged: int = 0
+    tokens: int = 0
+    """API tokens deleted since the backup, deleted again."""
+    accounts: int = 0
+    """Accounts whose password, disabled flag or role changed since: brought forward."""
     skipped: str = ""
     source: str = ""
     """Where the erasures were read: the replaced database, or a later archive beside the one
@@ -52,7 +73,7 @@ class Replayed:
     @property
     def anything(self) -> bool:
         """Whether any row was deleted."""
-        return bool(self.users or self.sessions or self.purged)
+        return bool(self.users or self.sessions or self.purged or self.tokens or self.accounts)
 
 
 @dataclass
@@ -63,6 +84,10 @@ class _Later:
     sessions: list[int]
     cutoffs: list[str]
     rows: list[tuple[object, ...]]
+    tokens: list[int] = field(default_factory=list)
+    accounts: dict[str, tuple[object, ...]] = field(default_factory=dict)
+    """Username -> its _ACCOUNT_COLUMNS in the replaced database, for every account whose
+    sign-in changed after the snapshot."""
     """Their audit rows (at, actor_id, actor, action, target, ip, detail), copied over so that
     the restored database's history holds them too (a later restore replays them again)."""
 
@@ -108,9 +133,13 @@ def _later_than_snapshot(current_db: Path, restored_db: Path) -> _Later | str:
             f"WHERE id > ? AND action IN ({marks}) ORDER BY id"
         )
         rows = current.execute(later_rows, (last[0], *REPLAYED_ACTIONS)).fetchall()
-    later = _Later(users=[], sessions=[], cutoffs=[], rows=rows)
+        later = _Later(
+            users=[], sessions=[], cutoffs=[], rows=rows, accounts=_accounts(current, rows)
+        )
     for _, _, _, action, target, _, detail in rows:
-        if action == "user_erased" and target.startswith("user:#"):
+        if action == "token_deleted" and target.startswith("token:"):
+            later.tokens.append(int(target.removeprefix("token:")))
+        elif action == "user_erased" and target.startswith("user:#"):
             later.users.append(int(target.removeprefix("user:#")))
         elif action == "session_deleted" and target.startswith("session:"):
             later.sessions.append(int(target.removeprefix("session:")))
@@ -119,6 +148,24 @@ def _later_than_snapshot(current_db: Path, restored_db: Path) -> _Later | str:
             if isinstance(cutoff, str):
                 later.cutoffs.append(cutoff)
     return later
+
+
+def _accounts(
+    current: sqlite3.Connection, rows: list[tuple[object, ...]]
+) -> dict[str, tuple[object, ...]]:
+    """What the replaced database has now for each account whose sign-in changed since."""
+    columns = ", ".join(_ACCOUNT_COLUMNS)
+    found: dict[str, tuple[object, ...]] = {}
+    for _, _, _, action, target, _, _ in rows:
+        if action in REVOCATIONS and action != "token_deleted":
+            name = str(target).removeprefix("user:")
+            now = current.execute(
+                f"SELECT {columns} FROM users WHERE username = ?",  # noqa: S608 - fixed names
+                (name,),
+            ).fetchone()
+            if now is not None:  # gone since: its erasure is replayed instead
+                found[name] = tuple(now)
+    return found
 
 
 async def _apply(restored_db: Path, later: _Later) -> Replayed:
@@ -140,6 +187,18 @@ async def _apply(restored_db: Path, later: _Later) -> Replayed:
                 async with db.transaction() as conn:
                     done.purged += await PracticeRepository.delete_sessions(conn, ids)
         async with db.transaction() as conn:
+            for token_id in sorted(set(later.tokens)):
+                cur = await conn.execute("DELETE FROM api_tokens WHERE id = ?", (token_id,))
+                done.tokens += cur.rowcount
+            for name, (password, must_change, disabled, role, epoch) in later.accounts.items():
+                cur = await conn.execute(  # the epoch past both: every session of it is void
+                    "UPDATE users SET password_hash = ?, must_change_password = ?, disabled = ?, "
+                    "role = ?, auth_epoch = MAX(auth_epoch, ?) + 1, "
+                    "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE username = ?",
+                    (password, must_change, disabled, role, epoch, name),
+                )
+                done.accounts += cur.rowcount
+        async with db.transaction() as conn:
             await conn.executemany(
                 "INSERT INTO audit_log (at, actor_id, actor, action, target, ip, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -150,7 +209,13 @@ async def _apply(restored_db: Path, later: _Later) -> Replayed:
                 "deletions_replayed",
                 actor="restore",
                 target="practice_sessions",
-                detail={"users": done.users, "sessions": done.sessions, "purged": done.purged},
+                detail={
+                    "users": done.users,
+                    "sessions": done.sessions,
+                    "purged": done.purged,
+                    "tokens": done.tokens,
+                    "accounts": done.accounts,
+                },
             )
             await db.checkpoint()  # no copy of the deleted pages left in the WAL
     return done

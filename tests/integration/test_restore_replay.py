@@ -170,3 +170,78 @@ def test_onto_an_empty_box_the_erasures_come_from_later_archives_beside_it(
     assert ANN.username in {
         n for (n,) in _rows(third_box / "salesboost.db", "SELECT username FROM users")
     }
+
+
+def test_revocations_after_the_backup_stay_revoked(tmp_path: Path) -> None:
+    """QA: a token deleted and an account disabled after the backup worked again once the
+    archive was restored, and the restore said tokens had to be re-issued. Now the token stays
+    deleted, the disabled account disabled, a changed password changed (the old one refused)
+    and a demoted admin demoted."""
+    carol = Account("rr-carol", "admin", "hq")
+    state = _fresh_state(tmp_path / "box", ADMIN, ANN, BOB, carol)
+    db = state / "salesboost.db"
+    server = ServerProcess(state)
+    server.start(timeout=120)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as admin:
+            admin.post(
+                "/api/auth/login", json={"username": ADMIN.username, "password": ADMIN.password}
+            ).raise_for_status()
+            made = admin.post("/api/tokens", json={"name": "nightly"})
+            assert made.status_code == 201, made.text
+            token, token_id = made.json()["token"], made.json()["id"]
+            archive = tmp_path / "before.tar"
+            assert cli(state, "backup", str(archive)).returncode == 0
+
+            # after the backup: the token revoked, Ann disabled, Bob's password changed,
+            # Carol demoted
+            assert admin.delete(f"/api/tokens/{token_id}").status_code == 204
+            users = {u["username"]: u["id"] for u in admin.get("/api/users").json()}
+            disable = admin.patch(f"/api/users/{users[ANN.username]}", json={"disabled": True})
+            assert disable.status_code == 200, disable.text
+            demote = admin.patch(f"/api/users/{users[carol.username]}", json={"role": "manager"})
+            assert demote.status_code == 200, demote.text
+        with httpx.Client(base_url=server.url, timeout=30) as bob:
+            bob.post(
+                "/api/auth/login", json={"username": BOB.username, "password": BOB.password}
+            ).raise_for_status()
+            changed = bob.post(
+                "/api/auth/password",
+                json={"current_password": BOB.password, "new_password": "bob's new passphrase 9"},
+            )
+            assert changed.status_code in (200, 204), changed.text
+    finally:
+        server.stop()
+
+    restored = cli(state, "restore", "--force", str(archive))
+    assert restored.returncode == 0, restored.stderr
+    assert "revoked since the backup, and so still: 1 API tokens deleted; 3 accounts" in (
+        restored.stdout
+    ), restored.stdout
+    assert "API tokens must be re-issued" not in restored.stdout
+    assert _rows(db, "SELECT id FROM api_tokens WHERE id = ?", (token_id,)) == []
+    roles = dict(_rows(db, "SELECT username, role FROM users"))
+    assert roles[carol.username] == "manager"
+    with ServerProcess(state) as again:
+        gone = httpx.get(
+            again.url + "/api/sessions", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        assert gone.status_code == 401
+        ann = httpx.post(
+            again.url + "/api/auth/login",
+            json={"username": ANN.username, "password": ANN.password},
+            timeout=30,
+        )
+        assert ann.status_code in (401, 403), ann.text
+        old = httpx.post(
+            again.url + "/api/auth/login",
+            json={"username": BOB.username, "password": BOB.password},
+            timeout=30,
+        )
+        assert old.status_code == 401, old.text
+        new = httpx.post(
+            again.url + "/api/auth/login",
+            json={"username": BOB.username, "password": "bob's new passphrase 9"},
+            timeout=30,
+        )
+        assert new.status_code == 200, new.text
