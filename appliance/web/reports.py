@@ -22,8 +22,18 @@ _ENV = jinja2.Environment(
 )
 
 
-def radar_svg(labels: list[str], scores: list[float], *, size: int = 320, top: float = 10) -> str:
-    """An SVG radar chart (scores 0..top), escaped and self-contained."""
+def radar_svg(
+    labels: list[str],
+    scores: list[float],
+    *,
+    size: int = 320,
+    top: float = 10,
+    shown: list[bool] | None = None,
+    not_shown: str = "",
+) -> str:
+    """An SVG radar chart (scores 0..top), escaped and self-contained. A dimension the call
+    never reached (``shown`` False) keeps its 0 on the shape, and its label says so in grey
+    (``not_shown``), so the dip reads as "not reached", not as a poor score."""
     n = max(len(labels), 3)
     cx = cy = size / 2
     radius = size / 2 - 60
@@ -46,9 +56,12 @@ def radar_svg(labels: list[str], scores: list[float], *, size: int = 320, top: f
         )
         lx, ly = point(i, top * 1.18)
         anchor = "middle" if abs(lx - cx) < 10 else ("start" if lx > cx else "end")
+        reached = shown is None or i >= len(shown) or shown[i]
+        style = "" if reached else ' fill="#4b5563" font-style="italic"'
+        text = label if reached or not not_shown else f"{label} ({not_shown})"
         texts.append(
-            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" font-size="11">'
-            f"{markupsafe.escape(label)}</text>"
+            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" font-size="11"{style}>'
+            f"{markupsafe.escape(text)}</text>"
         )
     shape = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, s) for i, s in enumerate(scores)))
     return (
@@ -151,7 +164,12 @@ def render_report_html(
     ``end_reason`` ``idle`` adds a line saying the appliance, not the trainee, ended it.
     """
     chart = (
-        radar_svg([d.name for d in report.dimensions], [d.score for d in report.dimensions])
+        radar_svg(
+            [d.name for d in report.dimensions],
+            [d.score for d in report.dimensions],
+            shown=[d.shown for d in report.dimensions],
+            not_shown=report_strings(ctx.language)["not_shown"],
+        )
         if report.scored
         else ""
     )

@@ -19,7 +19,7 @@ from appliance.practice.agents.evaluator import (
 )
 from appliance.practice.model import ComplianceIncident, Report, SessionContext, TurnRecord
 from appliance.practice.stages import ALL_SLOTS
-from appliance.web.reports import scored_by
+from appliance.web.reports import radar_svg, scored_by
 
 from tests.practice.conftest import PRODUCT, RUBRIC, LoopThread, context
 
@@ -402,6 +402,38 @@ class FaultInjectionSkeletonCopy(RubricEvaluator):
             improvements=["..."],
             recommended_focus="...",
         )
+
+
+def test_what_to_improve_is_the_weakest_shown_and_the_rest_is_named_not_reached(
+    loop: LoopThread, llm: LlamaCppBackend
+) -> None:
+    """QA: a call that never left its first stages got "Closing" as its first improvement and
+    its recommended focus, the same dimension the page said was not reached."""
+    history = [
+        TurnRecord(turn=1, trainee_text=LINES[0][0], npc_text="Hello.", stage="OPENING"),
+        TurnRecord(
+            turn=2, trainee_text="Nice to talk to you today.", npc_text="Yes.", stage="OPENING"
+        ),
+    ]
+    ctx = context(session_id=303, history=history)
+    report = loop.run(FaultInjectionSkeletonCopy(llm).report(ctx, []), timeout=60)
+    shown = {d.key for d in report.dimensions if d.shown}
+    assert shown == {"rapport", "compliance"}
+    names = {d.key: d.name for d in report.dimensions}
+    assert report.recommended_focus.split(":")[0] in {names[k] for k in shown}
+    assert all(i.split(":")[0] in {names[k] for k in shown} for i in report.improvements[:-1])
+    assert report.improvements[-1] == (
+        "Not reached in this call: Needs discovery, Objection handling. Take the next call that far."
+    )
+    # the radar says so too, beside the 0 it draws
+    svg = radar_svg(
+        [d.name for d in report.dimensions],
+        [d.score for d in report.dimensions],
+        shown=[d.shown for d in report.dimensions],
+        not_shown="not reached in this call",
+    )
+    assert "Needs discovery (not reached in this call)" in svg
+    assert "Rapport (not reached" not in svg
 
 
 def test_a_report_with_nothing_of_the_model_kept_does_not_claim_the_model(

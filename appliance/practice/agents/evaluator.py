@@ -620,7 +620,12 @@ class RubricEvaluator:
             )
         total_weight = sum(d.weight for d in dimensions) or 1.0
         overall = round(sum(d.score * d.weight for d in dimensions) / total_weight, 2)
-        ranked = sorted(dimensions, key=lambda d: d.score)
+        # what to improve and focus on: the weakest of what the call showed; a dimension it
+        # never reached is named as such, not as a weakness (its 0 says where the call ended)
+        ranked = sorted((d for d in dimensions if d.shown), key=lambda d: d.score) or sorted(
+            dimensions, key=lambda d: d.score
+        )
+        unreached = [d for d in dimensions if not d.shown]
         strengths = [s.strip() for s in (out.strengths if out else []) if meaningful(s)]
         improvements = [s.strip() for s in (out.improvements if out else []) if meaningful(s)]
         focus = out.recommended_focus.strip() if out and meaningful(out.recommended_focus) else ""
@@ -631,6 +636,13 @@ class RubricEvaluator:
             strengths = [f"{d.name} ({d.score}/10)" for d in reversed(ranked) if d.score >= 6][:2]
         if not improvements:
             improvements = [f"{d.name}: {self._description(ctx, d.key)}" for d in ranked[:2]]
+            if unreached and any(d.shown for d in dimensions):
+                names = ", ".join(d.name for d in unreached)
+                improvements.append(
+                    f"本次通话没有进入：{names}。下次把对话推进到这些阶段。"
+                    if ctx.language == "zh"
+                    else f"Not reached in this call: {names}. Take the next call that far."
+                )
         if not focus and ranked:
             focus = f"{ranked[0].name}: {self._description(ctx, ranked[0].key)}"
         return Report(
