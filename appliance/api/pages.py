@@ -278,7 +278,14 @@ class UserPages(Controller):
         session = await coordinator.repo.get_session(session_id)
         if session is None or session.user_id != user.id:
             raise NotFound(f"practice session {session_id} does not exist")
-        return page(request, "practice.html", "practice", session_id=session_id, mode="practice")
+        return page(
+            request,
+            "practice.html",
+            "practice",
+            session_id=session_id,
+            mode="practice",
+            max_chars=state.settings.realtime.max_message_chars,
+        )
 
     @get("/tokens")
     async def tokens(self, request: Request[Any, Any, Any], state: State) -> Response[str]:

@@ -112,6 +112,10 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "you": ("You", "你"),
     "customer": ("Customer", "客户"),
     "compliance": ("Compliance", "合规"),
+    "line_too_long": (
+        "This line is {n} characters; at most {max} can be sent. Shorten it and send again.",
+        "这句话有 {n} 个字符，最多可发送 {max} 个。请缩短后再发送。",
+    ),
     "flag_flagged": ("flagged", "已标记"),
     "flag_removed": ("removed", "已移除"),
     "history_title": ("History", "练习历史"),

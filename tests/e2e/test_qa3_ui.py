@@ -196,3 +196,32 @@ def test_a_scenario_whose_personas_were_all_archived_says_why_it_cannot_start(
         card = manager.locator(f'article.scenario[data-scenario="{lonely["id"]}"]')
         expect(card.locator(".no-persona")).to_contain_text("no customer persona")
         expect(card.locator("button.start")).to_be_disabled()
+
+
+def test_a_line_over_the_limit_is_refused_with_a_reason_not_cut(
+    new_page: Callable[..., Any],
+) -> None:
+    """QA: a 5,000-character line was cut to 2,000 by the textarea and sent as a turn ending
+    mid-word, with no word of it. And the score line under the newest turn stayed below the
+    fold, under the input box."""
+    from tests.e2e.test_practice_ui import say, start_practice
+
+    page = new_page(width=820, height=560)
+    login(page, USERS["trainee2"])
+    start_practice(page)
+    long_line = ("We have many benefits for frequent travellers. " * 110)[:5000]
+    page.locator("#say").fill(long_line)
+    page.locator("#say").press("Enter")
+    expect(page.locator("#chat-error")).to_contain_text("5000 characters; at most 2000")
+    assert page.locator("#say").input_value() == long_line  # kept, to shorten
+    assert page.locator("#transcript li.turn").count() == 0
+    say(page, "Good morning Mr. Chen, this is Li from the bank.")
+    say(page, "How do you use the card at the moment?")
+    li = say(page, "Roughly how much do you spend on it in a year?")
+    score = li.locator("p.scores")
+    expect(score).to_have_count(1, timeout=TURN_TIMEOUT_MS)
+    page.wait_for_timeout(300)
+    box = page.locator("#transcript").bounding_box()
+    line = score.bounding_box()
+    assert box is not None and line is not None
+    assert line["y"] + line["height"] <= box["y"] + box["height"] + 1, (line, box)

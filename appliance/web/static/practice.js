@@ -105,6 +105,9 @@
   }
 
   function scrollDown() { transcript.scrollTop = transcript.scrollHeight; }
+  // a line added under the newest turn (a score, a flag) is brought into view, unless the
+  // reader has scrolled up to read an earlier turn
+  function nearBottom() { return transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 160; }
 
   function showPendingBubble() {
     if (!pending || observer) return;
@@ -277,14 +280,18 @@
   function word(prefix, value) { return T[prefix + value] || String(value).replace(/_/g, " "); }
 
   function onFlag(e) {
+    const follow = nearBottom();
     extras(e.turn).append(el("p", { class: "flag " + e.severity, role: "note" },
       el("strong", { text: T.compliance + " · " + word("opt_", e.severity) + ": " }),
       document.createTextNode(e.rule + " — “" + e.excerpt + "” (" + word("opt_", e.who) + ", " + word("flag_", e.action) + ")")));
+    if (follow) scrollDown();
   }
 
   function onScore(e) {
     const text = Object.entries(e.scores).map(([k, v]) => (dimensions[k] || k.replace(/_/g, " ")) + " " + Number(v).toFixed(1)).join(" · ");
+    const follow = nearBottom();
     extras(e.turn).append(el("p", { class: "scores", text: T.score + ": " + text }));
+    if (follow) scrollDown();
   }
 
   // the customer's line is tagged with what the classifier read in it; "unclear" tells the
@@ -407,6 +414,12 @@
       ev.preventDefault();
       const text = input.value.trim();
       if (!text || pending || sessionState !== "active") return;
+      // too long: say so and keep the line to shorten (a maxlength cut it off silently)
+      const limit = Number(input.dataset.maxChars || 0);
+      if (limit && text.length > limit) {
+        chatError.textContent = T.line_too_long.replace("{n}", text.length).replace("{max}", limit);
+        return;
+      }
       chatError.textContent = "";
       const id = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2));
       setPending({ id: id, text: text });
