@@ -157,6 +157,30 @@ def test_early_objection_jumps(label: str, stage: Stage) -> None:
     assert "objection_identified" in up.filled
 
 
+@pytest.mark.parametrize(
+    ("label", "stage", "confidence", "to"),
+    [
+        ("soft_rejection", "OPENING", 0.37, "OPENING"),  # QA: "谢谢。" read at 0.37
+        ("price_objection", "NEEDS_DISCOVERY", 0.278, "NEEDS_DISCOVERY"),
+        ("price_objection", "NEEDS_DISCOVERY", 0.4, "OBJECTION_HANDLING"),
+        ("final_confirmation", "OBJECTION_HANDLING", 0.3, "OBJECTION_HANDLING"),
+        ("final_confirmation", "OBJECTION_HANDLING", 0.7, "CLOSING"),
+    ],
+)
+def test_a_stage_jumps_only_on_a_confident_label(
+    label: str, stage: Stage, confidence: float, to: Stage
+) -> None:
+    up = FSM.update(
+        StageState(stage=stage),
+        trainee_text="Let me tell you about the card.",
+        npc_text="谢谢。",
+        trainee_intent=intent("unclear"),
+        customer_intent=IntentResult(label=label, confidence=confidence),
+        persona_name="Mr. Chen",
+    )
+    assert up.state.stage == to
+
+
 def test_hesitation_is_an_objection_slot_but_no_jump() -> None:
     up = turn(StageState(stage="NEEDS_DISCOVERY"), "Any questions?", customer="hesitation")
     assert up.state.stage == "NEEDS_DISCOVERY"
