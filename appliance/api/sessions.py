@@ -19,11 +19,11 @@ from appliance.db.practice import SessionRow, TurnRow
 from appliance.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from appliance.practice.access import may_delete, may_practice, may_view
 from appliance.practice.coordinator import Coordinator
-from appliance.practice.errors import SessionNotFound
+from appliance.practice.errors import ReportPending, SessionNotFound
 from appliance.practice.export import sessions_csv
 from appliance.practice.model import Report
 from appliance.practice.retention import SESSIONS_DELETED
-from appliance.web.reports import render_report_html
+from appliance.web.reports import render_report_html, render_report_pending_html
 
 Scope = Literal["mine", "team", "all"]
 """Whose sessions to list (the query parameter `scope`; Litestar reserves that name)."""
@@ -314,12 +314,21 @@ class SessionController(Controller):
     async def report_html(
         self, request: Request[Any, Any, Any], state: State, session_id: PathId
     ) -> Response[str]:
-        """The report as a printable page."""
+        """The report as a printable page; until it is written, a page that reloads itself
+        (202), so a link opened at the end of a call, or bookmarked, shows no raw JSON."""
         coordinator: Coordinator = state.coordinator
-        session = await _viewable(coordinator, _principal(request), session_id)
-        report = await coordinator.report(session_id)
+        principal = _principal(request)
+        session = await _viewable(coordinator, principal, session_id)
+        back = "/history" if session.user_id == principal.user.id else "/team"
+        try:
+            report = await coordinator.report(session_id)
+        except ReportPending:
+            pending = render_report_pending_html(session_id, session.language, back_href=back)
+            return Response(pending, media_type="text/html", status_code=202)
         ctx = await coordinator.context(session)
-        html = render_report_html(report, ctx, session.username, end_reason=session.end_reason)
+        html = render_report_html(
+            report, ctx, session.username, end_reason=session.end_reason, back_href=back
+        )
         return Response(html, media_type="text/html")
 
 

@@ -75,7 +75,7 @@ _STRINGS: dict[str, tuple[str, str]] = {
     "practice_title": ("Practice session", "练习会话"),
     "observe_title": ("Observing a session", "旁听会话"),
     "observe_note": ("Read-only live view.", "只读实时视图。"),
-    "observed_by": ("Your manager is watching this session:", "主管正在旁听本次练习："),
+    "observed_by": ("Watching this session now:", "正在旁听本次练习："),
     "pending_dropped": (
         "Your last line was not sent: the session had ended. It is back in the box.",
         "您的上一句没有发出：练习已经结束。它已放回输入框。",

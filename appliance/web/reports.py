@@ -79,6 +79,11 @@ _REPORT_STRINGS: dict[str, tuple[str, str]] = {
     "report": ("Report", "报告"),
     "session": ("session", "练习"),
     "back": ("← History", "← 历史"),
+    "back_team": ("← Team", "← 团队"),
+    "pending": (
+        "The report is being written: this page reloads by itself in a few seconds.",
+        "报告正在生成：本页几秒后会自动刷新。",
+    ),
     "trainee": ("Trainee", "学员"),
     "turns": ("turns", "轮"),
     "rubric": ("rubric", "评分标准"),
@@ -156,12 +161,30 @@ def slot_names(language: str) -> dict[str, str]:
     return {key[len("slot_") :]: text for key, text in strings.items() if key.startswith("slot_")}
 
 
+def render_report_pending_html(session_id: int, language: str, *, back_href: str) -> str:
+    """What a browser gets for a report not written yet: a page that reloads itself."""
+    template = _ENV.get_template("report_pending.html")
+    return template.render(
+        session_id=session_id,
+        lang=language,
+        t=report_strings(language),
+        back_href=back_href,
+        refresh_s=3,
+    )
+
+
 def render_report_html(
-    report: Report, ctx: SessionContext, trainee: str, *, end_reason: str | None = None
+    report: Report,
+    ctx: SessionContext,
+    trainee: str,
+    *,
+    end_reason: str | None = None,
+    back_href: str = "/history",
 ) -> str:
     """The report page for one session, in the session's language.
 
     ``end_reason`` ``idle`` adds a line saying the appliance, not the trainee, ended it.
+    ``back_href``: the trainee's own history, or the team page for a manager reading it.
     """
     chart = (
         radar_svg(
@@ -187,4 +210,5 @@ def render_report_html(
         t=report_strings(ctx.language),
         scored_by=scored_by(report.generated_by, ctx.language),
         slot_names=slot_names(ctx.language),
+        back_href=back_href,
     )

@@ -170,3 +170,29 @@ def test_the_pages_link_the_export(
     assert "/api/sessions/export.csv?scope=team" in people["manager"].get("/team").text
     assert "/api/sessions/export.csv?scope=all" in people["admin"].get("/team").text
     assert "/api/sessions/export.csv?scope=mine" in people["trainee"].get("/history").text
+
+
+def test_a_report_not_written_yet_is_a_page_that_reloads_and_back_links_fit_the_reader(
+    people: dict[str, httpx.Client], sessions: dict[str, Any]
+) -> None:
+    """QA: the report link of a session whose report was not written yet showed the API's
+    JSON; and a manager reading a trainee's report was sent "back" to their own history."""
+    live = sessions["live"]["id"]
+    pending = people["trainee2"].get(
+        f"/api/sessions/{live}/report.html", headers={"Accept": "text/html"}
+    )
+    assert pending.status_code == 202
+    assert pending.headers["content-type"].startswith("text/html")
+    assert '<meta http-equiv="refresh"' in pending.text
+    assert "The report is being written" in pending.text
+    assert 'href="/history"' in pending.text
+    by_manager = people["manager"].get(f"/api/sessions/{live}/report.html")
+    assert by_manager.status_code == 202 and 'href="/team">← Team<' in by_manager.text
+    assert people["trainee2"].get(f"/api/sessions/{live}/report").json()["code"] == (
+        "report_pending"
+    )  # the JSON API is unchanged
+    ended = sessions["ended"]["id"]
+    mine = people["trainee"].get(f"/api/sessions/{ended}/report.html").text
+    assert 'href="/history">← History<' in mine
+    theirs = people["manager"].get(f"/api/sessions/{ended}/report.html").text
+    assert 'href="/team">← Team<' in theirs
