@@ -86,6 +86,13 @@ class ArchiveCorrupt(AppError):
     code = "archive_corrupt"
 
 
+class ArchiveMissing(AppError):
+    """There is no archive at the path given."""
+
+    status_code = 404
+    code = "archive_not_found"
+
+
 class ArchiveVersion(AppError):
     """The archive's format version is one this build cannot read."""
 
@@ -532,7 +539,7 @@ def _open_tar(archive: Path) -> Iterator[tarfile.TarFile]:
     try:
         tar = tarfile.open(archive, mode="r|*")  # noqa: SIM115 — closed below; streamed: one pass, any truncation shows
     except FileNotFoundError:
-        raise ArchiveCorrupt(f"{archive}: no such file") from None
+        raise ArchiveMissing(f"{archive}: no such file") from None
     except (tarfile.TarError, OSError, EOFError) as err:
         raise ArchiveCorrupt(
             f"{archive} is not a SalesBoost backup archive (not a tar file: {err})"
@@ -688,7 +695,7 @@ def restore(settings: Settings, archive: Path, *, force: bool = False) -> Restor
     started = time.monotonic()
     target = settings.state_dir.expanduser().absolute()
     if not archive.is_file():
-        raise ArchiveCorrupt(f"{archive}: no such file")
+        raise ArchiveMissing(f"{archive}: no such file")
     target.parent.mkdir(parents=True, exist_ok=True)
     locks: list[int] = []
     try:
@@ -744,7 +751,7 @@ def _unpack_and_swap(
     )
     if held_target and (target / DB_NAME).exists():  # nothing erased here comes back
         replayed = replay_deletions(target / DB_NAME, work / DB_NAME)
-        replayed.source = f"the database it replaces ({target / DB_NAME})"
+        replayed.source = f"the database it replaced ({target / DB_NAME})"  # named again below
     if replayed.skipped:  # an empty box, or another appliance's database: later archives
         replayed = _replay_from_later_archives(archive, manifest, work, target, replayed)
     if replayed.skipped:
@@ -761,6 +768,8 @@ def _unpack_and_swap(
         stamp = datetime.now(UTC).astimezone().strftime("%Y%m%d-%H%M%S")
         moved = target.with_name(f"{target.name}.before-restore-{stamp}")
         target.rename(moved)
+        if replayed.source.startswith("the database it replaced"):  # where it is kept now
+            replayed.source = f"the database it replaced, kept in {moved / DB_NAME}"
     elif exists:  # an empty state dir (a stale lock file at most): nothing to keep
         shutil.rmtree(target)
     # a crash between the two renames leaves the old state aside and the new one complete

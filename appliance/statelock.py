@@ -43,8 +43,8 @@ def hold_state_lock(state_dir: Path, *, purpose: str = "salesboost serve") -> in
         holder = _read_holder(fd)
         os.close(fd)
         raise StateInUse(
-            f"the state directory {state_dir} is in use by another process{holder}"
-            " (a running `salesboost serve`?): stop it first",
+            f"the state directory {state_dir} is in use by another process"
+            f"{holder or ' (a running `salesboost serve`?)'}: stop it first",
             detail={"state_dir": str(state_dir)},
         ) from None
     except BaseException:

@@ -344,6 +344,7 @@ def test_damaged_archives_are_refused_and_the_target_is_untouched(
         (flipped, "archive_corrupt", "'salesboost.db' is damaged"),
         (foreign, "archive_version", "format version 99"),
         (not_tar, "archive_corrupt", "not a SalesBoost backup"),
+        (tmp_path / "gone.tar", "archive_not_found", "gone.tar: no such file"),
     ]
     for archive, code, words in cases:
         for args in (("restore", "--force", str(archive)), ("restore", "--check", str(archive))):
@@ -372,6 +373,9 @@ def test_restore_and_a_second_serve_are_refused_while_a_server_runs(
     result = cli(source.state_dir, "restore", "--force", str(taken.archive), env=source.env)
     assert result.returncode == 1
     assert "state_in_use" in result.stderr and "serve" in result.stderr
+    # the holder is named once: its pid and what it is, no guess beside it
+    assert ": salesboost serve): stop it first" in result.stderr, result.stderr
+    assert "(a running" not in result.stderr
     assert db.stat().st_ino == stamp
     second = ServerProcess(source.state_dir, log_path=source.state_dir.parent / "second.log")
     with pytest.raises(RuntimeError, match="in use by another process"):

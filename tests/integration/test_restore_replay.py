@@ -90,6 +90,11 @@ def test_erasures_and_deletions_after_the_backup_are_applied_again(tmp_path: Pat
         restored.stdout
     )
     assert "1 purged sessions" in restored.stdout
+    aside = next(tmp_path.joinpath("a").glob("state.before-restore-*"))
+    # the replaced database is named where it is kept now, not where the restored one went
+    assert f"(as recorded in the database it replaced, kept in {aside / 'salesboost.db'})" in (
+        restored.stdout
+    )
     users = {name for (name,) in _rows(db, "SELECT username FROM users")}
     assert ANN.username not in users and {ADMIN.username, BOB.username} <= users
     assert _rows(db, "SELECT id FROM practice_sessions ORDER BY id") == [(bob_kept,)]
