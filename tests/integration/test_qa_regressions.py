@@ -363,7 +363,7 @@ def test_a_chinese_sessions_report_page_is_in_chinese(qa: dict[str, httpx.Client
         assert ended.status_code == 202, ended.text
         deadline = time.monotonic() + 30
         page = trainee.get(f"/api/sessions/{session['id']}/report.html")
-        while page.status_code == 404 and time.monotonic() < deadline:
+        while page.status_code == 202 and time.monotonic() < deadline:  # "being written"
             time.sleep(0.3)
             page = trainee.get(f"/api/sessions/{session['id']}/report.html")
         assert page.status_code == 200, page.text
