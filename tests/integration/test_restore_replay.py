@@ -21,7 +21,7 @@ import httpx
 import pytest
 from appliance.testing import ServerProcess, cli
 
-from tests.conftest import Account, add_user
+from tests.conftest import Account, add_user, login
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -75,10 +75,7 @@ def test_erasures_and_deletions_after_the_backup_are_applied_again(tmp_path: Pat
     server = ServerProcess(state)
     server.start(timeout=120)
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as admin:
-            admin.post(
-                "/api/auth/login", json={"username": ADMIN.username, "password": ADMIN.password}
-            ).raise_for_status()
+        with closing(login(server, ADMIN)) as admin:
             assert admin.delete(f"/api/sessions/{bob_deleted}").status_code == 204
     finally:
         server.stop()
@@ -188,10 +185,7 @@ def test_revocations_after_the_backup_stay_revoked(tmp_path: Path) -> None:
     server = ServerProcess(state)
     server.start(timeout=120)
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as admin:
-            admin.post(
-                "/api/auth/login", json={"username": ADMIN.username, "password": ADMIN.password}
-            ).raise_for_status()
+        with closing(login(server, ADMIN)) as admin:
             made = admin.post("/api/tokens", json={"name": "nightly"})
             assert made.status_code == 201, made.text
             token, token_id = made.json()["token"], made.json()["id"]
@@ -206,10 +200,7 @@ def test_revocations_after_the_backup_stay_revoked(tmp_path: Path) -> None:
             assert disable.status_code == 200, disable.text
             demote = admin.patch(f"/api/users/{users[carol.username]}", json={"role": "manager"})
             assert demote.status_code == 200, demote.text
-        with httpx.Client(base_url=server.url, timeout=30) as bob:
-            bob.post(
-                "/api/auth/login", json={"username": BOB.username, "password": BOB.password}
-            ).raise_for_status()
+        with closing(login(server, BOB)) as bob:
             changed = bob.post(
                 "/api/auth/password",
                 json={"current_password": BOB.password, "new_password": "bob's new passphrase 9"},
