@@ -54,6 +54,7 @@ from typing import IO, Any, TypeVar
 
 from appliance import __version__
 from appliance.config import Settings
+from appliance.db.ids import carry_marks
 from appliance.deletion_replay import Replayed, replay_deletions
 from appliance.errors import AppError
 from appliance.secrets import file_keyring_path
@@ -751,6 +752,7 @@ def _unpack_and_swap(
     )
     if held_target and (target / DB_NAME).exists():  # nothing erased here comes back
         replayed = replay_deletions(target / DB_NAME, work / DB_NAME)
+        carry_marks(target / DB_NAME, work / DB_NAME)  # nor an id given since the backup
         replayed.source = f"the database it replaced ({target / DB_NAME})"  # named again below
     if replayed.skipped:  # an empty box, or another appliance's database: later archives
         replayed = _replay_from_later_archives(archive, manifest, work, target, replayed)
@@ -815,6 +817,8 @@ def _replay_from_later_archives(
         try:
             read_database(later, scratch)
             replayed = replay_deletions(scratch / DB_NAME, work / DB_NAME)
+            if not replayed.skipped:
+                carry_marks(scratch / DB_NAME, work / DB_NAME)
         except AppError:
             continue  # a damaged archive tells nothing: the next older one may
         finally:

@@ -10,6 +10,7 @@ import aiosqlite
 import msgspec
 
 from appliance.db.database import Database
+from appliance.db.ids import new_id_sql
 
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
@@ -118,10 +119,11 @@ class PracticeRepository:
         mood: float,
         slots: dict[str, bool],
     ) -> int:
-        """A new active session; returns its id."""
+        """A new active session; returns its id (never a deleted session's: ``appliance.db.ids``)."""
         return await self.db.execute(
-            "INSERT INTO practice_sessions (user_id, team_id, scenario_id, persona_id, rubric_id, "
-            "rubric_version, language, mood, slots) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO practice_sessions (id, user_id, team_id, scenario_id, persona_id, "  # noqa: S608 - new_id_sql is a fixed expression
+            "rubric_id, rubric_version, language, mood, slots) "
+            f"VALUES ({new_id_sql('practice_sessions')}, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 user_id,
                 team_id,

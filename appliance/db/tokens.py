@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from appliance.db.database import Database
+from appliance.db.ids import new_id_sql
 
 
 class ApiToken(msgspec.Struct, kw_only=True, frozen=True):
@@ -26,9 +27,10 @@ class TokenRepository:
         self.db = db
 
     async def create(self, user_id: int, name: str, token_hash: str, prefix: str) -> int:
-        """Store a new token's hash; returns its id."""
+        """Store a new token's hash; returns its id (never a deleted token's)."""
         return await self.db.execute(
-            "INSERT INTO api_tokens (user_id, name, token_hash, prefix) VALUES (?, ?, ?, ?)",
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix) "  # noqa: S608 - new_id_sql is a fixed expression
+            f"VALUES ({new_id_sql('api_tokens')}, ?, ?, ?, ?)",
             (user_id, name, token_hash, prefix),
         )
 

@@ -10,6 +10,7 @@ import aiosqlite
 import msgspec
 
 from appliance.db.database import Database, Row
+from appliance.db.ids import new_id_sql
 
 Role = Literal["admin", "manager", "trainee"]
 ROLES: tuple[Role, ...] = ("admin", "manager", "trainee")
@@ -132,13 +133,13 @@ class UserRepository:
     ) -> int:
         """Insert a user; returns its id (IntegrityError when the name is taken).
 
-        Its auth epoch starts at a random number, not 0: SQLite may give a new user the id of
-        an erased one (the highest id is reused), and a browser session left over from the
-        erased user (it stores the id and the epoch) must not match the newcomer.
+        Its id was never anyone's before (``appliance.db.ids``: an erased person's id is not
+        given again). Its auth epoch starts at a random number, not 0, as a second guard: a
+        browser session (it stores the id and the epoch) must match no other account.
         """
         return await self.db.execute(
-            "INSERT INTO users (username, display_name, role, team_id, password_hash, "
-            "must_change_password, auth_epoch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, username, display_name, role, team_id, password_hash, "  # noqa: S608 - new_id_sql is a fixed expression
+            f"must_change_password, auth_epoch) VALUES ({new_id_sql('users')}, ?, ?, ?, ?, ?, ?, ?)",
             (
                 username,
                 display_name,

@@ -24,6 +24,7 @@ import msgspec
 from appliance.config import Settings
 from appliance.db.database import Database
 from appliance.db.documents import Document, DocumentRepository
+from appliance.db.ids import next_id
 from appliance.db.jobs import Job, JobRepository
 from appliance.errors import (
     SQLITE_INT_MAX,
@@ -140,37 +141,6 @@ def check_upload_texts(
         check_text(f"tags[{n}]", tag.strip(), single_line=True)
     if title is not None:
         check_text("title", title.strip(), single_line=True)
-
-
-_ID_TABLES = ("documents", "jobs")
-
-
-async def _next_id(conn: Any, table: str) -> int:
-    """The id for a new row of ``documents`` or ``jobs`` (inside the caller's transaction).
-
-    Never one a deleted row had: SQLite would give the highest id again once its row is gone,
-    and a job still running for a deleted version (or an audit row, a bookmarked page) would
-    then name the next upload. ``_remember_ids`` keeps the highest id ever given.
-    """
-    assert table in _ID_TABLES
-    row = await (await conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).fetchone()  # noqa: S608
-    mark = await (
-        await conn.execute(
-            "SELECT value FROM appliance_state WHERE key = ?", (f"knowledge.{table}.max_id",)
-        )
-    ).fetchone()
-    return max(int(row[0]), int(mark[0]) if mark else 0) + 1
-
-
-async def _remember_ids(conn: Any) -> None:
-    """Before a delete (same transaction): note the highest document and job ids given."""
-    for table in _ID_TABLES:
-        await conn.execute(
-            f"INSERT INTO appliance_state (key, value) SELECT ?, COALESCE(MAX(id), 0) FROM {table} "  # noqa: S608
-            "WHERE true ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-            f"updated_at = {_NOW} WHERE CAST(excluded.value AS INTEGER) > CAST(value AS INTEGER)",
-            (f"knowledge.{table}.max_id",),
-        )
 
 
 class KnowledgeService:
@@ -331,13 +301,13 @@ class KnowledgeService:
             )
         ).fetchone()
         version = int(row[0]) + 1 if row else 1
-        doc_id = await _next_id(conn, "documents")
+        doc_id = await next_id(conn, "documents")
         await conn.execute(
             "INSERT INTO documents (id, title, filename, sha256, size, version, collection, "
             "tags, uploader_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (doc_id, title, name, sha, size, version, collection, json.dumps(tags), uploader_id),
         )
-        job_id = await _next_id(conn, "jobs")
+        job_id = await next_id(conn, "jobs")
         await conn.execute(
             "INSERT INTO jobs (id, document_id, user_id) VALUES (?, ?, ?)",
             (job_id, doc_id, uploader_id),
@@ -620,7 +590,6 @@ class KnowledgeService:
             row = await (
                 await conn.execute("SELECT retired FROM documents WHERE id = ?", (document_id,))
             ).fetchone()
-            await _remember_ids(conn)  # neither id is given again (see _next_id)
             await conn.execute("DELETE FROM documents WHERE id = ?", (document_id,))
             if row is not None and not row[0]:
                 restored_id, job_id = await self._restore_previous(conn, document, user_id)
@@ -675,7 +644,7 @@ class KnowledgeService:
             "WHERE id = ?",
             (doc_id,),
         )
-        job_id = await _next_id(conn, "jobs")
+        job_id = await next_id(conn, "jobs")
         await conn.execute(
             "INSERT INTO jobs (id, document_id, user_id, kind) VALUES (?, ?, ?, 'restore')",
             (job_id, doc_id, user_id),
@@ -699,7 +668,7 @@ class KnowledgeService:
         if latest is not None and latest.state in ("queued", "running"):
             return latest
         async with self.db.transaction() as conn:
-            job_id = await _next_id(conn, "jobs")
+            job_id = await next_id(conn, "jobs")
             await conn.execute(
                 "INSERT INTO jobs (id, document_id, user_id) VALUES (?, ?, ?)",
                 (job_id, document.id, user_id),

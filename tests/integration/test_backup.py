@@ -494,9 +494,11 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(taken: Taken, tmp_p
     old_state, new_state = tmp_path / "old", tmp_path / "new"
     for state in (old_state, new_state):
         assert cli(state, "restore", str(taken.archive)).returncode == 0
-    with sqlite3.connect(old_state / "salesboost.db") as conn:  # as if 0006 and 0007 never ran
+    with sqlite3.connect(old_state / "salesboost.db") as conn:  # as if 0006-0008 never ran
         conn.execute("ALTER TABLE practice_sessions DROP COLUMN end_reason")
-        conn.execute("DELETE FROM schema_version WHERE version IN (6, 7)")
+        for table in ("users", "api_tokens", "practice_sessions", "documents", "jobs"):
+            conn.execute(f"DROP TRIGGER {table}_max_id")
+        conn.execute("DELETE FROM schema_version WHERE version IN (6, 7, 8)")
     with sqlite3.connect(new_state / "salesboost.db") as conn:  # as if a later build ran 0099
         conn.execute(
             "INSERT INTO schema_version (version, name, checksum) VALUES (99, 'future', 'x')"
@@ -511,8 +513,9 @@ def test_an_older_schema_is_migrated_and_a_newer_one_refused(taken: Taken, tmp_p
     assert restored.returncode == 0, restored.stderr
     assert "applied 0006_unscored_reports.sql" in restored.stdout
     assert "applied 0007_session_end_reason.sql" in restored.stdout
+    assert "applied 0008_ids_never_reused.sql" in restored.stdout
     with sqlite3.connect(target / "salesboost.db") as conn:
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 7
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 8
         conn.execute("SELECT end_reason FROM practice_sessions").fetchall()
 
     other = tmp_path / "other"

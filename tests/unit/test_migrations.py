@@ -77,7 +77,7 @@ def test_failed_migration_rolls_back_whole(tmp_path: Path) -> None:
 
 def test_gap_in_numbering_is_refused(tmp_path: Path) -> None:
     directory = copy_migrations(tmp_path)
-    (directory / "0009_skipped.sql").write_text("SELECT 1;\n")
+    (directory / "0010_skipped.sql").write_text("SELECT 1;\n")
     with pytest.raises(MigrationError, match="expected version"):
         discover(directory)
 
@@ -145,7 +145,11 @@ def test_old_reports_of_sessions_without_turns_become_unscored(tmp_path: Path) -
                 (sid, 0.0 if turns == 0 else 3.5, old_body),
             )
     release(later)
-    assert [m.name for m in migrate(db, directory)] == ["unscored_reports", "session_end_reason"]
+    assert [m.name for m in migrate(db, directory)] == [
+        "unscored_reports",
+        "session_end_reason",
+        "ids_never_reused",
+    ]
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
             "SELECT session_id, json_extract(body, '$.scored'), "
@@ -187,7 +191,10 @@ def test_sessions_ended_before_end_reasons_were_kept_take_theirs_from_the_event(
                     (sid, reason),
                 )
     release(later)
-    assert [m.name for m in migrate(db, directory)] == ["session_end_reason"]
+    assert [m.name for m in migrate(db, directory)] == [
+        "session_end_reason",
+        "ids_never_reused",
+    ]
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT id, end_reason FROM practice_sessions ORDER BY id").fetchall()
     assert rows == [(1, "idle"), (2, "trainee"), (3, None)]
