@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.stores.file import FileStore
 from litestar.stores.memory import MemoryStore
@@ -28,13 +28,14 @@ from appliance.api.health import HealthController
 from appliance.api.intent import IntentController
 from appliance.api.knowledge import KnowledgeController, job_events
 from appliance.api.middleware import RequestContextMiddleware
+from appliance.api.openapi import SECURITY_SCHEMES, ApplianceOpenAPIConfig
 from appliance.api.pages import page_http_error_handler, page_router, static_router
 from appliance.api.schema_page import schema_render_plugins
 from appliance.api.sessions import SessionController, TrendController
 from appliance.api.users import AuditController, UserController
 from appliance.auth.guards import access, access_guard
 from appliance.auth.key_watch import SessionKeyWatcher
-from appliance.auth.middleware import AuthMiddleware
+from appliance.auth.middleware import AuthMiddleware, ForeignCorsFilter, cors_config
 from appliance.auth.other_writers import OtherWritersWatch
 from appliance.auth.service import AuthService
 from appliance.auth.sessions import LazySessionConfig
@@ -195,9 +196,11 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         handlers.append(_metrics_controller(public=settings.metrics.public))
         middleware.insert(0, prometheus.middleware)
 
+    cors = cors_config(settings.server.allowed_origins)  # None: no CORS headers at all
     app = Litestar(
         route_handlers=handlers,
         middleware=middleware,
+        cors_config=cors,
         guards=[access_guard],
         # a browser's unknown page gets the HTML error page (the API keeps its JSON)
         exception_handlers={**EXCEPTION_HANDLERS, HTTPException: page_http_error_handler},
@@ -212,12 +215,18 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
             {"settings": settings, "db": db, "auth": auth, "readiness": readiness, "llm": llm}
         ),
         request_max_body_size=settings.server.max_body_bytes,
-        openapi_config=OpenAPIConfig(
+        openapi_config=ApplianceOpenAPIConfig(
             title="SalesBoost Appliance",
             version=__version__,
             path="/schema",
-            openapi_router=Router("/schema", route_handlers=[], opt=access("public")),
+            # the schema's own pages are not operations of the API (Litestar's default too)
+            openapi_router=Router(
+                "/schema", route_handlers=[], opt=access("public"), include_in_schema=False
+            ),
             render_plugins=schema_render_plugins(),  # no CDN: the default pages load from one
+            use_handler_docstrings=True,
+            components=Components(security_schemes=dict(SECURITY_SCHEMES)),
+            metrics_public=settings.metrics.public,
         ),
         debug=False,
         logging_config=None,  # appliance.logs configures logging for the whole process
@@ -231,6 +240,10 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     app.state.retention = retention
     app.state.loop_lag = loop_lag
     app.state.scheduled_backup = scheduled_backup
+    if cors is not None:  # other origins get no Access-Control-* header at all
+        app.asgi_handler = ForeignCorsFilter(
+            app.asgi_handler, allowed=settings.server.allowed_origins
+        )
     # Wrap outside the router, where Litestar itself puts CORS: 404s and 405s get the
     # request id, the security headers and an access line too.
     app.asgi_handler = RequestContextMiddleware(

@@ -40,8 +40,17 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tls_certfile: Annotated[str, _doc("PEM certificate for HTTPS; empty serves plain HTTP.")] = ""
     tls_keyfile: Annotated[str, _doc("PEM private key matching tls_certfile.")] = ""
     allowed_origins: Annotated[
-        list[str],
-        _doc("Extra origins (scheme://host:port) allowed to call the API besides its own."),
+        list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#*\s]+/?$")]],
+        _doc(
+            "Origins besides the appliance's own (scheme://host[:port], as a browser sends "
+            "Origin; no path, no wildcard) whose pages may call the API: the same-origin check "
+            "lets their POST/PATCH/DELETE requests and WebSockets through, and they get CORS "
+            "headers (a preflight is answered without a login; methods GET, POST, PATCH, "
+            "DELETE; request headers Authorization, Content-Type, X-Request-ID; X-Request-ID, "
+            "Retry-After and Content-Disposition readable; no credentials, so such a page "
+            "calls with 'Authorization: Bearer <token>', not the login cookie). Empty: only "
+            "the appliance's own origin, and no CORS headers at all."
+        ),
     ] = msgspec.field(default_factory=list)
     gc_freeze: Annotated[
         bool,

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from appliance.api.openapi import documented
 from appliance.api.params import PathId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Actor, AuthService, Principal
@@ -94,6 +95,7 @@ def require_principal(request: Request[Any, Any, Any]) -> Principal:
     return principal
 
 
+@documented
 class LoginController(Controller):
     """/api/auth/login, mounted under its own stricter rate limit."""
 
@@ -111,6 +113,7 @@ class LoginController(Controller):
         return user_out(user)
 
 
+@documented
 class AuthController(Controller):
     """/api/auth: the rest of the browser's session lifecycle."""
 
@@ -143,6 +146,7 @@ class AuthController(Controller):
         return user_out(user)
 
 
+@documented
 class TokenController(Controller):
     """/api/tokens: API tokens for scripts."""
 

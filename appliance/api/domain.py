@@ -16,6 +16,7 @@ from litestar.params import FromQuery, JSONBody, KwargDefinition
 from msgspec import UNSET, UnsetType
 
 from appliance.api.auth import actor_of
+from appliance.api.openapi import documented, errors
 from appliance.api.params import PathId, QueryId, RowId
 from appliance.api.schema_hints import (
     Amount,
@@ -371,6 +372,7 @@ def _missing(kind: str, row_id: int) -> NotFound:
 # --- controllers ------------------------------------------------------------------------------
 
 
+@documented
 class CourseController(Controller):
     """Courses: groups of scenarios."""
 
@@ -423,6 +425,7 @@ class CourseController(Controller):
         await _catalog(state).archive(_actor(request), "course", course_id)
 
 
+@documented
 class ScenarioController(Controller):
     """Scenarios: what the trainee practises."""
 
@@ -448,7 +451,7 @@ class ScenarioController(Controller):
         metas = await _metas(state, "scenario", [s.id for s in found])
         return [_out(ScenarioOut, s, metas.get(s.id)) for s in found]
 
-    @post("/", status_code=201, opt=MANAGE)
+    @post("/", status_code=201, opt=MANAGE, responses=errors(422))
     async def create(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[ScenarioIn]
     ) -> ScenarioOut:
@@ -466,7 +469,7 @@ class ScenarioController(Controller):
             raise _missing("scenario", scenario_id)
         return _out(ScenarioOut, found, await _repo(state).meta("scenario", scenario_id))
 
-    @patch("/{scenario_id:int}", opt=MANAGE)
+    @patch("/{scenario_id:int}", opt=MANAGE, responses=errors(422))
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -486,6 +489,7 @@ class ScenarioController(Controller):
         await _catalog(state).archive(_actor(request), "scenario", scenario_id)
 
 
+@documented
 class PersonaController(Controller):
     """Personas: the customers the NPC plays."""
 
@@ -527,7 +531,7 @@ class PersonaController(Controller):
         full = _out(PersonaOut, found, await _repo(state).meta("persona", persona_id))
         return _persona_view(request, full)
 
-    @patch("/{persona_id:int}", opt=MANAGE)
+    @patch("/{persona_id:int}", opt=MANAGE, responses=errors(422))
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -559,6 +563,7 @@ async def _rubric_out(state: State, rubric: Rubric) -> RubricOut:
     )
 
 
+@documented
 class RubricController(Controller):
     """Rubrics, versioned: an edit of the dimensions makes a new version."""
 
@@ -619,6 +624,7 @@ class RubricController(Controller):
         await _catalog(state).archive(_actor(request), "rubric", rubric_id)
 
 
+@documented
 class ProductController(Controller):
     """Products: the structured facts the NPC may know and the coach may quote."""
 
@@ -675,6 +681,7 @@ class ProductController(Controller):
         await _catalog(state).archive(_actor(request), "product", product_id)
 
 
+@documented
 class ComplianceRuleController(Controller):
     """Compliance rules: phrases and regexes that must not be said."""
 

@@ -119,6 +119,18 @@ def overflow_handler(
     return app_error_handler(request, OutOfRange())
 
 
+def recursion_handler(
+    request: Request[Any, Any, Any], exc: RecursionError
+) -> Response[dict[str, Any]]:
+    """JSON nested past msgspec's depth limit (``[[[[...]]]]``) is a malformed request."""
+    if "while deserializing" not in str(exc):  # msgspec's decoder says so; anything else is a bug
+        return internal_error_handler(request, exc)
+    return Response(
+        _body("invalid_request", "malformed request: the JSON is nested too deeply"),
+        status_code=400,
+    )
+
+
 def internal_error_handler(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[dict[str, Any]]:
@@ -137,5 +149,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: app_error_handler,
     HTTPException: http_error_handler,
     OverflowError: overflow_handler,
+    RecursionError: recursion_handler,
     Exception: internal_error_handler,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, Response, get, head
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 
 from appliance.auth.guards import access
 from appliance.readiness import Check, Readiness
@@ -26,6 +27,14 @@ class ReadyOut(msgspec.Struct, kw_only=True):
     checks: list[CheckOut]
 
 
+_NOT_READY = ResponseSpec(
+    ReadyOut,
+    description="Not ready: ``not_ready`` names the failing checks.",
+    generate_examples=False,
+)
+_NOT_READY_HEAD = ResponseSpec(None, description="Not ready (the status GET would give).")
+
+
 class HealthController(Controller):
     """/healthz and /readyz, open to all (a load balancer has no login)."""
 
@@ -41,7 +50,7 @@ class HealthController(Controller):
     def healthz_head(self) -> None:
         """The same as GET, without a body (uptime monitors and load balancers probe with HEAD)."""
 
-    @get("/readyz", skip_session=True)
+    @get("/readyz", skip_session=True, responses={503: _NOT_READY})
     async def readyz(self, state: State) -> Response[ReadyOut]:
         """200 when the database, models and disk are ready; 503 naming what is not."""
         checks = await _checks(state)
@@ -53,7 +62,7 @@ class HealthController(Controller):
         )
         return Response(body, status_code=503 if not_ready else 200)
 
-    @head("/readyz", skip_session=True)
+    @head("/readyz", skip_session=True, responses={503: _NOT_READY_HEAD})
     async def readyz_head(self, state: State) -> Response[None]:
         """The status GET would give (200 or 503), without a body."""
         checks = await _checks(state)

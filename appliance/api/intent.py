@@ -10,6 +10,7 @@ from litestar import Controller, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, KwargDefinition
 
+from appliance.api.openapi import documented
 from appliance.api.schema_hints import StageName
 from appliance.auth.guards import access
 from appliance.practice.agents.intent import MAX_TEXT_CHARS, LinearIntentClassifier, check_request
@@ -29,6 +30,7 @@ class IntentOut(msgspec.Struct, kw_only=True):
     confidence: float
 
 
+@documented
 class IntentController(Controller):
     """Classify one utterance (no conversation history: the context rules see none)."""
 

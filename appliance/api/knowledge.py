@@ -25,6 +25,7 @@ from litestar.openapi.spec import (
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.auth import actor_of
+from appliance.api.openapi import documented, errors
 from appliance.api.params import PathId, QueryId
 from appliance.api.schema_hints import SchemaExtra
 from appliance.auth.guards import access, principal_of
@@ -220,12 +221,19 @@ class UploadOperation(Operation):
         )
 
 
+@documented
 class KnowledgeController(Controller):
     """Documents, jobs, collections, search."""
 
     path = "/api/knowledge"
 
-    @post("/documents", status_code=202, opt=access("manager"), operation_class=UploadOperation)
+    @post(
+        "/documents",
+        status_code=202,
+        opt=access("manager"),
+        operation_class=UploadOperation,
+        responses=errors(400, 413, 415, 422),
+    )
     async def upload(self, request: Request[Any, Any, Any], state: State) -> UploadOut:
         """Multipart upload of one or many files (fields: files, collection, tags, title)."""
         content_type = request.headers.get("content-type", "")
@@ -330,7 +338,12 @@ class KnowledgeController(Controller):
             restored_version=None if restored is None else restored.version,
         )
 
-    @post("/documents/{document_id:int}/reingest", status_code=202, opt=access("manager"))
+    @post(
+        "/documents/{document_id:int}/reingest",
+        status_code=202,
+        opt=access("manager"),
+        responses=errors(409),
+    )
     async def reingest(
         self, request: Request[Any, Any, Any], state: State, document_id: PathId
     ) -> Job:

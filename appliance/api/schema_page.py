@@ -32,10 +32,10 @@ class OfflineSchemaPage(OpenAPIRenderPlugin):
                 operation = item.get(method)
                 if not isinstance(operation, dict):
                     continue
-                summary = operation.get("description") or operation.get("summary") or ""
+                what = _paragraphs(operation.get("description") or operation.get("summary"))
                 rows.append(
                     f"<tr><td><code>{method.upper()}</code></td><td><code>{escape(path)}</code>"
-                    f"</td><td>{escape(str(summary).splitlines()[0] if summary else '')}</td></tr>"
+                    f"</td><td>{what}</td></tr>"
                 )
         json_route = self.get_openapi_json_route(request)
         json_url = escape(json_route)
@@ -52,6 +52,12 @@ class OfflineSchemaPage(OpenAPIRenderPlugin):
             f"<tbody>{''.join(rows)}</tbody></table></main></body></html>"
         )
         return body.encode("utf-8")
+
+
+def _paragraphs(text: object) -> str:
+    """A handler's docstring as HTML: each paragraph on one line (docstrings wrap mid-sentence)."""
+    paragraphs = str(text or "").split("\n\n")
+    return "<br>".join(escape(" ".join(p.split())) for p in paragraphs if p.strip())
 
 
 def schema_render_plugins() -> list[OpenAPIRenderPlugin]:

@@ -7,11 +7,13 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.auth import actor_of
+from appliance.api.openapi import documented, errors
 from appliance.api.params import PathId, RowId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Principal
@@ -24,6 +26,8 @@ from appliance.practice.export import sessions_csv
 from appliance.practice.model import Report
 from appliance.practice.retention import SESSIONS_DELETED
 from appliance.web.reports import render_report_html, render_report_pending_html
+
+CSV = "text/csv"
 
 Scope = Literal["mine", "team", "all"]
 """Whose sessions to list (the query parameter `scope`; Litestar reserves that name)."""
@@ -179,13 +183,14 @@ def _scope_filter(principal: Principal, view: Scope) -> tuple[int | None, int | 
     return None, None
 
 
+@documented
 class SessionController(Controller):
     """Practice sessions over HTTP; the turns themselves go over /ws/practice/{id}."""
 
     path = "/api/sessions"
     opt = access("user")
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=errors(422))
     async def create(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[SessionIn]
     ) -> SessionOut:
@@ -219,7 +224,7 @@ class SessionController(Controller):
         )
         return [_out(r) for r in rows]
 
-    @get("/export.csv")
+    @get("/export.csv", media_type=CSV)
     async def export_csv(
         self,
         request: Request[Any, Any, Any],
@@ -244,7 +249,7 @@ class SessionController(Controller):
         name = f"salesboost-sessions-{view}-{datetime.now(UTC).date().isoformat()}.csv"
         return Response(
             sessions_csv(rows),
-            media_type="text/csv; charset=utf-8",
+            media_type=CSV,  # Litestar adds "; charset=utf-8" to a text/ type
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
@@ -310,7 +315,18 @@ class SessionController(Controller):
         await _viewable(coordinator, _principal(request), session_id)
         return await coordinator.report(session_id)
 
-    @get("/{session_id:int}/report.html")
+    @get(
+        "/{session_id:int}/report.html",
+        media_type=MediaType.HTML,
+        responses={
+            202: ResponseSpec(
+                str,
+                media_type=MediaType.HTML,
+                description="The report is still being written: a page that reloads itself.",
+                generate_examples=False,
+            )
+        },
+    )
     async def report_html(
         self, request: Request[Any, Any, Any], state: State, session_id: PathId
     ) -> Response[str]:
@@ -332,6 +348,7 @@ class SessionController(Controller):
         return Response(html, media_type="text/html")
 
 
+@documented
 class TrendController(Controller):
     """A trainee's score trend per rubric dimension."""
 

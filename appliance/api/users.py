@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.auth import UserOut, actor_of, user_out
+from appliance.api.openapi import OptionalBody, documented, errors
 from appliance.api.params import PathId, QueryId
 from appliance.auth.guards import access
 from appliance.auth.service import AuthService
@@ -66,6 +67,7 @@ class PasswordResetOut(msgspec.Struct, kw_only=True):
     password: str
 
 
+@documented
 class UserController(Controller):
     """Create, list, change role/team, disable, reset password."""
 
@@ -78,7 +80,7 @@ class UserController(Controller):
         auth: AuthService = state.auth
         return [user_out(u) for u in await auth.users.list()]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=errors(409))
     async def create(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[UserIn]
     ) -> UserCreatedOut:
@@ -100,7 +102,7 @@ class UserController(Controller):
         auth: AuthService = state.auth
         return user_out(await auth.get_user(user_id))
 
-    @patch("/{user_id:int}")
+    @patch("/{user_id:int}", responses=errors(409))
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -120,7 +122,7 @@ class UserController(Controller):
         )
         return user_out(user)
 
-    @delete("/{user_id:int}", status_code=204)
+    @delete("/{user_id:int}", status_code=204, responses=errors(409))
     async def erase(self, request: Request[Any, Any, Any], state: State, user_id: PathId) -> None:
         """Erase a person: the account, their practice sessions (live ones are stopped, their
         sockets close), API tokens and logins. Documents they uploaded stay, uploader unset.
@@ -135,7 +137,7 @@ class UserController(Controller):
         counts = await auth.erase_user(actor, user_id, sessions_deleted=len(sessions))
         SESSIONS_DELETED.labels("erasure").inc(counts.sessions)
 
-    @post("/{user_id:int}/reset-password", status_code=200)
+    @post("/{user_id:int}/reset-password", status_code=200, operation_class=OptionalBody)
     async def reset_password(
         self,
         request: Request[Any, Any, Any],
@@ -150,6 +152,7 @@ class UserController(Controller):
         return PasswordResetOut(password=password)
 
 
+@documented
 class AuditController(Controller):
     """/api/audit: the audit log (admins)."""
 

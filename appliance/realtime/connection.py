@@ -19,10 +19,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import msgspec
+from appliance.auth import guards
 from appliance.db.practice import SessionRow
 
-CLOSE_NOT_AUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_AUTHENTICATED = guards.CLOSE_NOT_AUTHENTICATED
+CLOSE_FORBIDDEN = guards.CLOSE_FORBIDDEN
 CLOSE_NOT_FOUND = 4404
 CLOSE_IDLE = 4408
 CLOSE_GONE = 4410

@@ -1,12 +1,18 @@
 """The WebSocket endpoints: ``/ws/practice/{session_id}`` (the trainee) and ``/ws/observe/{session_id}``.
 
 Both authenticate like HTTP (session cookie or ``Authorization: Bearer``; the same-origin check
-applies). The trainee's own session only (else close 4403); observers are admins and managers of
-the trainee's team. Every frame is decoded as a protocol message; errors go back as ``error``
-events and the connection stays. A connection silent for ``realtime.idle_timeout_s`` is closed
-(4408); ``ping`` keeps it open. A deleted session's connections are closed with 4410 (at once
-when this process deleted it; within about a second when the CLI did, see
-``appliance.auth.other_writers``).
+applies). A refusal is never an HTTP status at the handshake (a browser cannot see one): the
+socket is accepted and closed with a code. 4401 no valid login and 4403 not allowed (a trainee
+on the observe route, a pending password change, a foreign origin) come from the route guard,
+before the session is looked up. A session the caller may not see closes 4404 "no such
+session", exactly like one that does not exist (HTTP answers both 404, so ids do not leak);
+one they may see but not drive (its team's manager, an admin on the practice route) closes 4403.
+Observers are admins and managers of the trainee's team. Every frame is decoded as a protocol
+message; errors go back as ``error`` events and the connection stays. A connection silent for
+``realtime.idle_timeout_s`` is closed (4408); ``ping`` keeps it open. A deleted session's
+connections are closed with 4410 (at once when this process deleted it; within about a second
+when the CLI did, see ``appliance.auth.other_writers``). docs/practice-protocol.md lists every
+close code and reason.
 """
 
 from __future__ import annotations
@@ -62,22 +68,21 @@ async def _serve(
     config: RealtimeConfig = state.settings.realtime
     principal = principal_of(socket)
     await socket.accept()
-    if principal is None:
+    if principal is None:  # the guard has refused it already (4401); kept for safety
         await socket.close(code=c.CLOSE_NOT_AUTHENTICATED, reason="not authenticated")
         return
+    user = principal.user
     too_big = abs(session_id) > SQLITE_INT_MAX  # no such row, and SQLite cannot even look
     session = None if too_big else await coordinator.repo.get_session(session_id)
-    if session is None:
+    if session is None or not may_view(
+        session, user_id=user.id, role=user.role, team_id=user.team_id
+    ):
+        # one the caller may not see is closed exactly like one that does not exist
         await socket.close(code=c.CLOSE_NOT_FOUND, reason="no such session")
         return
-    user = principal.user
-    allowed = (
-        may_practice(session, user.id)
-        if role == "trainee"
-        else may_view(session, user_id=user.id, role=user.role, team_id=user.team_id)
-    )
-    if not allowed:
-        await socket.close(code=c.CLOSE_FORBIDDEN, reason="not your session")
+    if role == "trainee" and not may_practice(session, user.id):
+        # they may see it (its team's manager, an admin), so saying so leaks nothing
+        await socket.close(code=c.CLOSE_FORBIDDEN, reason="only its trainee drives a session")
         return
     conn = c.Connection(
         session=session,
