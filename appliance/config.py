@@ -35,8 +35,13 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         int, _doc("On SIGTERM, seconds in-flight requests may take to finish.", ge=0)
     ] = 20
     max_body_bytes: Annotated[
-        int, _doc("Largest request body accepted; larger gets 413.", ge=1024)
-    ] = 64 * 1024 * 1024
+        int,
+        _doc(
+            "Largest request body accepted; larger gets 413. Room for one document of"
+            " knowledge.max_file_bytes and the form around it (`doctor` warns when it is not).",
+            ge=1024,
+        ),
+    ] = 101 * 1024 * 1024
     tls_certfile: Annotated[str, _doc("PEM certificate for HTTPS; empty serves plain HTTP.")] = ""
     tls_keyfile: Annotated[str, _doc("PEM private key matching tls_certfile.")] = ""
     allowed_origins: Annotated[

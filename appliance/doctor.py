@@ -237,6 +237,24 @@ def _port(settings: Settings) -> Check:
     return Check("port", "ok", f"{host}:{port} is free")
 
 
+UPLOAD_FORM_BYTES = 1024 * 1024
+"""What a multipart upload of one file carries besides the file (the form's other fields)."""
+
+
+def _uploads(settings: Settings) -> Check:
+    """A document of knowledge.max_file_bytes must fit in one request body."""
+    body, file = settings.server.max_body_bytes, settings.knowledge.max_file_bytes
+    if body < file + UPLOAD_FORM_BYTES:
+        return Check(
+            "uploads",
+            "warn",
+            f"server.max_body_bytes ({body:,}) leaves no room for a document of "
+            f"knowledge.max_file_bytes ({file:,}) in one upload: larger documents get 413 over "
+            f"HTTP (`salesboost ingest` still takes them); raise it to {file + UPLOAD_FORM_BYTES:,}",
+        )
+    return Check("uploads", "ok", f"one document up to {file:,} bytes per upload")
+
+
 def _intent(settings: Settings) -> Check:
     from appliance.practice.agents.intent import model_status
 
@@ -291,6 +309,7 @@ def run_checks(settings: Settings) -> list[Check]:
         lambda: _backups(settings),
         lambda: _database(settings),
         lambda: _port(settings),
+        lambda: _uploads(settings),
         lambda: _intent(settings),
         lambda: _onnx_export(settings),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+from appliance.config import ServerConfig
 from appliance.testing import ServerProcess
 
 
@@ -39,7 +40,7 @@ def test_missing_field_names_it(clients: dict[str, httpx.Client]) -> None:
 
 
 def test_oversize_body_is_413(server: ServerProcess) -> None:
-    big = b"x" * (64 * 1024 * 1024 + 1)
+    big = b"x" * (ServerConfig().max_body_bytes + 1)
     r = httpx.post(
         server.url + "/api/auth/login",
         content=big,

@@ -96,7 +96,7 @@ def test_config_show_prints_sources_and_redacts(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "port = 9100  # env" in result.stdout
     assert 'level = "debug"  # file' in result.stdout
-    assert "max_body_bytes = 67108864  # default" in result.stdout
+    assert "max_body_bytes = 105906176  # default" in result.stdout
     # no secret value is in the config, and the keyring's session key never shows
     assert "session_key" not in result.stdout
 
