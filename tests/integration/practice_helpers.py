@@ -32,6 +32,9 @@ class Turn:
     seen: list[dict[str, Any]]
 
 
+PING_EVERY_S = 30.0
+
+
 @dataclass
 class WS:
     """One connection to /ws/practice/{id} or /ws/observe/{id}."""
@@ -69,14 +72,20 @@ class WS:
         return event
 
     def until(self, kind: str, timeout: float = 120, **match: Any) -> list[dict[str, Any]]:
-        """Events up to and including the first of ``kind`` matching ``match``."""
+        """Events up to and including the first of ``kind`` matching ``match``; a ping every
+        ``PING_EVERY_S`` of silence, as the practice page sends, so a long wait (a report on a
+        busy box) is not closed as idle (4408)."""
         deadline = time.monotonic() + timeout
         seen = []
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no {kind} {match} within {timeout} s; saw {seen[-10:]}")
-            event = self.recv(timeout=left)
+            try:
+                event = self.recv(timeout=min(left, PING_EVERY_S))
+            except TimeoutError:
+                self.send(type="ping")
+                continue
             seen.append(event)
             if event["type"] == kind and all(event.get(k) == v for k, v in match.items()):
                 return seen
