@@ -14,7 +14,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.auth import actor_of
 from appliance.api.openapi import documented, errors
-from appliance.api.params import PathId, RowId
+from appliance.api.params import PathId, QueryId, RowId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Principal
 from appliance.db.practice import SessionRow, TurnRow
@@ -108,6 +108,14 @@ class Trends(msgspec.Struct, kw_only=True):
     user_id: int
     overall: list[TrendPoint]
     dimensions: dict[str, list[TrendPoint]]
+
+
+def _utc_stamp(moment: datetime) -> str:
+    """``moment`` as the database writes its times (UTC, milliseconds, ``Z``); a time given
+    without an offset is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _out(s: SessionRow) -> SessionOut:
@@ -215,12 +223,29 @@ class SessionController(Controller):
             Literal["active", "ended"] | None, QueryParameter(name="state")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        before: QueryId = None,
+        after: QueryId = None,
+        ended_since: FromQuery[datetime | None] = None,
     ) -> list[SessionOut]:
-        """Mine (default); a manager's team (``scope=team``); everyone's for admins (``scope=all``)."""
+        """Mine (default); a manager's team (``scope=team``); everyone's for admins (``scope=all``).
+
+        Newest first; ``before`` (an id) gives the page after one that ended at that session.
+        ``after`` (an id) gives the sessions past it oldest first, so a script that keeps the
+        last id it read syncs forward (an id is never given twice). ``ended_since`` (an RFC 3339
+        time) keeps the sessions that ended then or later: how a script collects the reports
+        written since its last run (``state=ended&ended_since=...``)."""
+        if before is not None and after is not None:
+            raise InvalidInput("give before or after, not both", detail={"field": "after"})
         coordinator: Coordinator = state.coordinator
         user_id, team_id = _scope_filter(_principal(request), view)
         rows = await coordinator.repo.list_sessions(
-            user_id=user_id, team_id=team_id, state=session_state, limit=limit
+            user_id=user_id,
+            team_id=team_id,
+            state=session_state,
+            limit=limit,
+            before=before,
+            after=after,
+            ended_since=None if ended_since is None else _utc_stamp(ended_since),
         )
         return [_out(r) for r in rows]
 

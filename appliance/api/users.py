@@ -17,6 +17,7 @@ from appliance.auth.guards import access
 from appliance.auth.service import AuthService
 from appliance.db.audit import AuditEntry
 from appliance.db.users import Role
+from appliance.errors import InvalidInput
 from appliance.practice.coordinator import Coordinator
 from appliance.practice.retention import SESSIONS_DELETED
 
@@ -168,11 +169,15 @@ class AuditController(Controller):
         since: FromQuery[date | None] = None,
         until: FromQuery[date | None] = None,
         before: QueryId = None,
+        after: QueryId = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_AUDIT_PAGE)] = 200,
     ) -> list[AuditEntry]:
-        """Newest entries first, filtered by action, actor (a username), the days of
-        ``since``..``until`` (included), and ``before`` (an id: the next page of a list that
-        ended at that entry)."""
+        """Newest entries first, filtered by action, actor (a username, in any case), the days
+        of ``since``..``until`` (included), and ``before`` (an id: the next page of a list that
+        ended at that entry). ``after`` (an id) gives the entries past it oldest first, so a
+        script that keeps the last id it read syncs forward."""
+        if before is not None and after is not None:
+            raise InvalidInput("give before or after, not both", detail={"field": "after"})
         auth: AuthService = state.auth
         return await auth.audit.list(
             action,
@@ -181,4 +186,5 @@ class AuditController(Controller):
             since=since.isoformat() if since else None,
             until=until.isoformat() if until else None,
             before=before,
+            after=after,
         )

@@ -55,17 +55,21 @@ class AuditRepository:
         since: str | None = None,
         until: str | None = None,
         before: int | None = None,
+        after: int | None = None,
     ) -> list[AuditEntry]:
-        """Newest first, filtered by action, actor name, day range (ISO dates, ``until``
-        included) and ``before`` (an entry id: the page after one that ended there)."""
+        """Newest first, filtered by action, actor name (any case, as sign-in takes it), day
+        range (ISO dates, ``until`` included) and ``before`` (an entry id: the page after one
+        that ended there). With ``after`` (an entry id) the entries past it come oldest first,
+        so a script that keeps the last id it read pages forward through what is new."""
         where: list[str] = []
         params: list[Any] = []
         for clause, value in (
             ("action = ?", action),
-            ("actor = ?", actor),
+            ("actor = ? COLLATE NOCASE", actor),
             ("at >= ?", since),
             ("at < date(?, '+1 day')", until),
             ("id < ?", before),
+            ("id > ?", after),
         ):
             if value is not None and value != "":
                 where.append(clause)
@@ -73,7 +77,8 @@ class AuditRepository:
         sql = "SELECT id, at, actor_id, actor, action, target, ip, detail FROM audit_log"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = await self.db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        order = " ORDER BY id DESC" if after is None else " ORDER BY id"
+        rows = await self.db.fetchall(sql + order + " LIMIT ?", (*params, limit))
         return [AuditEntry(**{**dict(r), "detail": msgspec.json.decode(r["detail"])}) for r in rows]
 
     async def actions(self) -> builtins.list[str]:

@@ -151,17 +151,32 @@ class PracticeRepository:
         team_id: int | None = None,
         state: str | None = None,
         limit: int = 100,
+        before: int | None = None,
+        after: int | None = None,
+        ended_since: str | None = None,
     ) -> list[SessionRow]:
-        """Sessions, newest first, filtered by owner, team and state."""
-        where, params = [], []
-        for column, value in (("s.user_id", user_id), ("s.team_id", team_id), ("s.state", state)):
+        """Sessions, newest first, filtered by owner, team, state, ``before`` (an id: the next
+        page of a list that ended there) and ``ended_since`` (an ISO UTC time: ended then or
+        later). With ``after`` (an id) the sessions past it come oldest first, so a script
+        that keeps the last id it read pages forward (ids are never given twice)."""
+        where: list[str] = []
+        params: list[object] = []
+        for clause, value in (
+            ("s.user_id = ?", user_id),
+            ("s.team_id = ?", team_id),
+            ("s.state = ?", state),
+            ("s.id < ?", before),
+            ("s.id > ?", after),
+            ("s.ended_at >= ?", ended_since),
+        ):
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(clause)
                 params.append(value)
         sql = f"SELECT {_SESSION_COLS} {_SESSION_FROM}"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = await self.db.fetchall(sql + " ORDER BY s.id DESC LIMIT ?", (*params, limit))
+        order = " ORDER BY s.id DESC" if after is None else " ORDER BY s.id"
+        rows = await self.db.fetchall(sql + order + " LIMIT ?", (*params, limit))
         return [_session(r) for r in rows]
 
     async def sessions_without_report(self) -> list[int]:

@@ -1,10 +1,13 @@
-"""An id is never given twice: not after a delete, an erasure, or a restore.
+"""An id is never given twice (not after a delete, an erasure, or a restore), and a script
+pages forward through what is new by the last id it read.
 
 QA (an integrator's pass): SQLite gives a new row the highest id + 1, so deleting the newest
 practice session, or erasing the newest person, let the next one take the same id; the audit
 log then said ``session_deleted session:4`` of a live session 4, and an erased person's
 sign-ins were joined to the newcomer. A real server with the demo pack and real SQLite; the
-restore case through the real CLI (`backup`, `users add`, `restore --force`).
+restore case through the real CLI (`backup`, `users add`, `restore --force`). The same pass
+found no way to sync sessions or the audit log incrementally: `after` (an id, oldest first),
+`before` and `ended_since` on `GET /api/sessions`, `after` on `GET /api/audit`.
 """
 
 from __future__ import annotations
@@ -114,3 +117,53 @@ def test_a_restore_does_not_give_out_again_the_ids_given_since_the_backup(
     # and the server starts on the restored database (the triggers came with the migration)
     with ServerProcess(state) as server:
         assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200
+
+
+def test_a_script_syncs_sessions_and_the_audit_log_forward(
+    clients: dict[str, httpx.Client],
+) -> None:
+    trainee, admin = clients["trainee"], clients["admin"]
+    ids = [new_session(trainee)["id"] for _ in range(3)]
+    everyone = admin.get("/api/sessions", params={"scope": "all", "limit": 500}).json()
+    newest_first = [s["id"] for s in everyone]
+    assert newest_first == sorted(newest_first, reverse=True)
+
+    # forward from before the three, two at a time, oldest first
+    cursor = ids[0] - 1
+    got: list[int] = []
+    while True:
+        page = admin.get(
+            "/api/sessions", params={"scope": "all", "after": cursor, "limit": 2}
+        ).json()
+        if not page:
+            break
+        got += [s["id"] for s in page]
+        cursor = page[-1]["id"]
+    assert got == sorted(got) and got[:3] == ids, (got, ids)
+    # backward: the page after one that ended at the newest
+    back = admin.get("/api/sessions", params={"scope": "all", "before": ids[2], "limit": 2})
+    assert [s["id"] for s in back.json()] == [ids[1], ids[0]]
+    both = admin.get("/api/sessions", params={"scope": "all", "before": 5, "after": 1})
+    assert both.status_code == 400 and both.json()["code"] == "invalid_input"
+
+    # ended since: the one ended now is there, none ended in the future
+    start = admin.get("/api/auth/me").headers["date"]
+    assert trainee.post(f"/api/sessions/{ids[1]}/end").status_code in (200, 202)
+    ended = admin.get(
+        "/api/sessions",
+        params={"scope": "all", "state": "ended", "ended_since": "2000-01-01T00:00:00Z"},
+    ).json()
+    assert ids[1] in [s["id"] for s in ended]
+    later = admin.get(
+        "/api/sessions", params={"scope": "all", "ended_since": "2999-01-01T00:00:00+08:00"}
+    ).json()
+    assert later == [], (start, later)
+
+    # the audit log, forward from an id, oldest first; the actor in any case
+    log = admin.get("/api/audit", params={"limit": 5}).json()
+    mark = log[-1]["id"]
+    forward = admin.get("/api/audit", params={"after": mark, "limit": 500}).json()
+    assert [e["id"] for e in forward] == sorted(e["id"] for e in forward)
+    assert forward and forward[0]["id"] == mark + 1
+    upper = admin.get("/api/audit", params={"actor": PEOPLE["admin"].username.upper()}).json()
+    assert upper and {e["actor"] for e in upper} == {PEOPLE["admin"].username}
