@@ -10,13 +10,13 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from appliance.api.openapi import documented
+from appliance.api.openapi import documented, errors
 from appliance.api.params import PathId
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Actor, AuthService, Principal
 from appliance.db.tokens import ApiToken
 from appliance.db.users import User
-from appliance.errors import NotAuthenticated
+from appliance.errors import InvalidInput, NotAuthenticated
 
 
 class LoginIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -119,11 +119,25 @@ class AuthController(Controller):
 
     path = "/api/auth"
 
-    @post("/logout", opt=access("user", password_change_ok=True), status_code=HTTP_204_NO_CONTENT)
+    @post(
+        "/logout",
+        opt=access("user", password_change_ok=True),
+        status_code=HTTP_204_NO_CONTENT,
+        responses=errors(400),
+    )
     async def logout(self, request: Request[Any, Any, Any], state: State) -> None:
-        """End this browser session."""
+        """End this browser session. A call with an API token is refused (400): a token is no
+        session and lives until it is deleted (``DELETE /api/tokens/{id}``), so answering 204
+        would let a script believe it had cut its token off."""
         auth: AuthService = state.auth
-        await auth.logout(require_principal(request).user, client_ip(request))
+        principal = require_principal(request)
+        if principal.via == "token":
+            raise InvalidInput(
+                "logout ends a browser session; an API token stays valid until it is deleted "
+                "(DELETE /api/tokens/{id})",
+                detail={"reason": "token_not_session"},
+            )
+        await auth.logout(principal.user, client_ip(request))
         request.clear_session()
 
     @get("/me", opt=access("user", password_change_ok=True))

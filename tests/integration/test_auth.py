@@ -117,6 +117,12 @@ def test_api_token_lifecycle(server: ServerProcess, clients: dict[str, httpx.Cli
         httpx.get(server.url + "/api/auth/me", headers={"Authorization": "Basic abc"}).status_code
         == 401
     )
+    # logout is for a browser session: with a token it says so (QA: it answered 204 and the
+    # token went on working), and the token still works
+    out = httpx.post(server.url + "/api/auth/logout", headers=bearer)
+    assert out.status_code == 400 and out.json()["detail"]["reason"] == "token_not_session"
+    assert "DELETE /api/tokens/" in out.json()["message"]
+    assert httpx.get(server.url + "/api/auth/me", headers=bearer).status_code == 200
     # another user cannot revoke it
     assert clients["trainee"].delete(f"/api/tokens/{token_id}").status_code == 404
     assert client.delete(f"/api/tokens/{token_id}").status_code == 204
