@@ -65,7 +65,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # paths that skip sessions, auth and rate limits: probes must stay cheap and always answer
-UNMETERED = ["^/healthz$", "^/readyz$", "^/metrics$"]
+PROBES = ["^/healthz$", "^/readyz$"]
+UNMETERED = [*PROBES, "^/metrics$"]
 
 
 def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litestar:
@@ -148,13 +149,16 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     secure = settings.auth.secure_cookies == "always" or (
         settings.auth.secure_cookies == "auto" and settings.tls
     )
+    # the probes never need a login; /metrics only while metrics.public (else an admin's
+    # token or cookie must reach the guard: excluding it would refuse everyone)
+    unauthenticated = UNMETERED if settings.metrics.public else PROBES
     sessions = LazySessionConfig(
         store="sessions",
         samesite="strict",
         httponly=True,
         secure=secure,
         max_age=settings.auth.session_max_age_s,
-        exclude=UNMETERED,
+        exclude=unauthenticated,
     )
     global_limit = RateLimitConfig(
         rate_limit=("minute", settings.auth.api_rate_per_minute), exclude=UNMETERED
@@ -186,7 +190,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
             AuthMiddleware,
             auth=auth,
             allowed_origins=settings.server.allowed_origins,
-            exclude=UNMETERED,
+            exclude=unauthenticated,
         ),
     ]
     if settings.metrics.enabled:
