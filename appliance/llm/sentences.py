@@ -39,6 +39,18 @@ def sentence_keys(text: str) -> list[str]:
     return [k for k in keys if k]
 
 
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text``, each with its end punctuation (an unpunctuated tail too)."""
+    found: list[str] = []
+    start = 0
+    for match in SENTENCE_END.finditer(text):
+        if ends_sentence(text, match):
+            found.append(text[start : match.end()])
+            start = match.end()
+    found.append(text[start:])
+    return [s for s in found if s.strip()]
+
+
 def whole_sentences(text: str, *, truncated: bool) -> str:
     """``text`` up to its first repeated sentence; when ``truncated`` (the model hit its token
     limit) also without an unfinished last sentence, if a whole one comes before it."""

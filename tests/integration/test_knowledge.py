@@ -339,6 +339,31 @@ def test_ask_answers_through_the_llm_with_citations(
     assert "language model" in answer["message"]
     assert "14" in answer["answer"]  # the bundled model, greedy: "14 days."
     assert answer["citations"][0]["citation"]["title"] == "faq"
+    # an FAQ written as "Question: … | Answer: …" rows: the answer ends at the next question
+    # (QA: "0%: you pay no extra abroad. Question: How much does a supplementary card cost?")
+    rows = "faq2.md"
+    ingest(
+        manager,
+        {
+            rows: "# FAQ (English)\n\n"
+            "Question: What is the annual fee? | Answer: The annual fee is USD 695, charged once "
+            "per card year.\n"
+            "Question: Is there a foreign transaction fee? | Answer: No. The foreign transaction "
+            "fee is 0%: you pay no extra when you spend abroad.\n"
+            "Question: How much does a supplementary card cost? | Answer: The first "
+            "supplementary card is free; each further card costs USD 95 a year.\n"
+        },
+        collection=f"{collection}-rows",
+    )
+    fee = trainee.post(
+        "/api/knowledge/ask",
+        json={
+            "question": "Is there a foreign transaction fee?",
+            "collection": f"{collection}-rows",
+        },
+    ).json()
+    assert fee["mode"] == "llm", fee
+    assert "0%" in fee["answer"] and "Question" not in fee["answer"], fee["answer"]
     # nothing matches in an empty collection: no LLM call, and it says so
     empty = trainee.post(
         "/api/knowledge/ask",
