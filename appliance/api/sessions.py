@@ -47,6 +47,8 @@ class SessionOut(msgspec.Struct, kw_only=True):
     user_id: int
     trainee: str
     team_id: int | None
+    team: str | None
+    """The team's name (as on the user, ``GET /api/users``); null when started in no team."""
     scenario_id: int
     persona_id: int
     rubric_id: int
@@ -124,6 +126,7 @@ def _out(s: SessionRow) -> SessionOut:
         user_id=s.user_id,
         trainee=s.username,
         team_id=s.team_id,
+        team=s.team,
         scenario_id=s.scenario_id,
         persona_id=s.persona_id,
         rubric_id=s.rubric_id,

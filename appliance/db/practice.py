@@ -38,6 +38,8 @@ class SessionRow(msgspec.Struct, kw_only=True):
     end_reason: str | None = None
     """Why it ended: ``trainee``, ``api`` or ``idle`` (None while active)."""
     username: str = ""
+    team: str | None = None
+    """The name of the team the session was started in (``team_id``)."""
     report_id: int | None = None
     overall: float | None = None
 
@@ -85,11 +87,12 @@ _UNSCORED = "json_extract(r.body, '$.scored') IS 0"
 _SESSION_COLS = (
     "s.id, s.user_id, s.team_id, s.scenario_id, s.persona_id, s.rubric_id, s.rubric_version, "
     "s.language, s.state, s.stage, s.slots, s.mood, s.turns, s.last_seq, s.created_at, "
-    "s.updated_at, s.ended_at, s.end_reason, u.username, r.id AS report_id, "
+    "s.updated_at, s.ended_at, s.end_reason, u.username, t.name AS team, r.id AS report_id, "
     f"CASE WHEN {_UNSCORED} THEN NULL ELSE r.overall END AS overall"
 )
 _SESSION_FROM = (
     "FROM practice_sessions s JOIN users u ON u.id = s.user_id "
+    "LEFT JOIN teams t ON t.id = s.team_id "
     "LEFT JOIN practice_reports r ON r.session_id = s.id"
 )
 

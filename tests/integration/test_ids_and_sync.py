@@ -125,6 +125,8 @@ def test_a_script_syncs_sessions_and_the_audit_log_forward(
     trainee, admin = clients["trainee"], clients["admin"]
     ids = [new_session(trainee)["id"] for _ in range(3)]
     everyone = admin.get("/api/sessions", params={"scope": "all", "limit": 500}).json()
+    # the team is named, not only numbered (there is no /api/teams to look an id up)
+    assert {s["team"] for s in everyone if s["id"] in ids} == {PEOPLE["trainee"].team}
     newest_first = [s["id"] for s in everyone]
     assert newest_first == sorted(newest_first, reverse=True)
 
