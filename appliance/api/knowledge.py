@@ -293,15 +293,23 @@ class KnowledgeController(Controller):
         tag: FromQuery[str | None] = None,
         doc_state: Annotated[str | None, QueryParameter(name="state")] = None,
         include_retired: FromQuery[bool] = False,
-        limit: FromQuery[int] = 500,
+        limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 500,
+        before: QueryId = None,
+        after: QueryId = None,
     ) -> list[Document]:
-        """Documents, newest first, filtered by collection, tag or state."""
+        """Documents, newest first, filtered by collection, tag or state; ``before`` (an id)
+        gives the page after one that ended there, ``after`` (an id) the documents past it
+        oldest first (an id is never given twice)."""
+        if before is not None and after is not None:
+            raise InvalidInput("give before or after, not both", detail={"field": "after"})
         return await _service(state).documents.list_documents(
             collection=collection,
             tag=tag,
             state=doc_state,
             include_retired=include_retired,
-            limit=max(1, min(limit, 5000)),
+            limit=limit,
+            before=before,
+            after=after,
         )
 
     @get("/documents/{document_id:int}", opt=access("user"))

@@ -91,9 +91,13 @@ class DocumentRepository:
         state: str | None = None,
         include_retired: bool = False,
         limit: int = 500,
+        before: int | None = None,
+        after: int | None = None,
     ) -> list[Document]:
-        """Documents, newest first, filtered."""
-        where, params = ["1 = 1"], []
+        """Documents, newest first, filtered; ``before`` (an id) pages back, ``after`` (an id)
+        gives the ones past it oldest first."""
+        where: list[str] = ["1 = 1"]
+        params: list[object] = []
         if collection is not None:
             where.append("collection = ?")
             params.append(collection)
@@ -105,9 +109,16 @@ class DocumentRepository:
             params.append(state)
         if not include_retired:
             where.append("retired = 0")
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        if after is not None:
+            where.append("id > ?")
+            params.append(after)
+        order = "id DESC" if after is None else "id"
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS} FROM documents WHERE {' AND '.join(where)} "  # noqa: S608
-            "ORDER BY id DESC LIMIT ?",
+            f"ORDER BY {order} LIMIT ?",
             [*params, limit],
         )
         return [_document(r) for r in rows]

@@ -396,6 +396,16 @@ def test_collections_and_listing(manager: httpx.Client) -> None:
     ).json()
     assert sorted(d["title"] for d in listed) == ["one", "two"]
     assert all(d["routes"] and d["state"] == "done" for d in listed)
+    # paged by id like sessions (QA: limit=0 or -5 were clamped to 1 without a word)
+    newest, older = (d["id"] for d in listed)
+    one = {"collection": collection, "limit": 1}
+    assert [d["id"] for d in manager.get("/api/knowledge/documents", params=one).json()] == [newest]
+    back = manager.get("/api/knowledge/documents", params={**one, "before": newest}).json()
+    ahead = manager.get("/api/knowledge/documents", params={**one, "after": older}).json()
+    assert [d["id"] for d in back] == [older] and [d["id"] for d in ahead] == [newest]
+    for bad in (0, -5):
+        refused = manager.get("/api/knowledge/documents", params={"limit": bad})
+        assert refused.status_code == 400, refused.text
 
 
 def test_files_on_disk_are_content_addressed(server: ServerProcess) -> None:
