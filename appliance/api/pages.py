@@ -450,7 +450,13 @@ class ManagerPages(Controller):
     async def knowledge(self, request: Request[Any, Any, Any], state: State) -> Response[str]:
         """The knowledge library: upload, progress, routes, search."""
         documents = await state.knowledge.documents.list_documents(limit=500)
-        return page(request, "knowledge.html", "knowledge", documents=documents)
+        return page(
+            request,
+            "knowledge.html",
+            "knowledge",
+            documents=documents,
+            max_body_bytes=state.settings.server.max_body_bytes,  # a drop goes up in batches under it
+        )
 
 
 class AdminPages(Controller):

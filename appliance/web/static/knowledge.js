@@ -67,24 +67,71 @@
   }
   const jobsReady = connectJobs();
 
-  async function upload(files) {
-    if (!files.length) return;
-    error.textContent = "";
-    await jobsReady;
+  // A drop of a whole folder goes up in several requests: each under the server's body limit
+  // (server.max_body_bytes, on the drop zone) and of at most BATCH_FILES files, one after the
+  // other, so one request never holds hundreds of files and a 413 fails one batch, not all.
+  const BATCH_FILES = 20;
+  const FORM_BYTES = 1024 * 1024;  // what the form carries besides the files
+  const maxBody = Number(drop.dataset.maxBody) || 64 * 1024 * 1024;
+  const entryOf = new WeakMap();  // file -> its row on the page
+
+  function batches(files) {
+    const room = Math.max(1, maxBody - FORM_BYTES);
+    const out = [];
+    let current = [];
+    let size = 0;
+    for (const f of files) {
+      if (current.length && (size + f.size > room || current.length >= BATCH_FILES)) {
+        out.push(current);
+        current = [];
+        size = 0;
+      }
+      current.push(f);
+      size += f.size;
+    }
+    if (current.length) out.push(current);
+    return out;
+  }
+
+  function showItem(entry, item) {
+    entry.row.dataset.document = item.document.id;
+    if (item.duplicate) {
+      // nothing new was stored: say so, and link the document that already holds this file
+      // (its job, shown otherwise, is that document's earlier one)
+      entry.bar.value = 100;
+      entry.row.dataset.state = item.document.state;
+      entry.row.dataset.duplicate = "true";
+      entry.label.replaceChildren(T.duplicate + " · ",
+        el("a", { href: "/knowledge/documents/" + item.document.id, class: "duplicate-of",
+                  text: item.document.title + " v" + item.document.version }),
+        " · " + (T["state_" + item.document.state] || item.document.state));
+      refreshDocument(item.document.id, entry);
+    } else if (item.job) {
+      bars.set(item.job.id, entry);
+      running.add(item.job.id);
+      apply(latest.get(item.job.id) || item.job);
+      // an event may have been missed before the answer: ask for the job's state once
+      api("GET", "/api/knowledge/jobs/" + item.job.id).then(j => {
+        const seen = latest.get(j.id);
+        if (!seen || percent(j) >= percent(seen)) apply(j);
+      }).catch(() => {});
+    } else {
+      entry.bar.value = 100;
+      entry.row.dataset.state = item.document.state;
+      entry.label.textContent = T["state_" + item.document.state] || item.document.state;
+      refreshDocument(item.document.id, entry);
+    }
+  }
+
+  async function uploadBatch(files, collection) {
     const form = new FormData();
     for (const f of files) form.append("files", f, f.name);
-    form.append("collection", document.getElementById("collection").value || "default");
+    form.append("collection", collection);
     const rows = new Map();
     for (const f of files) {
-      const id = "up-" + Math.random().toString(16).slice(2);
-      const bar = el("progress", { max: "100", value: "0", id: id, "aria-label": f.name });
-      const label = el("span", { class: "state", text: T.upload + "…" });
-      const route = el("span", { class: "route" });
-      const row = el("li", { class: "upload", "data-filename": f.name }, el("strong", { text: f.name }), bar, label, route);
-      uploads.prepend(row);
       // two files of one name in a drop each get their row (the answer keeps the order)
       if (!rows.has(f.name)) rows.set(f.name, []);
-      rows.get(f.name).push({ bar: bar, label: label, row: row, route: route });
+      rows.get(f.name).push(entryOf.get(f));
     }
     const rowOf = function (name) { return (rows.get(name) || []).shift(); };
     try {
@@ -97,38 +144,32 @@
       }
       for (const item of out.items) {
         const entry = rowOf(item.filename);
-        if (!entry) continue;
-        entry.row.dataset.document = item.document.id;
-        if (item.duplicate) {
-          // nothing new was stored: say so, and link the document that already holds this file
-          // (its job, shown otherwise, is that document's earlier one)
-          entry.bar.value = 100;
-          entry.row.dataset.state = item.document.state;
-          entry.row.dataset.duplicate = "true";
-          entry.label.replaceChildren(T.duplicate + " · ",
-            el("a", { href: "/knowledge/documents/" + item.document.id, class: "duplicate-of",
-                      text: item.document.title + " v" + item.document.version }),
-            " · " + (T["state_" + item.document.state] || item.document.state));
-          refreshDocument(item.document.id, entry);
-        } else if (item.job) {
-          bars.set(item.job.id, entry);
-          running.add(item.job.id);
-          apply(latest.get(item.job.id) || item.job);
-          // an event may have been missed before the answer: ask for the job's state once
-          api("GET", "/api/knowledge/jobs/" + item.job.id).then(j => {
-            const seen = latest.get(j.id);
-            if (!seen || percent(j) >= percent(seen)) apply(j);
-          }).catch(() => {});
-        } else {
-          entry.bar.value = 100;
-          entry.row.dataset.state = item.document.state;
-          entry.label.textContent = T["state_" + item.document.state] || item.document.state;
-          refreshDocument(item.document.id, entry);
-        }
+        if (entry) showItem(entry, item);
       }
+      return true;
     } catch (err) {
+      for (const f of files) { const e = entryOf.get(f); e.row.dataset.state = "failed"; e.label.textContent = describe(err); }
       error.textContent = describe(err);
-      for (const entry of [...rows.values()].flat()) { entry.row.dataset.state = "failed"; entry.label.textContent = describe(err); }
+      return false;
+    }
+  }
+
+  async function upload(files) {
+    if (!files.length) return;
+    error.textContent = "";
+    await jobsReady;
+    const collection = document.getElementById("collection").value || "default";
+    for (const f of files) {
+      const id = "up-" + Math.random().toString(16).slice(2);
+      const bar = el("progress", { max: "100", value: "0", id: id, "aria-label": f.name });
+      const label = el("span", { class: "state", text: T.upload + "…" });
+      const route = el("span", { class: "route" });
+      const row = el("li", { class: "upload", "data-filename": f.name }, el("strong", { text: f.name }), bar, label, route);
+      uploads.prepend(row);
+      entryOf.set(f, { bar: bar, label: label, row: row, route: route });
+    }
+    for (const batch of batches(files)) {
+      await uploadBatch(batch, collection);
     }
   }
 
