@@ -17,6 +17,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.spec import Components
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.stores.base import Store
 from litestar.stores.file import FileStore
 from litestar.stores.memory import MemoryStore
 
@@ -39,6 +40,7 @@ from appliance.auth.middleware import AuthMiddleware, ForeignCorsFilter, cors_co
 from appliance.auth.other_writers import OtherWritersWatch
 from appliance.auth.service import AuthService
 from appliance.auth.sessions import LazySessionConfig
+from appliance.auth.store_sweep import StoreSweeper
 from appliance.config import Settings
 from appliance.db.audit import AuditRepository
 from appliance.db.database import Database
@@ -111,6 +113,14 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
     idle_sessions = IdleSessionCloser(db=db, config=settings.practice, coordinator=coordinator)
     loop_lag = LoopLagProbe(stall_s=settings.log.stall_s)
     other_writers = OtherWritersWatch(db, auth)
+    session_files = FileStore(settings.state_dir / "sessions", create_directories=True)
+    rate_limits, login_limits = MemoryStore(), MemoryStore()
+    stores: dict[str, Store] = {
+        "sessions": session_files,
+        "rate_limit": rate_limits,
+        "rate_limit_login": login_limits,
+    }
+    store_sweep = StoreSweeper([session_files, rate_limits, login_limits])
 
     def read_key() -> bytes | None:
         value = secrets.get(SESSION_KEY)
@@ -121,6 +131,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         async with db, SessionKeyWatcher(auth, read_key):
             await loop_lag.start()
             await other_writers.start()
+            await store_sweep.start()
             await readiness.start()
             await knowledge.start()
             demo = _start_demo_load(settings, db, knowledge)
@@ -143,6 +154,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
                 await _stop_demo_load(demo)
                 await knowledge.stop()
                 await readiness.stop()
+                await store_sweep.stop()
                 await other_writers.stop()
                 await loop_lag.stop()
 
@@ -210,11 +222,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         exception_handlers={**EXCEPTION_HANDLERS, HTTPException: page_http_error_handler},
         lifespan=[lifespan],
         plugins=[channels],
-        stores={
-            "sessions": FileStore(settings.state_dir / "sessions", create_directories=True),
-            "rate_limit": MemoryStore(),
-            "rate_limit_login": MemoryStore(),
-        },
+        stores=stores,
         state=State(
             {"settings": settings, "db": db, "auth": auth, "readiness": readiness, "llm": llm}
         ),
