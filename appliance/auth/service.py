@@ -239,6 +239,7 @@ class AuthService:
         ):
             raise NotFound(f"no token {token_id}", detail={"id": token_id})
         await self.tokens.revoke(token_id)
+        self._token_touched.pop(token_id, None)  # a revoked token is never touched again
         self._login_changed(token.user_id)
         await self.audit.record(
             "token_deleted",

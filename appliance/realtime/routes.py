@@ -9,7 +9,8 @@ session", exactly like one that does not exist (HTTP answers both 404, so ids do
 one they may see but not drive (its team's manager, an admin on the practice route) closes 4403.
 Observers are admins and managers of the trainee's team. Every frame is decoded as a protocol
 message; errors go back as ``error`` events and the connection stays. A connection silent for
-``realtime.idle_timeout_s`` is closed (4408); ``ping`` keeps it open. A deleted session's
+``realtime.idle_timeout_s`` is closed (4408), unless a turn of its session is in flight (the
+client waits on the server then); ``ping`` keeps it open. A deleted session's
 connections are closed with 4410 (at once when this process deleted it; within about a second
 when the CLI did, see ``appliance.auth.other_writers``). docs/practice-protocol.md lists every
 close code and reason.
@@ -178,6 +179,8 @@ async def _read(
         try:
             raw = await asyncio.wait_for(socket.receive_data(mode="text"), config.idle_timeout_s)
         except TimeoutError:
+            if coordinator.turn_in_flight(conn.session.id):
+                continue  # the client waits on the server (a slow reply), it is not idle
             with contextlib.suppress(Exception):
                 await socket.close(code=c.CLOSE_IDLE, reason="idle: send ping to stay connected")
             return
