@@ -102,6 +102,7 @@ def create_app(settings: Settings, secrets: SecretStore | None = None) -> Litest
         publish=hub.publish,
         config=settings.realtime,
         initial_slots=lambda: dict.fromkeys(ALL_SLOTS, False),
+        session_over=agents.session_over,
     )
     scheduled_backup = BackupScheduler(settings, AuditRepository(db))
     retention = RetentionSweeper(

@@ -21,7 +21,7 @@ hint), ``llm_timeout``, ``llm_unavailable`` (breaker open), ``llm_error``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -152,6 +152,10 @@ class LLMBackend(ABC):
 
     def _check_schema(self, schema: CompiledSchema) -> None:  # noqa: B027 - optional hook
         """Backend-specific check that a compiled schema is usable (raise SchemaError if not)."""
+
+    def forget_sessions(self, keys: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """These session keys will not be used again: drop what is kept for them (a local
+        backend's KV). Nothing by default (a remote server keeps its own cache)."""
 
     async def __aenter__(self) -> LLMBackend:
         await self.start()

@@ -47,7 +47,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -420,6 +420,21 @@ class LlamaEngine:
             if smpl is not None:
                 llama_cpp.llama_sampler_free(smpl)
                 setattr(job, attr, None)
+
+    def parked_bytes(self) -> int:
+        """RAM held by the idle slots' parked KV."""
+        return sum(len(s.parked) for s in self.slots if s.parked is not None)
+
+    def forget_sessions(self, keys: Collection[str]) -> int:
+        """Drop the KV of the idle slots these session keys own (their sessions ended): the
+        parked copy in RAM is freed at once and the slot is free for any session. A slot busy
+        with one of them keeps it until released. Decode thread only. Returns how many."""
+        dropped = 0
+        for slot in self.slots:
+            if not slot.busy and slot.owner and slot.owner in keys:
+                self._forget(slot)
+                dropped += 1
+        return dropped
 
     def _forget(self, slot: Slot) -> None:
         llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -66,6 +66,10 @@ class LlamaCppBackend(LLMBackend):
         self._started = False
         await anyio.to_thread.run_sync(self.scheduler.stop)
         await anyio.to_thread.run_sync(self.engine.close)
+
+    def forget_sessions(self, keys: Sequence[str]) -> None:
+        """Their idle slots' KV is dropped by the decode thread (``Scheduler.forget_sessions``)."""
+        self.scheduler.forget_sessions(keys)
 
     def _check_schema(self, schema: CompiledSchema) -> None:
         self.engine.check_grammar(schema.gbnf)

@@ -31,6 +31,11 @@ QUEUE_DEPTH = Gauge(
 ACTIVE_SEQUENCES = Gauge(
     "salesboost_llm_active_sequences", "Sequences being prefilled or decoded.", ["backend"]
 )
+PARKED_KV_BYTES = Gauge(
+    "salesboost_llm_parked_kv_bytes",
+    "KV of idle sessions kept in RAM for their next turn (dropped when a session ends).",
+    ["backend"],
+)
 KV_HITS = Counter(
     "salesboost_llm_kv_reuse_hits",
     "Requests that found their session's KV prefix in a sequence slot.",

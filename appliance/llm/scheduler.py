@@ -23,6 +23,7 @@ import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 
 from appliance.llm import metrics
 from appliance.llm.engine import Job, LlamaEngine
@@ -46,7 +47,10 @@ class Scheduler:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._avg_job_s = 2.0
+        self._forget: set[str] = set()
         self.finished = Counter[str]()
+        self.forgotten = 0
+        """Idle slots whose KV was dropped because their session ended (tests, diagnosis)."""
 
     # --- caller side (event loop) ------------------------------------------------------
     def start(self) -> None:
@@ -106,6 +110,16 @@ class Scheduler:
             self._gauges()
             self._cond.notify_all()
 
+    def forget_sessions(self, keys: Iterable[str]) -> None:
+        """These sessions are over: the decode thread drops their idle slots' KV (the copy
+        parked in RAM, up to ~36 MB a slot) at its next turn, instead of keeping it until the
+        slot is reused."""
+        with self._cond:
+            if self._stopping or self._thread is None:
+                return
+            self._forget.update(keys)
+            self._cond.notify_all()
+
     def retry_after(self, position: int) -> int:
         """Seconds after which a request at ``position`` would likely get a sequence."""
         waves = position / max(1, len(self.engine.slots)) + 1
@@ -129,15 +143,21 @@ class Scheduler:
         for i, name in enumerate(PRIORITY_NAMES):
             metrics.QUEUE_DEPTH.labels(self.backend, name).set(depth.get(i, 0))
         metrics.ACTIVE_SEQUENCES.labels(self.backend).set(len(self._active))
+        metrics.PARKED_KV_BYTES.labels(self.backend).set(self.engine.parked_bytes())
 
     # --- decode thread -----------------------------------------------------------------
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopping and not self._queue and not self._active:
+                while (
+                    not self._stopping and not self._queue and not self._active and not self._forget
+                ):
                     self._cond.wait()
                 if self._stopping:
                     return
+                if self._forget:
+                    keys, self._forget = self._forget, set()
+                    self.forgotten += self.engine.forget_sessions(keys)
                 self._admit()
                 self._gauges()
             self._reap()

@@ -159,8 +159,11 @@ class Coordinator:
         publish: Publish,
         config: RealtimeConfig,
         initial_slots: Callable[[], dict[str, bool]],
+        session_over: Callable[[int], None] | None = None,
     ) -> None:
         self.db = db
+        self.session_over = session_over
+        """Told a session's id once its report is stored or it is deleted (the LLM drops its KV)."""
         self.repo = PracticeRepository(db)
         self.domain = domain
         self.customer = customer
@@ -464,6 +467,8 @@ class Coordinator:
             signal = self._gone.pop(sid, None)
             if signal is not None:
                 signal.set()
+            if self.session_over is not None:
+                self.session_over(sid)
 
     # --- a turn ---------------------------------------------------------------------------
 
@@ -750,6 +755,8 @@ class Coordinator:
             ready.report_id = report_id
 
         await self._append(session_id, [ready], before=insert_then_fill)
+        if self.session_over is not None:
+            self.session_over(session_id)
 
     async def incidents(self, session_id: int) -> list[ComplianceIncident]:
         """The session's compliance flags, from its event log."""

@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from appliance.knowledge.service import KnowledgeService
 
 
+def llm_session_keys(session_id: int) -> list[str]:
+    """The LLM session keys (KV prefixes) the agents generate under for one practice session:
+    the customer (``agents/npc.py``), the coach (``coach.py``), the evaluator (``evaluator.py``)."""
+    return [f"practice:{session_id}", f"coach:{session_id}", f"evaluator:{session_id}"]
+
+
 @dataclass(frozen=True)
 class Agents:
     """The agents a coordinator needs, built once per app."""
@@ -28,6 +34,13 @@ class Agents:
     compliance: RuleCompliance
     evaluator: RubricEvaluator
     tools: ToolRunner
+    llm: LLMBackend
+
+    def session_over(self, session_id: int) -> None:
+        """The session has ended and its report is stored (or it was deleted): the KV kept
+        for its next turn is not needed again, so the backend drops it (up to ~36 MB a slot
+        of a local model's KV parked in RAM, otherwise kept until the slot is reused)."""
+        self.llm.forget_sessions(llm_session_keys(session_id))
 
 
 def build_agents(
@@ -80,4 +93,5 @@ def build_agents(
         compliance=compliance,
         evaluator=evaluator,
         tools=tools,
+        llm=llm,
     )

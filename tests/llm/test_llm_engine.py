@@ -320,6 +320,29 @@ def test_idle_sessions_are_parked_and_requests_take_the_lowest_sequence_ids(
     assert loop.run(local_llm.generate(again)).cached_tokens > 0  # restored from RAM
 
 
+def test_an_ended_sessions_parked_kv_is_dropped_and_the_next_turn_is_still_right(
+    local_llm: LlamaCppBackend, loop: LoopThread
+) -> None:
+    """Soak finding: an ended session's KV stayed parked in RAM (up to ~36 MB a slot) until its
+    slot was reused. ``forget_sessions`` drops it on the decode thread; a later request with
+    that key is a miss (full prefill) with the same greedy output."""
+    engine, scheduler = local_llm.engine, local_llm.scheduler
+    turn = conversation("cars", 1, session_key="ended-cars")
+    first = loop.run(local_llm.generate(turn))
+    owned = next(s for s in engine.slots if s.owner == "ended-cars")
+    assert owned.parked is not None
+    before = scheduler.forgotten
+    local_llm.forget_sessions(["ended-cars", "never-seen"])
+    deadline = time.monotonic() + 10
+    while scheduler.forgotten == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scheduler.forgotten == before + 1
+    assert owned.owner == "" and owned.parked is None and not owned.tokens
+    assert not [s for s in engine.slots if s.owner == "ended-cars"]
+    again = loop.run(local_llm.generate(turn))
+    assert again.cached_tokens == 0 and again.text == first.text
+
+
 def test_fault_injection_a_rejected_grammar_leaves_the_sessions_prefix_parked(
     local_llm: LlamaCppBackend, loop: LoopThread
 ) -> None:
