@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,19 @@ def test_server_and_cli_ingest_into_one_data_dir(tmp_path: Path) -> None:
                   if j["state"] != "done"}  # fmt: skip
         assert failed == {}
         assert len(jobs) == 40
-        # the server sees the CLI's documents (it re-reads newer table versions); full text,
-        # as these near-identical notes differ only in their codes
-        hits = search(client, "ZQ-0017-HA", collection="from-cli", mode="fulltext")
+        # the server sees the CLI's documents (it re-reads newer table versions at most every
+        # READ_CONSISTENCY, 2 s); full text, as these near-identical notes differ only in their
+        # codes. A fresh-clone run (2026-11-25) once ranked another note first right after the
+        # CLI finished, with the CLI's last compaction landing meanwhile: the view is eventual,
+        # so the right note must come first within a few re-reads, not on the first query.
+        deadline = time.monotonic() + 10
+        while True:
+            hits = search(client, "ZQ-0017-HA", collection="from-cli", mode="fulltext")
+            if (hits and hits[0]["citation"]["filename"] == "cli-17.md") or (
+                time.monotonic() > deadline
+            ):
+                break
+            time.sleep(1)
         assert hits and hits[0]["citation"]["filename"] == "cli-17.md"
         hits = search(client, "ZQ-0033-OR", collection="from-server", mode="fulltext")
         assert hits and hits[0]["citation"]["filename"] == "srv-6-3.md"
