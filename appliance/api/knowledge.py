@@ -26,7 +26,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.auth import actor_of
 from appliance.api.openapi import documented, errors
-from appliance.api.params import PathId, QueryId
+from appliance.api.params import PathId, QueryId, one_cursor
 from appliance.api.schema_hints import SchemaExtra
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import AuthService
@@ -300,8 +300,7 @@ class KnowledgeController(Controller):
         """Documents, newest first, filtered by collection, tag or state; ``before`` (an id)
         gives the page after one that ended there, ``after`` (an id) the documents past it
         oldest first (an id is never given twice)."""
-        if before is not None and after is not None:
-            raise InvalidInput("give before or after, not both", detail={"field": "after"})
+        one_cursor(before, after)
         return await _service(state).documents.list_documents(
             collection=collection,
             tag=tag,

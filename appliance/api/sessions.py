@@ -14,7 +14,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.auth import actor_of
 from appliance.api.openapi import documented, errors
-from appliance.api.params import PathId, QueryId, RowId
+from appliance.api.params import PathId, QueryId, RowId, one_cursor
 from appliance.auth.guards import access, principal_of
 from appliance.auth.service import Principal
 from appliance.db.practice import SessionRow, TurnRow
@@ -237,8 +237,7 @@ class SessionController(Controller):
         last id it read syncs forward (an id is never given twice). ``ended_since`` (an RFC 3339
         time) keeps the sessions that ended then or later: how a script collects the reports
         written since its last run (``state=ended&ended_since=...``)."""
-        if before is not None and after is not None:
-            raise InvalidInput("give before or after, not both", detail={"field": "after"})
+        one_cursor(before, after)
         coordinator: Coordinator = state.coordinator
         user_id, team_id = _scope_filter(_principal(request), view)
         rows = await coordinator.repo.list_sessions(

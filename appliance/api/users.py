@@ -12,12 +12,11 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from appliance.api.auth import UserOut, actor_of, user_out
 from appliance.api.openapi import OptionalBody, documented, errors
-from appliance.api.params import PathId, QueryId
+from appliance.api.params import PathId, QueryId, one_cursor
 from appliance.auth.guards import access
 from appliance.auth.service import AuthService
 from appliance.db.audit import AuditEntry
 from appliance.db.users import Role
-from appliance.errors import InvalidInput
 from appliance.practice.coordinator import Coordinator
 from appliance.practice.retention import SESSIONS_DELETED
 
@@ -176,8 +175,7 @@ class AuditController(Controller):
         of ``since``..``until`` (included), and ``before`` (an id: the next page of a list that
         ended at that entry). ``after`` (an id) gives the entries past it oldest first, so a
         script that keeps the last id it read syncs forward."""
-        if before is not None and after is not None:
-            raise InvalidInput("give before or after, not both", detail={"field": "after"})
+        one_cursor(before, after)
         auth: AuthService = state.auth
         return await auth.audit.list(
             action,
